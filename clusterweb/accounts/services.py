@@ -1,0 +1,131 @@
+"""Writes for accounts: logging in (with lockout) and re-reading a user's groups."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import authenticate, login, logout
+from django.db import transaction
+from django.http import HttpRequest
+
+from clusterweb import clock
+from clusterweb.accounts.backends import ClusterLDAPBackend, NoAccess
+from clusterweb.accounts.models import LoginThrottle, User
+from clusterweb.audit.services import audit_record
+from clusterweb.errors import DirectoryUnavailable
+
+logger = logging.getLogger(__name__)
+
+SESSION_LOGIN_AT = "clusterweb_login_at"
+SESSION_LAST_SEEN = "clusterweb_last_seen"
+
+
+@dataclass(frozen=True)
+class LoginOutcome:
+    user: User | None = None
+    # One of: "invalid", "no_access", "locked", "unavailable"; None when the login succeeded.
+    error: str | None = None
+    retry_after_seconds: int = 0
+
+
+def username_key(username: str) -> str:
+    """The form a username is throttled under: LDAP's uid matching ignores case and the library
+    strips spaces, so ``Bob `` and ``bob`` are one account and share one counter."""
+    return username.strip().lower()[:150]
+
+
+def login_attempt(*, request: HttpRequest, username: str, password: str) -> LoginOutcome:
+    """Try to log ``username`` in on ``request``. Failures caused by an unreachable directory never
+    count towards the lockout; a correct password for a user in no group does not count either."""
+    key = username_key(username)
+    now = clock.now()
+    locked_until = (
+        LoginThrottle.objects.filter(username=key, locked_until__gt=now)
+        .values_list("locked_until", flat=True)
+        .first()
+    )
+    if locked_until:
+        audit_record(action="login.refused_locked", actor_username=key, request=request)
+        return LoginOutcome(
+            error="locked", retry_after_seconds=int((locked_until - now).total_seconds()) + 1
+        )
+    try:
+        user = authenticate(request, username=username, password=password)
+    except DirectoryUnavailable:
+        audit_record(action="login.directory_unavailable", actor_username=key, request=request)
+        return LoginOutcome(error="unavailable")
+    except NoAccess as refused:
+        audit_record(action="login.no_access", actor=refused.user, request=request)
+        return LoginOutcome(error="no_access")
+    if user is None:
+        locked = _failure_record(key, now)
+        audit_record(action="login.failed", actor_username=key, request=request)
+        if locked:
+            audit_record(
+                action="login.locked",
+                actor_username=key,
+                request=request,
+                detail={"seconds": settings.LOGIN_LOCKOUT_SECONDS},
+            )
+        return LoginOutcome(error="invalid")
+    LoginThrottle.objects.filter(username=key).delete()
+    login(request, user)
+    request.session[SESSION_LOGIN_AT] = now.timestamp()
+    request.session[SESSION_LAST_SEEN] = now.timestamp()
+    if not user.is_break_glass:
+        User.objects.filter(pk=user.pk).update(groups_checked_at=now)
+    audit_record(
+        action="login.break_glass" if user.is_break_glass else "login.succeeded",
+        actor=user,
+        request=request,
+    )
+    return LoginOutcome(user=user)
+
+
+def _failure_record(key: str, now) -> bool:
+    """Count one failure for ``key``; lock it when the count reaches the limit. True if locked."""
+    window = timedelta(seconds=settings.LOGIN_LOCKOUT_WINDOW_SECONDS)
+    with transaction.atomic():
+        throttle, _ = LoginThrottle.objects.select_for_update().get_or_create(username=key)
+        if throttle.first_failure_at is None or now - throttle.first_failure_at > window:
+            throttle.failures = 0
+            throttle.first_failure_at = now
+        throttle.failures += 1
+        locked = throttle.failures >= settings.LOGIN_LOCKOUT_FAILURES
+        if locked:
+            # The next failure after the cool-off starts a fresh count.
+            throttle.locked_until = now + timedelta(seconds=settings.LOGIN_LOCKOUT_SECONDS)
+            throttle.failures = 0
+            throttle.first_failure_at = None
+        throttle.save()
+    return locked
+
+
+def logout_perform(*, request: HttpRequest, reason: str = "logout") -> None:
+    """End the session; ``reason`` is what the audit log records (logout, idle, access_revoked)."""
+    user = request.user if request.user.is_authenticated else None
+    logout(request)
+    if user is not None:
+        audit_record(action=f"session.{reason}", actor=user, request=request)
+
+
+def user_membership_refresh(*, user: User) -> User:
+    """Re-read ``user``'s groups from the directory and store the role flags.
+
+    A user no longer in the directory loses both roles. Raises ``DirectoryUnavailable`` when the
+    directory cannot be asked: the caller decides (the middleware keeps the session and asks again
+    at the next request).
+    """
+    refreshed = ClusterLDAPBackend().populate_user(user.username)
+    now = clock.now()
+    if refreshed is None:
+        User.objects.filter(pk=user.pk).update(
+            is_cluster_admin=False, is_collaborator=False, groups_checked_at=now
+        )
+    else:
+        User.objects.filter(pk=user.pk).update(groups_checked_at=now)
+    user.refresh_from_db()
+    return user

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ClusterwebConfig(AppConfig):
+    name = "clusterweb"
+    verbose_name = "Clusterweb"

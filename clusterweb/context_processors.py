@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
+
+# (label, url name, admins only). Entries whose URL does not exist yet are left out, so later
+# features appear in the navigation by adding their URL.
+NAVIGATION = [
+    ("Dashboard", "home", False),
+    ("Launch", "provisioning:launch", False),
+    ("Approvals", "provisioning:approvals", True),
+    ("Budgets", "billing:budgets", True),
+    ("Users", "accounts:users", True),
+    ("Audit", "audit:list", True),
+    ("Mail", "sandbox:mail", True),
+]
+
+
+def navigation(request: HttpRequest) -> dict[str, Any]:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {"nav": []}
+    items = []
+    for label, name, admins_only in NAVIGATION:
+        if admins_only and user.role != "admin":
+            continue
+        try:
+            url = reverse(name)
+        except NoReverseMatch:
+            continue
+        items.append({"label": label, "url": url, "active": request.path == url})
+    return {"nav": items}

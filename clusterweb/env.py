@@ -1,0 +1,143 @@
+"""Typed readers for environment variables, and the registry of every variable Clusterweb reads.
+
+Each reader registers the variable it reads (name, kind, default, meaning) in ``REGISTRY``, so the
+settings module is the one list of configuration: ``.env.example``, the README table and the
+compose file are checked against it by tests.
+
+A malformed value raises ``ImproperlyConfigured`` naming the variable, which stops start-up.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+@dataclass(frozen=True)
+class Var:
+    name: str
+    kind: str
+    default: str
+    help: str
+    secret: bool = False
+
+
+REGISTRY: dict[str, Var] = {}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _register(name: str, kind: str, default: object, help: str, secret: bool = False) -> None:
+    REGISTRY[name] = Var(name, kind, "" if default is None else str(default), help, secret)
+
+
+def _raw(name: str) -> str | None:
+    value = os.environ.get(name)
+    return None if value is None else value.strip()
+
+
+def _bad(name: str, value: str, expected: str) -> ImproperlyConfigured:
+    return ImproperlyConfigured(f"Environment variable {name}={value!r} is malformed: {expected}")
+
+
+def env_str(name: str, default: str, help: str) -> str:
+    _register(name, "string", default, help)
+    value = _raw(name)
+    return default if value is None or value == "" else value
+
+
+def env_bool(name: str, default: bool, help: str) -> bool:
+    _register(name, "boolean", "1" if default else "0", help)
+    value = _raw(name)
+    if value is None:
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise _bad(name, value, "expected one of 1/0, true/false, yes/no, on/off")
+
+
+def env_int(
+    name: str, default: int, help: str, *, minimum: int = 0, maximum: int | None = None
+) -> int:
+    _register(name, "integer", default, help)
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise _bad(name, value, "expected a whole number") from None
+    if number < minimum or (maximum is not None and number > maximum):
+        upper = "" if maximum is None else f" and at most {maximum}"
+        raise _bad(name, value, f"expected at least {minimum}{upper}")
+    return number
+
+
+def env_float(name: str, default: float, help: str, *, minimum: float = 0.0) -> float:
+    _register(name, "number", default, help)
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise _bad(name, value, "expected a number") from None
+    if number < minimum or number != number:  # NaN fails the second test
+        raise _bad(name, value, f"expected a number of at least {minimum}")
+    return number
+
+
+def env_list(name: str, default: list[str], help: str) -> list[str]:
+    _register(name, "comma-separated list", ",".join(default), help)
+    value = _raw(name)
+    if value is None:
+        return list(default)
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_url(name: str, default: str, help: str, *, schemes: tuple[str, ...]) -> str:
+    _register(name, "URL", default, help)
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    parts = urlsplit(value)
+    if parts.scheme not in schemes:
+        raise _bad(name, _redact(value), f"expected a URL starting with {' or '.join(schemes)}")
+    try:
+        parts.port  # noqa: B018 - a non-numeric port raises ValueError here
+    except ValueError:
+        raise _bad(name, _redact(value), "the port is not a number") from None
+    if parts.scheme not in ("sqlite", "file") and not parts.hostname:
+        raise _bad(name, _redact(value), "the URL has no host")
+    return value
+
+
+def env_secret(name: str, default: str, help: str) -> str:
+    """A secret from ``NAME`` or from the file named by ``NAME_FILE`` (Kubernetes secrets, Docker
+    secrets). Never include the value in an error message."""
+    _register(name, "secret", "", help, secret=True)
+    _register(f"{name}_FILE", "path", "", f"File holding {name} (alternative to {name})")
+    path = _raw(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(
+                f"Environment variable {name}_FILE={path!r} cannot be read: {exc.strerror}"
+            ) from None
+    value = _raw(name)
+    return default if value is None or value == "" else value
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url

@@ -1,0 +1,33 @@
+"""gunicorn configuration: ``gunicorn -c python:clusterweb.gunicorn_conf clusterweb.wsgi``.
+
+Sized for a t2.small shared with LDAP: two sync workers, recycled to bound memory.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clusterweb.settings")
+
+from django.conf import settings
+
+from clusterweb.bind import bind_refusal
+
+bind = [settings.BIND]
+workers = 2
+threads = 2
+timeout = 30
+graceful_timeout = 10
+max_requests = 1000
+max_requests_jitter = 100
+accesslog = "-"
+# The access log never holds query strings: tokens travel in some URLs (signup links).
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
+forwarded_allow_ips = "127.0.0.1"
+
+
+def on_starting(server):
+    for address in server.cfg.bind:
+        refusal = bind_refusal(address, in_cluster=settings.IN_CLUSTER)
+        if refusal:
+            print(refusal, file=sys.stderr)
+            sys.exit(2)

@@ -1,0 +1,428 @@
+"""Clusterweb's settings: one module, read from the environment.
+
+Every variable goes through a typed reader in ``clusterweb.env`` that registers it (see
+``ENV_REGISTRY``) and rejects malformed values with a message naming the variable. Defaults run on a
+laptop: SQLite under ``var/``, every service on loopback, DEBUG off. Importing this module connects
+to nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+from clusterweb.env import (
+    REGISTRY,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_secret,
+    env_str,
+    env_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("CLUSTERWEB_VAR_DIR") or BASE_DIR / "var")
+
+# --- Process mode -------------------------------------------------------------------------------
+TESTING = env_bool(
+    "CLUSTERWEB_TEST",
+    False,
+    "Set by the test settings: enables the shared test "
+    "clock and failpoints. Never set it in production.",
+)
+SANDBOX_ENV_FILE = VAR_DIR / "sandbox" / "env"
+if not TESTING and SANDBOX_ENV_FILE.exists():
+    # `make run` writes this file so that manage.py in the same checkout reaches the running
+    # sandbox. Variables already set in the environment win.
+    for _line in SANDBOX_ENV_FILE.read_text().splitlines():
+        _key, _sep, _value = _line.partition("=")
+        if _sep and _key.strip() and not _key.lstrip().startswith("#"):
+            os.environ.setdefault(_key.strip(), _value.strip())
+
+SANDBOX = env_bool(
+    "CLUSTERWEB_SANDBOX",
+    False,
+    "Run against the simulated cloud of `make run`: "
+    "enables the sandbox-only pages (Mail). Off in every real deployment.",
+)
+IN_CLUSTER = env_bool(
+    "CLUSTERWEB_IN_CLUSTER",
+    False,
+    "The process runs inside the cluster behind "
+    "the bastion (no Ingress): only then may the web server bind a "
+    "non-loopback address.",
+)
+BIND = env_str(
+    "CLUSTERWEB_BIND",
+    "127.0.0.1:8000",
+    "Address the web server (gunicorn) binds. Must be loopback unless CLUSTERWEB_IN_CLUSTER=1.",
+)
+SIGNUP_BIND = env_str(
+    "CLUSTERWEB_SIGNUP_BIND",
+    "127.0.0.1:8001",
+    "Address the signup site binds. Same loopback rule as CLUSTERWEB_BIND.",
+)
+CLUSTER_NAME = env_str(
+    "CLUSTER_NAME",
+    "sandbox",
+    "The cluster's name: the value of the "
+    "`clusterweb:cluster` EC2 tag that makes an instance a member.",
+)
+
+DEBUG = env_bool("DEBUG", False, "Django debug pages. Never on outside a laptop.")
+SECRET_KEY = env_secret(
+    "SECRET_KEY", "", "Django's signing key. Default: generated once into var/secret_key."
+)
+if not SECRET_KEY:
+    _key_file = VAR_DIR / "secret_key"
+    if _key_file.exists():
+        SECRET_KEY = _key_file.read_text().strip()
+    else:
+        SECRET_KEY = secrets.token_urlsafe(50)
+        _key_file.parent.mkdir(parents=True, exist_ok=True)
+        _key_file.touch(mode=0o600)
+        _key_file.write_text(SECRET_KEY)
+ALLOWED_HOSTS = env_list(
+    "ALLOWED_HOSTS",
+    ["127.0.0.1", "localhost", "[::1]"],
+    "Host names the site answers to (the tunnel's end is 127.0.0.1).",
+)
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO", "Level of the application's log (DEBUG, INFO, WARNING).")
+
+# --- Applications -------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    # Before staticfiles: our runserver refuses non-loopback binds.
+    "clusterweb",
+    "clusterweb.accounts",
+    "clusterweb.audit",
+    "clusterweb.health",
+    "provisioning",
+    "billing",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "clusterweb.middleware.SecurityHeadersMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "clusterweb.accounts.middleware.SessionIdleMiddleware",
+    "clusterweb.accounts.middleware.MembershipRecheckMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "clusterweb.accounts.middleware.LoginRequiredMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "clusterweb.urls"
+WSGI_APPLICATION = "clusterweb.wsgi.application"
+AUTH_USER_MODEL = "accounts.User"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "clusterweb.context_processors.navigation",
+                "clusterweb.health.context_processors.health_banner",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------------------
+DATABASE_URL = env_url(
+    "DATABASE_URL",
+    f"sqlite:///{VAR_DIR / 'clusterweb.sqlite3'}",
+    "postgres://USER:PASSWORD@HOST:PORT/NAME or sqlite:///ABSOLUTE/PATH. The web site, worker and "
+    "beat share it.",
+    schemes=("sqlite", "postgres", "postgresql"),
+)
+DATABASE_TIMEOUT = env_int(
+    "DATABASE_TIMEOUT",
+    5,
+    "Seconds to wait for a database connection or (SQLite) a write lock.",
+    minimum=1,
+)
+_db = dj_database_url.parse(DATABASE_URL)
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    _db["OPTIONS"] = {
+        # Web, worker and beat share one file: WAL lets readers run beside the writer, the busy
+        # timeout queues writers instead of failing, and IMMEDIATE takes the write lock at BEGIN so
+        # a read-then-write transaction cannot deadlock on lock upgrade.
+        "timeout": DATABASE_TIMEOUT,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+        f"PRAGMA busy_timeout={DATABASE_TIMEOUT * 1000};",
+    }
+else:
+    _db["CONN_MAX_AGE"] = 60
+    _db["CONN_HEALTH_CHECKS"] = True
+    _db["OPTIONS"] = {"connect_timeout": DATABASE_TIMEOUT}
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Authentication: the cluster's LDAP directory -----------------------------------------------
+import ldap  # noqa: E402 - after the environment has been read; importing it connects to nothing
+from django_auth_ldap.config import LDAPSearch, PosixGroupType  # noqa: E402
+
+LDAP_URI = env_url(
+    "LDAP_URI",
+    "ldap://127.0.0.1:389",
+    "The cluster's OpenLDAP server.",
+    schemes=("ldap", "ldaps", "ldapi"),
+)
+LDAP_BIND_DN = env_str(
+    "LDAP_BIND_DN",
+    "",
+    "DN Clusterweb binds as to search the directory "
+    "(read-only is enough for login). Empty: anonymous.",
+)
+LDAP_BIND_PASSWORD = env_secret("LDAP_BIND_PASSWORD", "", "Password of LDAP_BIND_DN.")
+LDAP_BASE_DN = env_str("LDAP_BASE_DN", "dc=cluster,dc=local", "The directory's suffix.")
+LDAP_PEOPLE_DN = env_str("LDAP_PEOPLE_DN", f"ou=people,{LDAP_BASE_DN}", "Where users live.")
+LDAP_GROUPS_DN = env_str("LDAP_GROUPS_DN", f"ou=groups,{LDAP_BASE_DN}", "Where posixGroups live.")
+LDAP_ADMIN_GROUP = env_str("LDAP_ADMIN_GROUP", "admins", "posixGroup whose members are admins.")
+LDAP_USER_GROUP = env_str("LDAP_USER_GROUP", "users", "posixGroup whose members are collaborators.")
+LDAP_TIMEOUT = env_float(
+    "LDAP_TIMEOUT",
+    5.0,
+    "Seconds before an LDAP connect or operation is "
+    "given up (the login page then says the directory is unreachable).",
+    minimum=0.1,
+)
+LDAP_START_TLS = env_bool("LDAP_START_TLS", False, "Use StartTLS on ldap:// connections.")
+AUTH_RECHECK_SECONDS = env_int(
+    "AUTH_RECHECK_SECONDS",
+    300,
+    "How often a logged-in user's groups are re-read from the directory.",
+    minimum=1,
+)
+
+AUTH_LDAP_SERVER_URI = LDAP_URI
+AUTH_LDAP_BIND_DN = LDAP_BIND_DN
+AUTH_LDAP_BIND_PASSWORD = LDAP_BIND_PASSWORD
+AUTH_LDAP_START_TLS = LDAP_START_TLS
+AUTH_LDAP_CONNECTION_OPTIONS = {
+    ldap.OPT_NETWORK_TIMEOUT: LDAP_TIMEOUT,
+    ldap.OPT_TIMEOUT: LDAP_TIMEOUT,
+    ldap.OPT_REFERRALS: 0,
+}
+# LDAPSearch escapes the username before it goes into the filter.
+AUTH_LDAP_USER_SEARCH = LDAPSearch(LDAP_PEOPLE_DN, ldap.SCOPE_ONELEVEL, "(uid=%(user)s)")
+AUTH_LDAP_GROUP_SEARCH = LDAPSearch(LDAP_GROUPS_DN, ldap.SCOPE_ONELEVEL, "(objectClass=posixGroup)")
+AUTH_LDAP_GROUP_TYPE = PosixGroupType(name_attr="cn")
+AUTH_LDAP_USER_ATTR_MAP = {"first_name": "givenName", "last_name": "sn", "email": "mail"}
+AUTH_LDAP_USER_FLAGS_BY_GROUP = {
+    "is_cluster_admin": f"cn={LDAP_ADMIN_GROUP},{LDAP_GROUPS_DN}",
+    "is_collaborator": f"cn={LDAP_USER_GROUP},{LDAP_GROUPS_DN}",
+}
+AUTH_LDAP_ALWAYS_UPDATE_USER = True
+AUTH_LDAP_CACHE_TIMEOUT = 0  # group membership must be re-read on every check
+
+AUTHENTICATION_BACKENDS = [
+    # Break-glass first: a local superuser logs in without touching LDAP, so it works while the
+    # directory is down. Users created from LDAP have no usable local password.
+    "clusterweb.accounts.backends.BreakGlassBackend",
+    "clusterweb.accounts.backends.ClusterLDAPBackend",
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LOGIN_LOCKOUT_FAILURES = env_int(
+    "LOGIN_LOCKOUT_FAILURES",
+    5,
+    "Failed logins for one username (within the window) that lock it.",
+    minimum=1,
+)
+LOGIN_LOCKOUT_WINDOW_SECONDS = env_int(
+    "LOGIN_LOCKOUT_WINDOW_SECONDS", 900, "Window in which failures are counted.", minimum=1
+)
+LOGIN_LOCKOUT_SECONDS = env_int(
+    "LOGIN_LOCKOUT_SECONDS", 900, "How long a locked username stays locked (cool-off).", minimum=1
+)
+
+# --- Sessions and cookies -----------------------------------------------------------------------
+# Plain HTTP through an encrypted SSH tunnel: cookies cannot be Secure; they are HttpOnly and Lax.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"  # not Redis: a Redis outage breaks no page
+SESSION_IDLE_SECONDS = env_int(
+    "SESSION_IDLE_SECONDS",
+    3600,
+    "Inactivity after which a session ends (background polling does not count as activity).",
+    minimum=60,
+)
+SESSION_COOKIE_AGE = env_int(
+    "SESSION_MAX_AGE_SECONDS", 12 * 3600, "Absolute session lifetime.", minimum=60
+)
+SESSION_COOKIE_NAME = "clusterweb_session"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_NAME = "clusterweb_csrf"
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SECURE = False
+CSRF_FAILURE_VIEW = "clusterweb.views.csrf_failure"
+
+# --- Security headers ---------------------------------------------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+# --- Static files -------------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# --- Redis and Celery ---------------------------------------------------------------------------
+REDIS_URL = env_url(
+    "REDIS_URL",
+    "redis://127.0.0.1:6379/0",
+    "Redis: the Celery broker and "
+    "result store (nothing else: sessions and lockouts live in the database).",
+    schemes=("redis", "rediss"),
+)
+REDIS_TIMEOUT = env_float(
+    "REDIS_TIMEOUT", 2.0, "Seconds before a Redis connect or command is given up.", minimum=0.1
+)
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_TIMEOUT
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Redis redelivers a task that is not acknowledged within this time; every retry countdown is
+    # far below it.
+    "visibility_timeout": 3600,
+    "socket_connect_timeout": REDIS_TIMEOUT,
+    "socket_timeout": REDIS_TIMEOUT,
+}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"socket_connect_timeout": REDIS_TIMEOUT}
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = REDIS_TIMEOUT
+CELERY_REDIS_SOCKET_TIMEOUT = REDIS_TIMEOUT
+# A publish that fails is not retried for long inside a web request: the row is the truth and a
+# sweeper re-enqueues what never started.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_EXPIRES = 3600
+CELERY_TIMEZONE = "UTC"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+HEARTBEAT_INTERVAL_SECONDS = env_int(
+    "HEARTBEAT_INTERVAL_SECONDS", 60, "Interval of the heartbeat and watchdog jobs.", minimum=1
+)
+ALERT_EMAILS = env_list(
+    "ALERT_EMAILS",
+    [],
+    "Where operational alerts go (late jobs). Empty: "
+    "every admin who has logged in and has an email address.",
+)
+
+# --- Email --------------------------------------------------------------------------------------
+EMAIL_HOST = env_str(
+    "EMAIL_HOST", "", "SMTP server. Empty: mail is written to var/mail/ instead of sent."
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 25, "SMTP port.", minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "", "SMTP user name (empty: no authentication).")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD", "", "SMTP password.")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False, "STARTTLS to the SMTP server.")
+EMAIL_TIMEOUT = env_int(
+    "EMAIL_TIMEOUT", 10, "Seconds before an SMTP connection is given up.", minimum=1
+)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "clusterweb@localhost", "Sender of every mail.")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+if EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = VAR_DIR / "mail"
+
+# --- Outside systems read by adapters -----------------------------------------------------------
+AWS_ENDPOINT_URL = env_str(
+    "AWS_ENDPOINT_URL",
+    "",
+    "Read by boto3 itself: set only to reach a "
+    "moto server (the sandbox). Real AWS uses boto3's credential chain.",
+)
+AWS_REGION = env_str("AWS_REGION", "eu-west-1", "The AWS region of the cluster.")
+KUBE_CONFIG_PATH = env_str(
+    "KUBECONFIG", "", "Path of a kubeconfig. Empty: in-cluster configuration (the service account)."
+)
+KUBE_REQUEST_TIMEOUT = env_float(
+    "KUBE_REQUEST_TIMEOUT",
+    10.0,
+    "Seconds before a Kubernetes API request is given up.",
+    minimum=0.1,
+)
+
+# --- Test seams (no-ops unless CLUSTERWEB_TEST) -------------------------------------------------
+CLOCK_FILE = env_str(
+    "CLUSTERWEB_CLOCK_FILE",
+    "",
+    "Test only: file holding the shared clock "
+    "offset in seconds, read by every process of a test run.",
+)
+FAILPOINTS = env_str(
+    "CLUSTERWEB_FAILPOINTS",
+    "",
+    "Test only: failpoints to arm, `name=action;...` or `@FILE` to read them from a file.",
+)
+
+# --- Internationalisation and time --------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+# --- Logging ------------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # django-auth-ldap logs a warning with the exception on every LDAP error; ours is clearer.
+        "django_auth_ldap": {"level": "ERROR"},
+    },
+}
+
+if TESTING:
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+ENV_REGISTRY = REGISTRY

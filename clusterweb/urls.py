@@ -1,0 +1,16 @@
+from django.urls import include, path
+
+from clusterweb import views
+from clusterweb.accounts import views as account_views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("login/", account_views.login_view, name="login"),
+    path("logout/", account_views.logout_view, name="logout"),
+    path("audit/", include("clusterweb.audit.urls")),
+]
+
+handler403 = "clusterweb.errors_views.forbidden"
+handler404 = "clusterweb.errors_views.not_found"
+handler500 = "clusterweb.errors_views.server_error"

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from clusterweb.health.services import health_report
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "home.html")
+
+
+@login_not_required
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """JSON health of every dependency. 503 only when the database is down (the process cannot
+    serve anything); a degraded dependency is reported with 200 so the pod is not restarted for
+    an outage elsewhere."""
+    report = health_report()
+    return JsonResponse(report, status=200 if report["database"]["ok"] else 503)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    return render(request, "errors/csrf.html", status=403)

@@ -1,0 +1,14 @@
+import os
+import shutil
+
+pytest_plugins = [
+    "tests.fixtures.services",
+    "tests.fixtures.personas",
+]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # The run directory (sockets, clock, failpoints, slapd data) belongs to the process that
+    # created it in tests/settings.py.
+    if os.environ.get("CLUSTERWEB_TEST_RUN_OWNER") == str(os.getpid()):
+        shutil.rmtree(os.environ["CLUSTERWEB_TEST_RUN_DIR"], ignore_errors=True)

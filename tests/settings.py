@@ -1,0 +1,53 @@
+"""Test settings: the product's settings module, with the test seams switched on and every
+outside service pointed at a throwaway server on a free loopback port.
+
+The ports are chosen here, before Django reads its settings, and exported in the environment, so
+the fixtures start each server on its port and every subprocess (a Celery worker) inherits them.
+"""
+
+import os
+import secrets
+import tempfile
+
+from sandbox.services.base import free_port
+
+os.environ["CLUSTERWEB_TEST"] = "1"
+if not os.environ.get("CLUSTERWEB_TEST_RUN_DIR"):
+    os.environ["CLUSTERWEB_TEST_RUN_DIR"] = tempfile.mkdtemp(prefix="clusterweb-test-")
+    os.environ["CLUSTERWEB_TEST_RUN_OWNER"] = str(os.getpid())
+RUN_DIR = os.environ["CLUSTERWEB_TEST_RUN_DIR"]
+
+_defaults = {
+    "CLUSTERWEB_VAR_DIR": f"{RUN_DIR}/var",
+    "CLUSTERWEB_CLOCK_FILE": f"{RUN_DIR}/clock",
+    "CLUSTERWEB_FAILPOINTS": f"@{RUN_DIR}/failpoints",
+    "SECRET_KEY": secrets.token_urlsafe(40),
+    "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+    "LDAP_URI": f"ldap://127.0.0.1:{free_port()}",
+    "LDAP_BIND_DN": "cn=clusterweb,ou=services,dc=cluster,dc=local",
+    "LDAP_BIND_PASSWORD": secrets.token_urlsafe(16),
+    "LDAP_BASE_DN": "dc=cluster,dc=local",
+    "EMAIL_HOST": "127.0.0.1",
+    "EMAIL_PORT": str(free_port()),
+    # Every delay the code waits on is short under tests.
+    "LDAP_TIMEOUT": "1",
+    "REDIS_TIMEOUT": "0.5",
+    "EMAIL_TIMEOUT": "2",
+    "DATABASE_TIMEOUT": "10",
+    "HEARTBEAT_INTERVAL_SECONDS": "60",
+}
+for _key, _value in _defaults.items():
+    os.environ.setdefault(_key, _value)
+for _key in ("CLUSTERWEB_SANDBOX", "CLUSTERWEB_IN_CLUSTER", "ALERT_EMAILS", "KUBECONFIG"):
+    os.environ.pop(_key, None)
+
+from clusterweb.settings import *  # noqa: E402, F403
+from clusterweb.settings import DATABASES  # noqa: E402
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not memory: a Celery worker subprocess must see the same test database.
+    DATABASES["default"]["TEST"] = {"NAME": f"{RUN_DIR}/test.sqlite3"}
+
+# Serve static files from the source folders: tests do not run collectstatic.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
