@@ -26,7 +26,14 @@ from clusterweb.env import (
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("CLUSTERWEB_VAR_DIR") or BASE_DIR / "var")
+VAR_DIR = Path(
+    env_str(
+        "CLUSTERWEB_VAR_DIR",
+        str(BASE_DIR / "var"),
+        "Where Clusterweb keeps its "
+        "local state: the SQLite database, the generated secret key, mail files.",
+    )
+)
 
 # --- Process mode -------------------------------------------------------------------------------
 TESTING = env_bool(
@@ -317,7 +324,11 @@ REDIS_TIMEOUT = env_float(
     "REDIS_TIMEOUT", 2.0, "Seconds before a Redis connect or command is given up.", minimum=0.1
 )
 CELERY_BROKER_URL = REDIS_URL
-CELERY_RESULT_BACKEND = REDIS_URL
+# No result backend: every task's outcome is a row in the database (status, error, log). A Redis
+# result store would also make every publish subscribe to results, which hangs a web request for
+# many seconds while Redis is down.
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_TIMEOUT
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -326,8 +337,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": 3600,
     "socket_connect_timeout": REDIS_TIMEOUT,
     "socket_timeout": REDIS_TIMEOUT,
+    # Connecting to publish gives up after one quick retry: a web request must not hang on a
+    # Redis outage (the worker's own reconnect loop uses broker_connection_max_retries).
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
 }
-CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"socket_connect_timeout": REDIS_TIMEOUT}
 CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = REDIS_TIMEOUT
 CELERY_REDIS_SOCKET_TIMEOUT = REDIS_TIMEOUT
 # A publish that fails is not retried for long inside a web request: the row is the truth and a
@@ -337,9 +353,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
-CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_RESULT_EXPIRES = 3600
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

@@ -104,7 +104,7 @@ def _check_worker(redis_ok: bool) -> dict[str, Any]:
     from clusterweb.celery import app
 
     try:
-        replies = app.control.ping(timeout=0.5)
+        replies = app.control.ping(timeout=1.0)
     except Exception as exc:
         return {"ok": False, "error": type(exc).__name__}
     return {"ok": bool(replies), "workers": len(replies)}

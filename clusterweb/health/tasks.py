@@ -3,7 +3,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from clusterweb import clock
+from clusterweb.audit.services import audit_record
 from clusterweb.failpoints import failpoint
 from clusterweb.health import services
 from clusterweb.health.jobs import periodic_job
@@ -17,8 +17,9 @@ def watchdog() -> list[str]:
 
 
 @shared_task(name="clusterweb.health.tasks.ping")
-def ping(value: str) -> dict[str, str]:
-    """A round trip through the broker and a worker: echoes ``value`` with the worker's clock.
-    Passes the ``health.ping`` failpoint, so tests can show failpoints reach a worker."""
+def ping(value: str) -> None:
+    """A round trip through the broker and a worker, for diagnostics: records ``health.ping`` in
+    the audit log, stamped by the worker's clock. Passes the ``health.ping`` failpoint first, so
+    tests can show that failpoints reach a worker."""
     failpoint("health.ping")
-    return {"echo": value, "now": clock.now().isoformat()}
+    audit_record(action="health.ping", target=value[:255], source="task")

@@ -55,7 +55,7 @@ class CeleryWorker:
     def _wait_ready(self, timeout: float) -> None:
         from celery import Celery
 
-        app = Celery(broker=self.env["REDIS_URL"])
+        app = Celery(broker=self.env["REDIS_URL"], set_as_current=False)
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:

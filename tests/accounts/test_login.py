@@ -6,7 +6,7 @@ from django.urls import reverse
 from clusterweb.accounts.models import LoginThrottle, User
 from clusterweb.audit.models import AuditEvent
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
 
 def login(client, username, password):

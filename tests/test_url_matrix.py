@@ -1,0 +1,88 @@
+"""Every URL pattern × every persona × GET and POST, against one table of expected outcomes.
+
+A URL pattern missing from the table fails the test, so no page is added without deciding who
+may use it. Nothing may answer 500.
+"""
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from tests.fixtures.personas import logged_in_client
+
+pytestmark = pytest.mark.django_db
+
+LOGIN = "login"  # a redirect to the login page
+PERSONAS = ("anonymous", "carol", "bob", "alice")
+
+# carol is in no group: a session she might hold is ended at her first request.
+# An empty POST to the login form is a form with errors, shown again (200).
+# fmt: off
+TABLE = [
+    # url name       method   anonymous carol  bob    alice
+    ("home",         "GET",   LOGIN,    LOGIN, 200,   200),
+    ("home",         "POST",  LOGIN,    LOGIN, 405,   405),
+    ("healthz",      "GET",   200,      200,   200,   200),
+    ("healthz",      "POST",  405,      405,   405,   405),
+    ("login",        "GET",   200,      200,   200,   200),
+    ("login",        "POST",  200,      200,   200,   200),
+    ("logout",       "GET",   200,      200,   200,   200),
+    ("logout",       "POST",  LOGIN,    LOGIN, LOGIN, LOGIN),
+    ("audit:list",   "GET",   LOGIN,    LOGIN, 403,   200),
+    ("audit:list",   "POST",  LOGIN,    LOGIN, 405,   405),
+]
+# fmt: on
+# Arguments for URL patterns that take them: {url name: kwargs for reverse()}.
+KWARGS: dict[str, dict] = {}
+MATRIX = {name: {} for name, *_ in TABLE}
+for _name, _method, *_outcomes in TABLE:
+    MATRIX[_name].update({(_method, p): o for p, o in zip(PERSONAS, _outcomes, strict=True)})
+
+
+def url_names(resolver: URLResolver | None = None, namespace: str = "") -> list[str]:
+    names = []
+    for entry in (resolver or get_resolver()).url_patterns:
+        if isinstance(entry, URLResolver):
+            inner = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
+            names += url_names(entry, inner)
+        elif isinstance(entry, URLPattern):
+            assert entry.name, f"URL pattern {entry.pattern} has no name, so no row in the matrix"
+            names.append(f"{namespace}{entry.name}")
+    return names
+
+
+def test_every_url_pattern_has_a_row_in_the_matrix():
+    missing = sorted(set(url_names()) - set(MATRIX))
+    assert not missing, f"URL patterns missing from the matrix: {missing}"
+    stale = sorted(set(MATRIX) - set(url_names()))
+    assert not stale, f"matrix rows without a URL pattern: {stale}"
+
+
+def client_for(persona: str) -> Client:
+    if persona == "anonymous":
+        return Client(raise_request_exception=False)
+    from sandbox.directory import BY_UID
+
+    client = logged_in_client(BY_UID[persona])
+    client.raise_request_exception = False
+    return client
+
+
+@pytest.mark.parametrize("name", sorted(MATRIX))
+def test_each_url_answers_each_persona_as_the_matrix_says(name, directory_server, redis):
+    expected = MATRIX[name]
+    assert len(expected) == 2 * len(PERSONAS), f"{name} needs a GET and a POST row"
+    url = reverse(name, kwargs=KWARGS.get(name, {}))
+    for persona in PERSONAS:
+        for method in ("GET", "POST"):
+            client = client_for(persona)
+            response = client.get(url) if method == "GET" else client.post(url, {})
+            want = expected[(method, persona)]
+            got = response.status_code
+            assert got != 500, f"{method} {url} as {persona} answered 500"
+            if want == LOGIN:
+                assert got == 302 and response["Location"].startswith(reverse("login")), (
+                    f"{method} {url} as {persona}: expected a login redirect, got {got}"
+                )
+            else:
+                assert got == want, f"{method} {url} as {persona}: expected {want}, got {got}"
