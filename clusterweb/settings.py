@@ -13,6 +13,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from clusterweb.env import (
     REGISTRY,
@@ -135,7 +136,12 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "clusterweb.urls"
+SITE = env_str("CLUSTERWEB_SITE", "web", "Which site this process serves: `web` (the dashboard, "
+               "port 8000) or `signup` (the signup pages only, port 8001, own cookie names).")
+if SITE not in ("web", "signup"):
+    raise ImproperlyConfigured(f"Environment variable CLUSTERWEB_SITE={SITE!r} is malformed: "
+                               "expected web or signup")
+ROOT_URLCONF = "clusterweb.urls_signup" if SITE == "signup" else "clusterweb.urls"
 WSGI_APPLICATION = "clusterweb.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
 
@@ -282,11 +288,12 @@ SESSION_IDLE_SECONDS = env_int(
 SESSION_COOKIE_AGE = env_int(
     "SESSION_MAX_AGE_SECONDS", 12 * 3600, "Absolute session lifetime.", minimum=60
 )
-SESSION_COOKIE_NAME = "clusterweb_session"
+# The signup site has its own cookie names: a dashboard session means nothing there.
+SESSION_COOKIE_NAME = "clusterweb_signup_session" if SITE == "signup" else "clusterweb_session"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = False
-CSRF_COOKIE_NAME = "clusterweb_csrf"
+CSRF_COOKIE_NAME = "clusterweb_signup_csrf" if SITE == "signup" else "clusterweb_csrf"
 CSRF_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SECURE = False

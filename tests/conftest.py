@@ -4,6 +4,7 @@ import shutil
 pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.personas",
+    "tests.fixtures.browser",
 ]
 
 
