@@ -119,6 +119,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
 ]
+if SANDBOX:
+    # The sandbox's seed command and Mail page; never installed in a real deployment.
+    INSTALLED_APPS.append("sandbox")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

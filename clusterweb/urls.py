@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.urls import include, path
 
 from clusterweb import views
@@ -10,6 +11,10 @@ urlpatterns = [
     path("logout/", account_views.logout_view, name="logout"),
     path("audit/", include("clusterweb.audit.urls")),
 ]
+
+if settings.SANDBOX:
+    # Sandbox-only pages (Mail); without CLUSTERWEB_SANDBOX=1 these URLs do not exist (404).
+    urlpatterns.append(path("sandbox/", include("sandbox.urls")))
 
 handler403 = "clusterweb.errors_views.forbidden"
 handler404 = "clusterweb.errors_views.not_found"

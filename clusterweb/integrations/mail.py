@@ -36,3 +36,8 @@ def _send(kind: str, to: Sequence[str], context: dict[str, Any]) -> None:
 def jobs_late_alert_send(*, to: Sequence[str], jobs: Sequence[Any], now: Any) -> None:
     """Tell admins that periodic jobs stopped running (watchdog)."""
     _send("jobs-late", to, {"jobs": jobs, "now": now})
+
+
+def sandbox_welcome_send(*, to: Sequence[str], now: Any, web_url: str) -> None:
+    """The first mail of a sandbox: shows the Mail page working."""
+    _send("sandbox-welcome", to, {"now": now, "web_url": web_url})

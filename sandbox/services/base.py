@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -43,6 +44,13 @@ def wait_for_port(
     raise TimeoutError(f"{name} did not listen on port {port} within {timeout} s")
 
 
+def _die_with_parent() -> None:
+    """In the child: ask Linux to send SIGTERM when the parent dies, so a killed test run or
+    sandbox leaves no server listening."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class ManagedProcess:
     """A child process in its own process group, stopped by PID (SIGTERM, then SIGKILL)."""
 
@@ -75,6 +83,7 @@ class ManagedProcess:
             cwd=self.cwd,
             start_new_session=True,
             user=self.user,
+            preexec_fn=_die_with_parent,
         )
         if self.log:
             output.close()

@@ -69,6 +69,9 @@ class CeleryWorker:
         finally:
             app.close()
 
+    def running(self) -> bool:
+        return bool(self.process and self.process.running())
+
     def stop(self) -> None:
         if self.process:
             self.process.stop(timeout=15)

@@ -8,6 +8,7 @@ import threading
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
+from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
@@ -39,6 +40,12 @@ class _Handler:
 
     async def handle_DATA(self, server, session, envelope):
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        if self.sink.maildir is not None:
+            # One .eml file per message, named so that a listing sorts oldest first: the
+            # sandbox's Mail page reads this folder.
+            self.sink.maildir.mkdir(parents=True, exist_ok=True)
+            name = f"{time.time_ns()}-{len(self.sink.messages):05d}.eml"
+            (self.sink.maildir / name).write_bytes(envelope.original_content or envelope.content)
         with self.sink.lock:
             self.sink.messages.append(
                 Received(envelope.mail_from, list(envelope.rcpt_tos), message)  # type: ignore[arg-type]
@@ -47,8 +54,9 @@ class _Handler:
 
 
 class SmtpSink:
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, maildir: Path | None = None) -> None:
         self.port = port or free_port()
+        self.maildir = maildir
         self.messages: list[Received] = []
         self.lock = threading.Lock()
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)

@@ -48,8 +48,7 @@ def test_the_audit_filter_updates_the_table_in_place_with_htmx(
     assert console_errors == []
 
 
-def test_bob_sees_no_admin_pages_and_logs_out(page, live_server, directory_server, bob,
-                                              screenshot):
+def test_bob_sees_no_admin_pages_and_logs_out(page, live_server, directory_server, bob, screenshot):
     log_in(page, live_server.url, bob)
     labels = page.locator("header nav ul:nth-of-type(2) a").all_inner_texts()
     assert "Audit" not in labels

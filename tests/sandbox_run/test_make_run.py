@@ -1,0 +1,135 @@
+"""`make run`'s sandbox, end to end: it starts every service, serves the login page, alice logs in
+with the README's password, the Mail page shows the mail the sandbox sent, manage.py in the same
+checkout sees the sandbox's database, and SIGINT leaves nothing listening."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings
+
+from sandbox.directory import BY_UID
+from sandbox.services.base import free_port, port_open
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def clean_env(var_dir: Path) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in settings.ENV_REGISTRY and not k.startswith(("CLUSTERWEB", "AWS_"))
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env["CLUSTERWEB_VAR_DIR"] = str(var_dir)
+    return env
+
+
+@pytest.fixture
+def sandbox(tmp_path):
+    web, signup = free_port(), free_port()
+    ready = tmp_path / "ready"
+    log = open(tmp_path / "run.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sandbox.run",
+            "--web-port",
+            str(web),
+            "--signup-port",
+            str(signup),
+            "--ready-file",
+            str(ready),
+        ],
+        cwd=REPO,
+        env=clean_env(tmp_path / "var"),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not ready.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("sandbox did not start:\n" + (tmp_path / "run.log").read_text()[-3000:])
+        time.sleep(0.2)
+    yield {
+        "process": process,
+        "web": web,
+        "signup": signup,
+        "var": tmp_path / "var",
+        "log": tmp_path / "run.log",
+    }
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    log.close()
+
+
+def listening_pids_of(var_dir: Path) -> list[str]:
+    result = subprocess.run(["pgrep", "-f", str(var_dir)], capture_output=True, text=True)
+    return result.stdout.split()
+
+
+def test_make_run_serves_a_working_sandbox_and_stops_cleanly(sandbox):
+    base = f"http://127.0.0.1:{sandbox['web']}"
+    alice = BY_UID["alice"]
+    session = requests.Session()
+    login_page = session.get(f"{base}/login/", timeout=10)
+    assert login_page.status_code == 200
+    token = session.cookies["clusterweb_csrf"]
+    response = session.post(
+        f"{base}/login/",
+        data={"username": alice.uid, "password": alice.password, "csrfmiddlewaretoken": token},
+        timeout=10,
+        allow_redirects=False,
+    )
+    assert response.status_code == 302, response.text[:500]
+    home = session.get(f"{base}/", timeout=10)
+    assert "Mail" in home.text and "Audit" in home.text
+
+    mail = session.get(f"{base}/sandbox/mail/", timeout=10)
+    assert mail.status_code == 200
+    assert "Your sandbox is running" in mail.text
+    detail = re.search(r'href="(/sandbox/mail/[^"]+/)"', mail.text).group(1)
+    assert "alice@example.org" in session.get(f"{base}{detail}", timeout=10).text
+
+    assert "signup site" in requests.get(f"http://127.0.0.1:{sandbox['signup']}/", timeout=10).text
+    assert (
+        requests.get(f"http://127.0.0.1:{sandbox['signup']}/login/", timeout=10).status_code == 404
+    )
+
+    # manage.py in the same checkout reaches the sandbox through var/sandbox/env.
+    shell = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "from clusterweb.audit.models import AuditEvent as E; "
+            "print(E.objects.filter(action='login.succeeded', actor_username='alice').count())",
+        ],
+        cwd=REPO,
+        env=clean_env(sandbox["var"]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shell.stdout.strip().splitlines()[-1] == "1", shell.stderr
+
+    sandbox["process"].send_signal(signal.SIGINT)
+    assert sandbox["process"].wait(timeout=60) == 0
+    assert not port_open(sandbox["web"]) and not port_open(sandbox["signup"])
+    assert listening_pids_of(sandbox["var"]) == []
+    assert not (sandbox["var"] / "sandbox" / "env").exists()
+
+
+def test_the_mail_page_does_not_exist_without_the_sandbox(as_alice):
+    assert as_alice.get("/sandbox/mail/").status_code == 404
