@@ -102,8 +102,10 @@ def env_list(name: str, default: list[str], help: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def env_url(name: str, default: str, help: str, *, schemes: tuple[str, ...]) -> str:
-    _register(name, "URL", default, help)
+def env_url(
+    name: str, default: str, help: str, *, schemes: tuple[str, ...], shown_default: str = ""
+) -> str:
+    _register(name, "URL", shown_default or default, help)
     value = _raw(name)
     if value is None or value == "":
         return default

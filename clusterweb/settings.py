@@ -139,11 +139,16 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-SITE = env_str("CLUSTERWEB_SITE", "web", "Which site this process serves: `web` (the dashboard, "
-               "port 8000) or `signup` (the signup pages only, port 8001, own cookie names).")
+SITE = env_str(
+    "CLUSTERWEB_SITE",
+    "web",
+    "Which site this process serves: `web` (the dashboard, "
+    "port 8000) or `signup` (the signup pages only, port 8001, own cookie names).",
+)
 if SITE not in ("web", "signup"):
-    raise ImproperlyConfigured(f"Environment variable CLUSTERWEB_SITE={SITE!r} is malformed: "
-                               "expected web or signup")
+    raise ImproperlyConfigured(
+        f"Environment variable CLUSTERWEB_SITE={SITE!r} is malformed: expected web or signup"
+    )
 ROOT_URLCONF = "clusterweb.urls_signup" if SITE == "signup" else "clusterweb.urls"
 WSGI_APPLICATION = "clusterweb.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
@@ -172,6 +177,7 @@ DATABASE_URL = env_url(
     "postgres://USER:PASSWORD@HOST:PORT/NAME or sqlite:///ABSOLUTE/PATH. The web site, worker and "
     "beat share it.",
     schemes=("sqlite", "postgres", "postgresql"),
+    shown_default="sqlite:///<CLUSTERWEB_VAR_DIR>/clusterweb.sqlite3",
 )
 DATABASE_TIMEOUT = env_int(
     "DATABASE_TIMEOUT",
@@ -315,7 +321,8 @@ CONTENT_SECURITY_POLICY = (
 
 # --- Static files -------------------------------------------------------------------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = VAR_DIR / "static"
+# Collected once per checkout or image (not per VAR_DIR): whitenoise serves them from here.
+STATIC_ROOT = BASE_DIR / "var" / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

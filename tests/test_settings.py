@@ -190,3 +190,15 @@ def test_the_sandbox_env_file_is_read_outside_tests_only(tmp_path):
             },
         )
         assert result.stdout.strip() == expected, result.stderr
+
+
+def test_the_readme_configuration_table_is_the_generated_one():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("settings_env", format="markdown", stdout=out)
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("<!-- config-table:start -->")[1].split("<!-- config-table:end -->")[0]
+    assert table.strip() == out.getvalue().strip()
