@@ -1,0 +1,60 @@
+"""The real-service harness itself: each throwaway server is real and reachable the way the
+product reaches it."""
+
+import boto3
+import ldap
+import pytest
+
+from sandbox import directory
+
+
+def test_the_moto_server_answers_boto3_over_http(aws):
+    ec2 = boto3.client("ec2", region_name="eu-west-1")  # AWS_ENDPOINT_URL points at moto
+    assert ec2.meta.endpoint_url == aws.url
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    ec2.run_instances(ImageId=image, InstanceType="t2.micro", MinCount=1, MaxCount=1)
+    reservations = ec2.describe_instances()["Reservations"]
+    assert len(reservations) == 1
+    aws.reset()
+    assert ec2.describe_instances()["Reservations"] == []
+
+
+def test_slapd_has_the_personas_the_ssh_key_schema_and_the_password_policy(directory_server):
+    conn = directory_server.admin()
+    try:
+        people = conn.search_s(
+            directory.PEOPLE_DN,
+            ldap.SCOPE_ONELEVEL,
+            "(objectClass=posixAccount)",
+            ["uid", "uidNumber"],
+        )
+        assert sorted(a["uid"][0].decode() for _, a in people) == ["alice", "bob", "carol"]
+        assert min(int(a["uidNumber"][0]) for _, a in people) == 10001
+        # openssh-lpk: a key can be stored on a person.
+        key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl x"
+        conn.modify_s(directory.BY_UID["bob"].dn, [(ldap.MOD_ADD, "sshPublicKey", [key.encode()])])
+        # ppolicy: the lock attribute exists and can be set (the Users page will use it).
+        conn.modify_s(
+            directory.BY_UID["carol"].dn,
+            [(ldap.MOD_ADD, "pwdAccountLockedTime", [b"000001010000Z"])],
+        )
+        with pytest.raises(ldap.INVALID_CREDENTIALS):
+            user = ldap.initialize(directory_server.uri)
+            user.simple_bind_s(directory.BY_UID["carol"].dn, directory.BY_UID["carol"].password)
+        conn.modify_s(
+            directory.BY_UID["carol"].dn, [(ldap.MOD_DELETE, "pwdAccountLockedTime", None)]
+        )
+        conn.modify_s(directory.BY_UID["bob"].dn, [(ldap.MOD_DELETE, "sshPublicKey", None)])
+    finally:
+        conn.unbind_s()
+    users = {p.uid for p in directory.PERSONAS if "users" in p.groups}
+    assert users == {"alice", "bob"}
+
+
+def test_the_users_group_has_gid_10000(directory_server):
+    conn = directory_server.admin()
+    try:
+        _, attrs = conn.search_s(f"cn=users,{directory.GROUPS_DN}", ldap.SCOPE_BASE)[0]
+    finally:
+        conn.unbind_s()
+    assert attrs["gidNumber"] == [b"10000"]
