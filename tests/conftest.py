@@ -5,6 +5,7 @@ pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.personas",
     "tests.fixtures.browser",
+    "tests.fixtures.kube",
 ]
 
 

@@ -54,6 +54,7 @@ def test_a_secret_is_never_echoed_in_the_error(tmp_path):
 
 
 def test_secrets_can_come_from_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(env, "REGISTRY", dict(env.REGISTRY))  # keep the real registry clean
     secret = tmp_path / "ldap-password"
     secret.write_text("from-a-file\n")
     monkeypatch.setenv("LDAP_BIND_PASSWORD_FILE", str(secret))

@@ -1,0 +1,672 @@
+"""The Kubernetes adapter: the one place Clusterweb talks to the cluster's API server.
+
+It owns the official client, sets a timeout on every call, and speaks Clusterweb's words (nodes,
+pools, cordon, deployments, ready pods) instead of the client's models. Failures come out as
+``clusterweb.errors`` exceptions: :class:`~clusterweb.errors.TransientError` when trying again may
+work (unreachable, timeout, throttled, a conflicting write, 5xx), otherwise
+:class:`~clusterweb.errors.PermanentError`, both keeping the server's ``Status`` reason and message.
+
+Configuration is read lazily: :func:`client_from_settings` looks at ``settings.KUBE_CONFIG_PATH``
+("" means in-cluster service-account credentials) and ``settings.KUBE_REQUEST_TIMEOUT`` (seconds)
+when first called; :func:`connect` takes them explicitly. Importing this module needs neither Django
+nor a cluster.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, Decimal
+from typing import Any, TypeVar
+
+import pydantic
+import urllib3
+from kubernetes import client, config, watch
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config import ConfigException
+from kubernetes.utils import parse_quantity
+
+from clusterweb.errors import IntegrationError, PermanentError, TransientError
+
+SYSTEM = "kubernetes"
+DEFAULT_REQUEST_TIMEOUT = 10.0  # seconds; one API call, not a whole wait
+
+POOL_LABEL = "clusterweb.io/pool"
+CAPACITY_TYPE_LABEL = "clusterweb.io/capacity-type"
+INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
+ZONE_LABEL = "topology.kubernetes.io/zone"
+GPU_RESOURCE = "nvidia.com/gpu"
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+# A read-modify-write of a node's taints loses a race only when something else writes the node in
+# between; three fresh attempts make that vanishingly rare without hiding a real hot loop.
+_CONFLICT_ATTEMPTS = 3
+_PAGE_SIZE = 500
+
+# What a call through the official client can raise: the server's answer, the transport's
+# failure, or the client's own model validation of what we asked it to send.
+_CLIENT_ERRORS = (
+    ApiException,
+    urllib3.exceptions.HTTPError,
+    ConnectionError,
+    TimeoutError,
+    pydantic.ValidationError,
+)
+
+T = TypeVar("T")
+
+
+# -- domain values -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Taint:
+    """A node taint (``key=value:Effect``)."""
+
+    key: str
+    effect: str
+    value: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> Taint:
+        """Parse kubectl's form, e.g. ``nvidia.com/gpu=present:NoSchedule``."""
+        head, sep, effect = text.rpartition(":")
+        if not sep or effect not in TAINT_EFFECTS:
+            raise PermanentError(f"not a taint: {text!r}", system=SYSTEM, code="invalid_taint")
+        key, _, value = head.partition("=")
+        return cls(key=key, effect=effect, value=value)
+
+    def as_dict(self) -> dict[str, str]:
+        body = {"key": self.key, "effect": self.effect}
+        if self.value:
+            body["value"] = self.value
+        return body
+
+    def __str__(self) -> str:
+        return (
+            f"{self.key}={self.value}:{self.effect}" if self.value else f"{self.key}:{self.effect}"
+        )
+
+
+@dataclass(frozen=True)
+class Node:
+    """A cluster node as Clusterweb sees it."""
+
+    name: str
+    provider_id: str
+    pool: str
+    capacity_type: str
+    instance_type: str
+    zone: str
+    ready: bool
+    unschedulable: bool
+    cpu: Decimal  # allocatable cores
+    memory: int  # allocatable bytes
+    gpu: int  # allocatable nvidia.com/gpu
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+
+
+@dataclass(frozen=True)
+class Pod:
+    name: str
+    namespace: str
+    node_name: str
+    phase: str
+    ready: bool
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeploymentApplied:
+    """What :meth:`Kubernetes.deployment_apply` did: ``created``, ``updated`` or ``unchanged``."""
+
+    name: str
+    namespace: str
+    action: str
+    generation: int
+
+
+# -- error translation ---------------------------------------------------------------------------
+
+
+def _status_fields(exc: ApiException) -> tuple[str, str]:
+    """The Status body's reason and message, falling back to the HTTP reason phrase."""
+    reason, message = "", ""
+    if exc.body:
+        try:
+            body = json.loads(exc.body)
+        except (TypeError, ValueError):
+            body = None
+        if isinstance(body, dict):
+            reason = str(body.get("reason") or "")
+            message = str(body.get("message") or "")
+    return reason or str(exc.reason or ""), message or str(exc.reason or "")
+
+
+def translate(exc: BaseException, what: str) -> IntegrationError:
+    """Sort a client failure into permanent or transient, keeping the server's words.
+
+    409 Conflict (a stale resourceVersion), 410 Gone, 429, 5xx, connection failures and timeouts
+    are transient; 400, 401, 403, 404, 405, 409 AlreadyExists, 422 and configuration errors are
+    permanent.
+    """
+    if isinstance(exc, ApiException):
+        status = exc.status or 0
+        reason, message = _status_fields(exc)
+        text = f"{what}: {status} {reason}: {message}" if status else f"{what}: {message}"
+        code = reason or f"http_{status}"
+        transient = (
+            (status == 409 and reason != "AlreadyExists") or status in (410, 429) or status >= 500
+        )
+        cls = TransientError if transient else PermanentError
+        return cls(text, system=SYSTEM, code=code)
+    if isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError):
+        return TransientError(f"{what}: {exc}", system=SYSTEM, code="unreachable")
+    if isinstance(exc, ConfigException):
+        return PermanentError(f"{what}: {exc}", system=SYSTEM, code="config")
+    if isinstance(exc, pydantic.ValidationError):
+        return PermanentError(
+            f"{what}: the client refused the request: {exc}", system=SYSTEM, code="invalid_request"
+        )
+    return PermanentError(f"{what}: {exc!r}", system=SYSTEM, code="client")
+
+
+def _is(exc: ApiException, status: int, reason: str = "") -> bool:
+    return exc.status == status and (not reason or _status_fields(exc)[0] == reason)
+
+
+# -- the client ----------------------------------------------------------------------------------
+
+
+class Kubernetes:
+    """Clusterweb's operations on one cluster. Thread-safe as the underlying ApiClient is."""
+
+    def __init__(
+        self, api_client: client.ApiClient, *, request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    ) -> None:
+        self.api_client = api_client
+        self.request_timeout = request_timeout
+        self.core = client.CoreV1Api(api_client)
+        self.apps = client.AppsV1Api(api_client)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.api_client.close()
+
+    def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        kwargs.setdefault("_request_timeout", self.request_timeout)
+        try:
+            return fn(*args, **kwargs)
+        except _CLIENT_ERRORS as exc:
+            raise translate(exc, what) from exc
+
+    def _plain(self, model: Any) -> dict[str, Any]:
+        """A client model as the API's JSON (camelCase keys)."""
+        return self.api_client.sanitize_for_serialization(model)
+
+    # -- nodes ---------------------------------------------------------------------------------
+
+    def nodes_list(self, label_selector: str = "") -> list[Node]:
+        """Every node (optionally those matching ``label_selector``), sorted by name."""
+        nodes: list[Node] = []
+        token = None
+        while True:
+            page = self._call(
+                "list nodes",
+                self.core.list_node,
+                label_selector=label_selector or None,
+                limit=_PAGE_SIZE,
+                _continue=token,
+            )
+            nodes.extend(_node(n) for n in page.items)
+            token = page.metadata._continue if page.metadata else None
+            if not token:
+                return sorted(nodes, key=lambda n: n.name)
+
+    def node_get(self, name: str) -> Node:
+        """One node; PermanentError (code NotFound) if there is no such node."""
+        return _node(self._call(f"read node {name}", self.core.read_node, name))
+
+    def node_label(self, name: str, labels: Mapping[str, str | None]) -> Node:
+        """Set labels on a node; a ``None`` value removes that label. Other labels stay."""
+        body = {"metadata": {"labels": dict(labels)}}
+        node = self._call(
+            f"label node {name}",
+            self.core.patch_node,
+            name,
+            body,
+            _content_type="application/merge-patch+json",
+        )
+        return _node(node)
+
+    def node_taint(self, name: str, taint: Taint) -> Node:
+        """Add ``taint``, replacing any taint with the same key and effect. Idempotent.
+
+        ``spec.taints`` is an atomic list on the server (no merge key), so this reads the node and
+        writes the whole list back guarded by its resourceVersion, retrying on a conflict.
+        """
+
+        def change(taints: list[Taint]) -> list[Taint]:
+            kept = [t for t in taints if (t.key, t.effect) != (taint.key, taint.effect)]
+            return [*kept, taint]
+
+        return self._rewrite_taints(name, change, f"taint node {name} with {taint}")
+
+    def node_untaint(self, name: str, key: str, effect: str | None = None) -> Node:
+        """Remove taints with ``key`` (and ``effect``, when given). Absent taints are fine."""
+
+        def change(taints: list[Taint]) -> list[Taint]:
+            return [t for t in taints if not (t.key == key and effect in (None, t.effect))]
+
+        return self._rewrite_taints(name, change, f"untaint node {name} of {key}")
+
+    def _rewrite_taints(
+        self, name: str, change: Callable[[list[Taint]], list[Taint]], what: str
+    ) -> Node:
+        for _ in range(_CONFLICT_ATTEMPTS):
+            live = self._call(what, self.core.read_node, name)
+            current = list(_node(live).taints)
+            wanted = change(current)
+            if wanted == current:
+                return _node(live)
+            body = {
+                "metadata": {"resourceVersion": live.metadata.resource_version},
+                "spec": {"taints": [t.as_dict() for t in wanted] or None},
+            }
+            try:
+                node = self.core.patch_node(
+                    name,
+                    body,
+                    _content_type="application/merge-patch+json",
+                    _request_timeout=self.request_timeout,
+                )
+            except ApiException as exc:
+                if _is(exc, 409, "Conflict"):
+                    continue
+                raise translate(exc, what) from exc
+            except _CLIENT_ERRORS as exc:
+                raise translate(exc, what) from exc
+            return _node(node)
+        raise TransientError(
+            f"{what}: the node kept changing underneath ({_CONFLICT_ATTEMPTS} conflicts)",
+            system=SYSTEM,
+            code="Conflict",
+        )
+
+    def node_cordon(self, name: str) -> Node:
+        """Mark a node unschedulable (new pods stay off; running ones stay). Idempotent."""
+        return self._set_unschedulable(name, True)
+
+    def node_uncordon(self, name: str) -> Node:
+        """Make a node schedulable again. Idempotent."""
+        return self._set_unschedulable(name, None)
+
+    def _set_unschedulable(self, name: str, value: bool | None) -> Node:
+        node = self._call(
+            f"{'cordon' if value else 'uncordon'} node {name}",
+            self.core.patch_node,
+            name,
+            {"spec": {"unschedulable": value}},
+            _content_type="application/merge-patch+json",
+        )
+        return _node(node)
+
+    # -- deployments ---------------------------------------------------------------------------
+
+    def deployment_apply(self, namespace: str, manifest: Mapping[str, Any]) -> DeploymentApplied:
+        """Make the Deployment in ``manifest`` exist with that spec. Safe to run twice.
+
+        Creates it; if the name exists and the live object already has every field the manifest
+        sets (server defaults may add more), nothing is written; otherwise the live object gets the
+        manifest's spec and labels/annotations, guarded by its resourceVersion.
+        """
+        wanted = copy.deepcopy(dict(manifest))
+        if (
+            wanted.get("kind", "Deployment") != "Deployment"
+            or wanted.get("apiVersion", "apps/v1") != "apps/v1"
+        ):
+            raise PermanentError(
+                "deployment_apply needs an apps/v1 Deployment",
+                system=SYSTEM,
+                code="invalid_manifest",
+            )
+        meta = wanted.setdefault("metadata", {})
+        name = meta.get("name", "")
+        if not name:
+            raise PermanentError(
+                "deployment_apply needs metadata.name", system=SYSTEM, code="invalid_manifest"
+            )
+        if meta.setdefault("namespace", namespace) != namespace:
+            raise PermanentError(
+                f"manifest namespace {meta['namespace']!r} is not {namespace!r}",
+                system=SYSTEM,
+                code="invalid_manifest",
+            )
+        wanted.update(apiVersion="apps/v1", kind="Deployment")
+        what = f"apply deployment {namespace}/{name}"
+        try:
+            created = self.apps.create_namespaced_deployment(
+                namespace, wanted, _request_timeout=self.request_timeout
+            )
+            return DeploymentApplied(name, namespace, "created", created.metadata.generation or 1)
+        except ApiException as exc:
+            if not _is(exc, 409, "AlreadyExists"):
+                raise translate(exc, what) from exc
+        except _CLIENT_ERRORS as exc:
+            raise translate(exc, what) from exc
+        for _ in range(_CONFLICT_ATTEMPTS):
+            live = self._plain(
+                self._call(what, self.apps.read_namespaced_deployment, name, namespace)
+            )
+            live_meta = live["metadata"]
+            if (
+                _covers(live.get("spec", {}), wanted.get("spec", {}))
+                and _covers(live_meta.get("labels", {}), meta.get("labels", {}))
+                and _covers(live_meta.get("annotations", {}), meta.get("annotations", {}))
+            ):
+                return DeploymentApplied(
+                    name, namespace, "unchanged", live_meta.get("generation", 1)
+                )
+            live["spec"] = wanted.get("spec", {})
+            for key in ("labels", "annotations"):
+                if meta.get(key):
+                    live_meta[key] = {**live_meta.get(key, {}), **meta[key]}
+            live.pop("status", None)
+            try:
+                updated = self.apps.replace_namespaced_deployment(
+                    name, namespace, live, _request_timeout=self.request_timeout
+                )
+            except ApiException as exc:
+                if _is(exc, 409, "Conflict"):
+                    continue
+                raise translate(exc, what) from exc
+            except _CLIENT_ERRORS as exc:
+                raise translate(exc, what) from exc
+            return DeploymentApplied(name, namespace, "updated", updated.metadata.generation or 1)
+        raise TransientError(
+            f"{what}: kept conflicting with other writers", system=SYSTEM, code="Conflict"
+        )
+
+    def deployment_scale(self, namespace: str, name: str, replicas: int) -> int:
+        """Set the desired replica count through the ``scale`` subresource; returns it."""
+        scale = self._call(
+            f"scale deployment {namespace}/{name} to {replicas}",
+            self.apps.patch_namespaced_deployment_scale,
+            name,
+            namespace,
+            {"spec": {"replicas": replicas}},
+            _content_type="application/merge-patch+json",
+        )
+        return scale.spec.replicas
+
+    def deployment_delete(self, namespace: str, name: str) -> bool:
+        """Delete a Deployment and (in the background) its pods. Returns False if it was gone
+        already, which is success too."""
+        try:
+            self.apps.delete_namespaced_deployment(
+                name,
+                namespace,
+                propagation_policy="Background",
+                _request_timeout=self.request_timeout,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise translate(exc, f"delete deployment {namespace}/{name}") from exc
+        except _CLIENT_ERRORS as exc:
+            raise translate(exc, f"delete deployment {namespace}/{name}") from exc
+        return True
+
+    # -- pods ----------------------------------------------------------------------------------
+
+    def pods_wait_ready(
+        self, namespace: str, label_selector: str, count: int, timeout: float
+    ) -> list[Pod]:
+        """Wait until at least ``count`` pods matching the selector are Ready; return them.
+
+        Lists once, then watches from the list's resourceVersion (re-listing if the server says
+        that version is too old), with the watch's own server-side timeout and a read timeout, so
+        it returns or raises TransientError within about ``timeout`` seconds.
+        """
+        what = f"wait for {count} ready pods {label_selector!r} in {namespace}"
+        deadline = time.monotonic() + timeout
+        pods: dict[str, Any] = {}
+        resource_version = ""
+        while True:
+            if not resource_version:
+                listed = self._call(
+                    what, self.core.list_namespaced_pod, namespace, label_selector=label_selector
+                )
+                pods = {p.metadata.name: p for p in listed.items}
+                resource_version = listed.metadata.resource_version
+            ready = [p for p in pods.values() if _pod_ready(p)]
+            if len(ready) >= count:
+                return sorted((_pod(p) for p in ready), key=lambda p: p.name)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TransientError(
+                    f"{what}: {len(ready)} ready after {timeout:g}s",
+                    system=SYSTEM,
+                    code="timeout",
+                )
+            resource_version = self._watch_pods(
+                what, namespace, label_selector, resource_version, pods, count, remaining
+            )
+
+    def _watch_pods(
+        self,
+        what: str,
+        namespace: str,
+        label_selector: str,
+        resource_version: str,
+        pods: dict[str, Any],
+        count: int,
+        remaining: float,
+    ) -> str:
+        """Apply watch events to ``pods`` until enough are ready or the watch ends.
+
+        Returns the resourceVersion to continue from, or "" when a fresh list is needed.
+        """
+        stream = watch.Watch()
+        try:
+            for event in stream.stream(
+                self.core.list_namespaced_pod,
+                namespace,
+                label_selector=label_selector,
+                resource_version=resource_version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=max(1, math.ceil(remaining)),
+                _request_timeout=(self.request_timeout, remaining + self.request_timeout),
+            ):
+                kind = event["type"]
+                if kind == "BOOKMARK":
+                    resource_version = stream.resource_version or resource_version
+                    continue
+                pod = event["object"]
+                resource_version = pod.metadata.resource_version
+                if kind == "DELETED":
+                    pods.pop(pod.metadata.name, None)
+                else:
+                    pods[pod.metadata.name] = pod
+                if sum(1 for p in pods.values() if _pod_ready(p)) >= count:
+                    break
+        except ApiException as exc:
+            if exc.status == 410:
+                return ""  # our version is too old: list again
+            raise translate(exc, what) from exc
+        except _CLIENT_ERRORS as exc:
+            raise translate(exc, what) from exc
+        finally:
+            stream.stop()
+        return resource_version
+
+    def pod_evict(self, namespace: str, name: str) -> bool:
+        """Evict a pod through the eviction subresource, honouring disruption budgets.
+
+        Returns False if the pod was already gone (success: it is not running). A budget that
+        forbids the eviction now (429) is a TransientError.
+        """
+        body = client.V1Eviction(metadata=client.V1ObjectMeta(name=name, namespace=namespace))
+        try:
+            self.core.create_namespaced_pod_eviction(
+                name, namespace, body, _request_timeout=self.request_timeout
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise translate(exc, f"evict pod {namespace}/{name}") from exc
+        except _CLIENT_ERRORS as exc:
+            raise translate(exc, f"evict pod {namespace}/{name}") from exc
+        return True
+
+
+# -- conversions ---------------------------------------------------------------------------------
+
+
+def _quantity(raw: str | None) -> Decimal:
+    if raw in (None, ""):
+        return Decimal(0)
+    try:
+        return parse_quantity(raw)
+    except ValueError as exc:
+        raise PermanentError(
+            f"unparseable quantity {raw!r}", system=SYSTEM, code="quantity"
+        ) from exc
+
+
+def _node(model: Any) -> Node:
+    meta, spec, status = model.metadata, model.spec, model.status
+    labels = dict(meta.labels or {})
+    allocatable = dict((status.allocatable if status else None) or {})
+    conditions = (status.conditions if status else None) or []
+    ready = any(c.type == "Ready" and c.status == "True" for c in conditions)
+    taints = tuple(
+        Taint(key=t.key, effect=t.effect, value=t.value or "")
+        for t in ((spec.taints if spec else None) or [])
+    )
+    return Node(
+        name=meta.name,
+        provider_id=(spec.provider_id if spec else None) or "",
+        pool=labels.get(POOL_LABEL, ""),
+        capacity_type=labels.get(CAPACITY_TYPE_LABEL, ""),
+        instance_type=labels.get(INSTANCE_TYPE_LABEL, ""),
+        zone=labels.get(ZONE_LABEL, ""),
+        ready=ready,
+        unschedulable=bool(spec.unschedulable) if spec else False,
+        cpu=_quantity(allocatable.get("cpu")),
+        memory=int(_quantity(allocatable.get("memory")).to_integral_value(rounding=ROUND_CEILING)),
+        gpu=int(_quantity(allocatable.get(GPU_RESOURCE))),
+        labels=labels,
+        taints=taints,
+    )
+
+
+def _pod_ready(model: Any) -> bool:
+    if model.metadata.deletion_timestamp is not None:
+        return False
+    status = model.status
+    if status is None or status.phase != "Running":
+        return False
+    return any(c.type == "Ready" and c.status == "True" for c in status.conditions or [])
+
+
+def _pod(model: Any) -> Pod:
+    return Pod(
+        name=model.metadata.name,
+        namespace=model.metadata.namespace,
+        node_name=(model.spec.node_name if model.spec else None) or "",
+        phase=(model.status.phase if model.status else None) or "",
+        ready=_pod_ready(model),
+        labels=dict(model.metadata.labels or {}),
+    )
+
+
+def _covers(live: Any, wanted: Any, *, quantities: bool = False) -> bool:
+    """Whether ``live`` already has everything ``wanted`` sets (extra live fields are defaults)."""
+    if isinstance(wanted, Mapping):
+        return isinstance(live, Mapping) and all(
+            key in live
+            and _covers(live[key], value, quantities=quantities or key in ("limits", "requests"))
+            for key, value in wanted.items()
+        )
+    if isinstance(wanted, list):
+        return (
+            isinstance(live, list)
+            and len(live) == len(wanted)
+            and all(_covers(a, b) for a, b in zip(live, wanted, strict=True))
+        )
+    if live == wanted:
+        return True
+    if quantities and isinstance(live, str) and isinstance(wanted, str | int | float):
+        # The server stores quantities canonically ("1000m" comes back as "1").
+        try:
+            return parse_quantity(live) == parse_quantity(wanted)
+        except ValueError:
+            return False
+    return False
+
+
+# -- construction --------------------------------------------------------------------------------
+
+
+def connect(
+    kubeconfig_path: str = "", *, request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+) -> Kubernetes:
+    """A client for the cluster in ``kubeconfig_path``, or in-cluster credentials when empty."""
+    configuration = client.Configuration()
+    try:
+        if kubeconfig_path:
+            config.load_kube_config(
+                config_file=kubeconfig_path,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        else:
+            config.load_incluster_config(client_configuration=configuration)
+    except (ConfigException, OSError) as exc:
+        where = kubeconfig_path or "in-cluster service account (KUBE_CONFIG_PATH is empty)"
+        raise PermanentError(
+            f"cannot load Kubernetes credentials from {where}: {exc}", system=SYSTEM, code="config"
+        ) from exc
+    # Retry only failures to connect (the request never reached the server); anything else is
+    # the caller's decision, made from our Transient/Permanent sorting.
+    configuration.retries = urllib3.Retry(
+        total=2, connect=2, read=0, status=0, redirect=0, backoff_factor=0.2
+    )
+    return Kubernetes(client.ApiClient(configuration), request_timeout=request_timeout)
+
+
+_default: Kubernetes | None = None
+_default_lock = threading.Lock()
+
+
+def client_from_settings() -> Kubernetes:
+    """The process-wide client configured by Django settings, built on first use.
+
+    ``KUBE_CONFIG_PATH`` (str, default "": in-cluster) and ``KUBE_REQUEST_TIMEOUT`` (seconds,
+    default 10).
+    """
+    global _default
+    with _default_lock:
+        if _default is None:
+            from django.conf import settings
+
+            path = str(getattr(settings, "KUBE_CONFIG_PATH", "") or "")
+            timeout = float(getattr(settings, "KUBE_REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT))
+            _default = connect(path, request_timeout=timeout)
+        return _default
+
+
+def reset_client() -> None:
+    """Forget the settings-built client (tests that change settings call this)."""
+    global _default
+    with _default_lock:
+        if _default is not None:
+            _default.close()
+        _default = None

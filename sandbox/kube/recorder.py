@@ -1,0 +1,83 @@
+"""What the API was asked to do, in RBAC's words, so a Role can be derived from a test suite.
+
+Every authenticated request the server maps to a resource is recorded as
+``(verb, apiGroup, resource, namespace)`` with RBAC's verbs (get, list, watch, create, update,
+patch, delete, deletecollection) and subresources written ``pods/eviction``
+("Using RBAC Authorization › Referring to resources"). Discovery and ``/version`` are recorded as
+non-resource URLs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, order=True)
+class Access:
+    verb: str
+    group: str
+    resource: str  # "pods", "pods/eviction", "deployments/scale"
+    namespace: str  # "" for cluster-scoped resources and all-namespace lists
+
+
+class Recorder:
+    """Thread-safe set of accesses; read with :meth:`accesses`, clear with :meth:`reset`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._accesses: set[Access] = set()
+        self._urls: set[tuple[str, str]] = set()
+
+    def record(self, verb: str, group: str, resource: str, namespace: str) -> None:
+        with self._lock:
+            self._accesses.add(Access(verb, group, resource, namespace))
+
+    def record_url(self, verb: str, path: str) -> None:
+        with self._lock:
+            self._urls.add((verb, path))
+
+    def reset(self) -> None:
+        with self._lock:
+            self._accesses.clear()
+            self._urls.clear()
+
+    def accesses(self) -> list[Access]:
+        """Everything served since the last reset, sorted."""
+        with self._lock:
+            return sorted(self._accesses)
+
+    def non_resource_urls(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return sorted(self._urls)
+
+    def rules(self) -> list[dict[str, Any]]:
+        """RBAC PolicyRules covering the recorded accesses, one per (group, verbs) set.
+
+        Namespaces are dropped: whether a rule goes in a Role or a ClusterRole is the caller's
+        decision (``accesses()`` says which namespaces were touched).
+        """
+        verbs_by_resource: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for access in self.accesses():
+            verbs_by_resource[(access.group, access.resource)].add(access.verb)
+        grouped: dict[tuple[str, tuple[str, ...]], list[str]] = defaultdict(list)
+        for (group, resource), verbs in sorted(verbs_by_resource.items()):
+            grouped[(group, tuple(sorted(verbs)))].append(resource)
+        rules: list[dict[str, Any]] = sorted(
+            (
+                {"apiGroups": [group], "resources": sorted(resources), "verbs": list(verbs)}
+                for (group, verbs), resources in grouped.items()
+            ),
+            key=lambda rule: (rule["apiGroups"], rule["resources"]),
+        )
+        urls = self.non_resource_urls()
+        if urls:
+            rules.append(
+                {
+                    "nonResourceURLs": sorted({path for _, path in urls}),
+                    "verbs": sorted({verb for verb, _ in urls}),
+                }
+            )
+        return rules

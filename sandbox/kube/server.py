@@ -1,0 +1,718 @@
+"""The HTTP face of the simulator: kube-apiserver's REST paths over the in-memory store.
+
+Paths, verbs, status codes and bodies follow "Kubernetes API Concepts" and the API reference, so
+the unmodified official client (``kubernetes.client``, ``kubernetes.watch.Watch``) works against it
+through a generated kubeconfig with a bearer token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+import secrets
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import yaml
+
+from . import errors as E
+from .errors import ApiError, SimulatorBug
+from .recorder import Recorder
+from .resources import BY_RESOURCE, NAMESPACES, TYPES, VERBS, ResourceType
+from .schema import KUBERNETES_VERSION, Schemas
+from .store import PATCH_TYPES, Entry, ListResult, Store, WriteResult
+
+log = logging.getLogger(__name__)
+
+_JSON = "application/json"
+
+
+def _dump(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _success(code: int = 200, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+    }
+    if details is not None:
+        body["details"] = details
+    if code != 200 or details is None:
+        body["code"] = code
+    return body
+
+
+class _Route:
+    __slots__ = ("name", "namespace", "rt", "subresource")
+
+    def __init__(self, rt: ResourceType, namespace: str, name: str, subresource: str) -> None:
+        self.rt = rt
+        self.namespace = namespace
+        self.name = name
+        self.subresource = subresource
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+    simulator: KubeSimulator
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+    server_version = "clusterweb-kube-sim"
+    sys_version = ""
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes; without NODELAY, Nagle's algorithm and the
+        # client's delayed ACK add ~40 ms to every keep-alive request.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.simulator._connection_opened(self.connection)
+
+    def finish(self) -> None:
+        with contextlib.suppress(OSError):
+            super().finish()
+        self.server.simulator._connection_closed(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def _send(self, code: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", _JSON)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-cache, private")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_entry(self, code: int, entry: Entry, warnings: list[str] | None = None) -> None:
+        self._send(code, entry.raw, _warning_headers(warnings))
+
+    def _body(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if not raw:
+            return None
+        content_type = (self.headers.get("Content-Type") or _JSON).split(";")[0].strip()
+        try:
+            if content_type in ("application/yaml", "application/apply-patch+yaml"):
+                return yaml.safe_load(raw)
+            return json.loads(raw)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise E.bad_request(f"couldn't get version/kind; json parse error: {exc}") from None
+
+    # -- dispatch ------------------------------------------------------------------------------
+
+    def _handle(self, method: str) -> None:
+        sim = self.server.simulator
+        url = urlsplit(self.path)
+        self.query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        path = "/" + url.path.strip("/")
+        try:
+            body = self._body() if method in ("POST", "PUT", "PATCH", "DELETE") else None
+            if not sim._authorized(self.headers.get("Authorization", "")):
+                raise E.unauthorized()
+            if path.startswith("/_simulator/"):
+                self._control(method, path, body)
+                return
+            discovery = sim._discovery(path)
+            if discovery is not None:
+                if method != "GET":
+                    raise E.method_not_allowed()
+                sim.recorder.record_url("get", path)
+                self._send(200, _dump(discovery))
+                return
+            route = sim._route(path)
+            self._dispatch(method, route, body)
+        except ApiError as exc:
+            self._send(exc.code, _dump(exc.status()), exc.headers)
+        except SimulatorBug as exc:
+            log.error("simulator bug: %s", exc)
+            self._send(500, _dump(E.internal(f"simulator bug: {exc}").status()))
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception as exc:
+            log.exception("simulator failure on %s %s", method, self.path)
+            sim.store.bugs.append(f"{method} {self.path}: {exc!r}")
+            self._send(500, _dump(E.internal(repr(exc)).status()))
+
+    def _dispatch(self, method: str, route: _Route, body: Any) -> None:
+        sim = self.server.simulator
+        rt, ns, name, sub = route.rt, route.namespace, route.name, route.subresource
+        resource = f"{rt.resource}/{sub}" if sub else rt.resource
+        verb = self._verb(method, route)
+        sim.recorder.record(verb, rt.group, resource, ns)
+        dry_run = self._dry_run()
+        field_validation = self.query.get("fieldValidation", "")
+        store = sim.store
+        if verb in ("list", "watch"):
+            if verb == "watch":
+                self._watch(route)
+            else:
+                self._send_list(rt, self._list(route))
+        elif verb == "create" and not sub:
+            result = store.create_entry(
+                rt, ns, body, dry_run=dry_run, field_validation=field_validation
+            )
+            self._send_entry(201, result.entry, result.warnings)
+        elif verb == "create" and sub == "binding":
+            store.bind(ns, name, body or {}, dry_run=dry_run)
+            self._send(201, _dump(_success(201)))
+        elif verb == "create" and sub == "eviction":
+            store.evict(ns, name, body or {}, dry_run=dry_run)
+            self._send(201, _dump(_success(201)))
+        elif sub == "scale":
+            self._scale(method, route, body, dry_run)
+        elif verb == "get":
+            self._send_entry(200, store.get_entry(rt, ns, name))
+        elif verb == "update":
+            result = store.update_entry(
+                rt,
+                ns,
+                name,
+                body,
+                subresource=sub,
+                dry_run=dry_run,
+                field_validation=field_validation,
+            )
+            self._send_write(result)
+        elif verb == "patch":
+            content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+            if content_type not in PATCH_TYPES:
+                raise E.unsupported_media_type(content_type)
+            result = store.patch_entry(
+                rt,
+                ns,
+                name,
+                content_type,
+                body,
+                subresource=sub,
+                dry_run=dry_run,
+                field_validation=field_validation,
+            )
+            self._send_write(result)
+        elif verb == "delete":
+            self._delete(route, body, dry_run)
+        elif verb == "deletecollection":
+            options = self._delete_options(body)
+            listed = store.delete_collection(
+                rt,
+                ns,
+                label_selector=self.query.get("labelSelector", ""),
+                field_selector=self.query.get("fieldSelector", ""),
+                grace_period_seconds=options.get("gracePeriodSeconds"),
+                propagation_policy=options.get("propagationPolicy", ""),
+                dry_run=dry_run,
+            )
+            self._send_list(rt, listed)
+        else:  # pragma: no cover - _verb only returns the verbs above
+            raise E.method_not_allowed()
+
+    def _verb(self, method: str, route: _Route) -> str:
+        """RBAC's verb for this request, or 405 for a method the path does not serve."""
+        rt, sub = route.rt, route.subresource
+        if sub:
+            allowed = rt.subresource(sub)
+            if allowed is None:
+                raise E.path_not_found()
+            verb = {"GET": "get", "PUT": "update", "PATCH": "patch", "POST": "create"}.get(
+                method, ""
+            )
+            if verb not in allowed.verbs:
+                raise E.method_not_allowed()
+            return verb
+        if route.name:
+            verb = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(
+                method, ""
+            )
+        elif method == "GET":
+            verb = "watch" if self.query.get("watch") in ("true", "1") else "list"
+        elif rt.namespaced and not route.namespace:
+            verb = ""  # the all-namespaces path only lists and watches
+        else:
+            verb = {"POST": "create", "DELETE": "deletecollection"}.get(method, "")
+            if verb == "deletecollection" and rt is NAMESPACES:
+                verb = ""
+        if not verb:
+            raise E.method_not_allowed()
+        return verb
+
+    def _dry_run(self) -> bool:
+        value = self.query.get("dryRun")
+        if value is None:
+            return False
+        if value != "All":
+            raise E.bad_request(f'dryRun: Unsupported value: "{value}": supported values: "All"')
+        return True
+
+    def _send_write(self, result: WriteResult) -> None:
+        self._send_entry(200, result.entry, result.warnings)
+
+    # -- lists and watches ---------------------------------------------------------------------
+
+    def _list(self, route: _Route) -> ListResult:
+        limit_text = self.query.get("limit", "0") or "0"
+        try:
+            limit = int(limit_text)
+        except ValueError:
+            raise E.bad_request(f'limit: Invalid value: "{limit_text}"') from None
+        return self.server.simulator.store.list_entries(
+            route.rt,
+            route.namespace,
+            label_selector=self.query.get("labelSelector", ""),
+            field_selector=self.query.get("fieldSelector", ""),
+            limit=max(limit, 0),
+            continue_token=self.query.get("continue", ""),
+            resource_version=self.query.get("resourceVersion", ""),
+            resource_version_match=self.query.get("resourceVersionMatch", ""),
+        )
+
+    def _send_list(self, rt: ResourceType, result: ListResult) -> None:
+        meta: dict[str, Any] = {"resourceVersion": str(result.resource_version)}
+        if result.continue_token:
+            meta["continue"] = result.continue_token
+        if result.remaining is not None:
+            meta["remainingItemCount"] = result.remaining
+        head = _dump({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta})
+        body = head[:-1] + b',"items":[' + b",".join(e.item_raw for e in result.items) + b"]}"
+        self._send(200, body)
+
+    def _watch(self, route: _Route) -> None:
+        """Stream events as JSON lines over a chunked response until timeoutSeconds."""
+        sim = self.server.simulator
+        timeout_text = self.query.get("timeoutSeconds", "")
+        try:
+            timeout = float(timeout_text) if timeout_text else sim.default_watch_timeout
+        except ValueError:
+            raise E.bad_request(f'timeoutSeconds: Invalid value: "{timeout_text}"') from None
+        bookmarks = self.query.get("allowWatchBookmarks") in ("true", "1")
+        watcher = sim.store.watch(
+            route.rt,
+            route.namespace,
+            resource_version=self.query.get("resourceVersion", ""),
+            label_selector=self.query.get("labelSelector", ""),
+            field_selector=self.query.get("fieldSelector", ""),
+        )
+        self.send_response(200)
+        self.send_header("Content-Type", _JSON)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache, private")
+        self.end_headers()
+        started = time.monotonic()
+        deadline = started + timeout
+        # The watch cache sends a bookmark shortly before a watch times out, and about once a
+        # minute otherwise; clients may not rely on either ("API Concepts › Watch bookmarks").
+        lead = min(2.0, timeout / 2)
+        next_bookmark = started + sim.bookmark_interval
+        final_bookmark_sent = False
+        try:
+            while True:
+                now = time.monotonic()
+                if now >= deadline or (not watcher.alive and not watcher.pending):
+                    break
+                if bookmarks and (
+                    now >= next_bookmark or (not final_bookmark_sent and deadline - now <= lead)
+                ):
+                    if deadline - now <= lead:
+                        final_bookmark_sent = True
+                    next_bookmark = now + sim.bookmark_interval
+                    self._chunk(b'{"type":"BOOKMARK","object":' + watcher.bookmark() + b"}\n")
+                wake = min(deadline, next_bookmark if bookmarks else deadline)
+                if bookmarks and not final_bookmark_sent:
+                    wake = min(wake, deadline - lead)
+                events = watcher.next(max(0.0, min(wake - time.monotonic(), 0.5)))
+                for kind, raw in events:
+                    self._chunk(b'{"type":"' + kind.encode() + b'","object":' + raw + b"}\n")
+                if watcher.finished and not watcher.pending:
+                    break
+                if self._client_gone():
+                    return
+            self._chunk(b"")
+        except OSError:
+            self.close_connection = True
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def _client_gone(self) -> bool:
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            if readable:
+                return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+        return False
+
+    # -- deletes and scale ---------------------------------------------------------------------
+
+    def _delete_options(self, body: Any) -> dict[str, Any]:
+        options = dict(body) if isinstance(body, dict) else {}
+        if "gracePeriodSeconds" in self.query:
+            try:
+                options["gracePeriodSeconds"] = int(self.query["gracePeriodSeconds"])
+            except ValueError:
+                raise E.bad_request("gracePeriodSeconds must be an integer") from None
+        if "propagationPolicy" in self.query:
+            options["propagationPolicy"] = self.query["propagationPolicy"]
+        if self.query.get("orphanDependents") == "true" or options.get("orphanDependents"):
+            options.setdefault("propagationPolicy", "Orphan")
+        if options.get("dryRun") not in (None, ["All"]):
+            raise E.bad_request('dryRun: Unsupported value: supported values: "All"')
+        return options
+
+    def _delete(self, route: _Route, body: Any, dry_run: bool) -> None:
+        options = self._delete_options(body)
+        dry_run = dry_run or options.get("dryRun") == ["All"]
+        rt = route.rt
+        entry, _ = self.server.simulator.store.delete_entry(
+            rt,
+            route.namespace,
+            route.name,
+            grace_period_seconds=options.get("gracePeriodSeconds"),
+            propagation_policy=options.get("propagationPolicy", ""),
+            preconditions=options.get("preconditions"),
+            dry_run=dry_run,
+        )
+        if rt.return_deleted_object:
+            self._send_entry(200, entry)
+            return
+        details = {"name": route.name}
+        if rt.group:
+            details["group"] = rt.group
+        details.update(kind=rt.resource, uid=entry.obj["metadata"]["uid"])
+        self._send(200, _dump(_success(200, details)))
+
+    def _scale(self, method: str, route: _Route, body: Any, dry_run: bool) -> None:
+        store = self.server.simulator.store
+        if method == "GET":
+            scale = store.scale_of(store.get_entry(route.rt, route.namespace, route.name))
+        elif method == "PUT":
+            scale = store.update_scale(route.namespace, route.name, body, dry_run=dry_run)
+        else:
+            content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+            if content_type not in PATCH_TYPES:
+                raise E.unsupported_media_type(content_type)
+            scale = store.update_scale(
+                route.namespace, route.name, body, dry_run=dry_run, patch_type=content_type
+            )
+        self._send(200, _dump(scale))
+
+    # -- simulator-only control ----------------------------------------------------------------
+
+    def _control(self, method: str, path: str, body: Any) -> None:
+        sim = self.server.simulator
+        if path == "/_simulator/reset" and method == "POST":
+            sim.reset()
+            self._send(200, _dump(_success(200)))
+        elif path == "/_simulator/seed" and method == "POST":
+            items = body.get("items", []) if isinstance(body, dict) else body or []
+            created = sim.seed(*items)
+            self._send(201, _dump({"items": created}))
+        elif path == "/_simulator/accesses" and method == "GET":
+            accesses = [a.__dict__ for a in sim.recorder.accesses()]
+            self._send(200, _dump({"accesses": accesses, "rules": sim.recorder.rules()}))
+        elif path == "/_simulator/block-evictions" and method == "POST":
+            body = body or {}
+            sim.block_evictions(body.get("namespace", ""), body.get("labelSelector", ""))
+            self._send(200, _dump(_success(200)))
+        else:
+            raise E.path_not_found()
+
+
+def _warning_headers(warnings: list[str] | None) -> dict[str, str]:
+    if not warnings:
+        return {}
+    # One header line per warning is what the server sends; http.server allows repeats via a
+    # list, so join them in one header value as RFC 7234 permits.
+    return {
+        "Warning": ", ".join(f'299 - "{w.replace(chr(34), chr(92) + chr(34))}"' for w in warnings)
+    }
+
+
+class KubeSimulator:
+    """A Kubernetes API server stand-in on a loopback port.
+
+    Start it with :meth:`start` (or as a context manager), point the official client at the
+    kubeconfig from :meth:`write_kubeconfig`, and drive its simulator-only controls in-process:
+    :meth:`reset`, :meth:`seed`, :meth:`bulk_seed`, :meth:`block_evictions`, :attr:`recorder`.
+    Controllers use :attr:`store` directly (same validation, same events).
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+        version: str = KUBERNETES_VERSION,
+        clock: Callable[[], datetime] | None = None,
+        history_limit: int = 10_000,
+        bookmark_interval: float = 60.0,
+        default_watch_timeout: float = 1800.0,
+    ) -> None:
+        self.host = host
+        self._port = port
+        self.token = token or secrets.token_urlsafe(24)
+        self.version = version
+        self.schemas = Schemas(version)
+        self.store = Store(self.schemas, clock=clock, history_limit=history_limit)
+        self.recorder = Recorder()
+        self.bookmark_interval = bookmark_interval
+        self.default_watch_timeout = default_watch_timeout
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        self._discovery_cache: dict[str, Any] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> KubeSimulator:
+        httpd = _HTTPServer((self.host, self._port), _Handler)
+        httpd.simulator = self
+        self._httpd = httpd
+        self._port = httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"kube-sim:{self._port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving: watches end, open connections are closed, the port is released."""
+        self.store.close()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        with self._connections_lock:
+            for conn in list(self._connections):
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> KubeSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _connection_opened(self, conn: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.add(conn)
+
+    def _connection_closed(self, conn: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.discard(conn)
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self._port}"
+
+    # -- kubeconfig ----------------------------------------------------------------------------
+
+    def kubeconfig(self, *, namespace: str = "default") -> dict[str, Any]:
+        name = "clusterweb-sim"
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": name, "cluster": {"server": self.url}}],
+            "users": [{"name": name, "user": {"token": self.token}}],
+            "contexts": [
+                {"name": name, "context": {"cluster": name, "user": name, "namespace": namespace}}
+            ],
+            "current-context": name,
+        }
+
+    def write_kubeconfig(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(self.kubeconfig(), sort_keys=False))
+        path.chmod(0o600)
+        return path
+
+    # -- simulator-only controls ---------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Back to a fresh cluster: system namespaces only, no recorded accesses, watches ended."""
+        self.store.reset()
+        self.recorder.reset()
+
+    def seed(self, *objects: dict[str, Any]) -> list[dict[str, Any]]:
+        """Create validated objects (status kept), as if they had been there a while."""
+        return self.store.seed(objects)
+
+    def bulk_seed(self, objects: Iterable[dict[str, Any]]) -> int:
+        """Store objects skipping validation entirely: benchmarks only."""
+        return self.store.bulk_seed(objects)
+
+    def block_evictions(self, namespace: str, label_selector: str) -> None:
+        """Evictions of matching pods answer 429 TooManyRequests (a disruption budget at 0)."""
+        self.store.block_evictions(namespace, label_selector)
+
+    @property
+    def bugs(self) -> list[str]:
+        """Invalid objects or crashes produced by the simulator's own code since the last reset."""
+        return list(self.store.bugs)
+
+    # -- routing -------------------------------------------------------------------------------
+
+    def _authorized(self, header: str) -> bool:
+        scheme, _, value = header.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), self.token)
+
+    def _route(self, path: str) -> _Route:
+        parts = path.strip("/").split("/")
+        if parts[0] == "api" and len(parts) >= 3:
+            group, version, rest = "", parts[1], parts[2:]
+        elif parts[0] == "apis" and len(parts) >= 4:
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise E.path_not_found()
+        namespace = ""
+        if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
+            namespace, rest = rest[1], rest[2:]
+        rt = BY_RESOURCE.get((group, rest[0]))
+        if rt is None or rt.version != version or len(rest) > 3:
+            raise E.path_not_found()
+        if namespace and not rt.namespaced:
+            raise E.path_not_found()
+        name = rest[1] if len(rest) > 1 else ""
+        if name and rt.namespaced and not namespace:
+            raise E.path_not_found()
+        return _Route(rt, namespace, name, rest[2] if len(rest) > 2 else "")
+
+    def _discovery(self, path: str) -> dict[str, Any] | None:
+        if path in self._discovery_cache:
+            return self._discovery_cache[path]
+        doc = self._build_discovery(path)
+        if doc is not None:
+            self._discovery_cache[path] = doc
+        return doc
+
+    def _build_discovery(self, path: str) -> dict[str, Any] | None:
+        groups = sorted({t.group for t in TYPES if t.group})
+        if path == "/version":
+            major, minor = self.version.split(".")[:2]
+            return {
+                "major": major,
+                "minor": minor,
+                "gitVersion": f"v{major}.{minor}.0",
+                "gitCommit": "clusterweb-simulator",
+                "gitTreeState": "clean",
+                "buildDate": "2025-01-01T00:00:00Z",
+                "goVersion": "go1.24",
+                "compiler": "gc",
+                "platform": "linux/amd64",
+            }
+        if path == "/api":
+            return {
+                "kind": "APIVersions",
+                "versions": ["v1"],
+                "serverAddressByClientCIDRs": [
+                    {"clientCIDR": "0.0.0.0/0", "serverAddress": f"{self.host}:{self._port}"}
+                ],
+            }
+        if path == "/apis":
+            return {
+                "kind": "APIGroupList",
+                "apiVersion": "v1",
+                "groups": [self._group(g) for g in groups],
+            }
+        if path.startswith("/apis/") and path.count("/") == 2 and path[6:] in groups:
+            return {"kind": "APIGroup", "apiVersion": "v1", **self._group(path[6:])}
+        if path == "/api/v1":
+            return {
+                "kind": "APIResourceList",
+                "groupVersion": "v1",
+                "resources": self._resources(""),
+            }
+        for group in groups:
+            if path == f"/apis/{group}/v1":
+                return {
+                    "kind": "APIResourceList",
+                    "apiVersion": "v1",
+                    "groupVersion": f"{group}/v1",
+                    "resources": self._resources(group),
+                }
+        return None
+
+    @staticmethod
+    def _group(group: str) -> dict[str, Any]:
+        version = {"groupVersion": f"{group}/v1", "version": "v1"}
+        return {"name": group, "versions": [version], "preferredVersion": version}
+
+    @staticmethod
+    def _resources(group: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for rt in TYPES:
+            if rt.group != group:
+                continue
+            verbs = [v for v in VERBS if not (rt is NAMESPACES and v == "deletecollection")]
+            out.append(
+                {
+                    "name": rt.resource,
+                    "singularName": rt.singular,
+                    "namespaced": rt.namespaced,
+                    "kind": rt.kind,
+                    "verbs": verbs,
+                    "shortNames": list(rt.short_names),
+                }
+            )
+            for sub in rt.subresources:
+                entry: dict[str, Any] = {
+                    "name": f"{rt.resource}/{sub.name}",
+                    "singularName": "",
+                    "namespaced": rt.namespaced,
+                    "kind": sub.kind,
+                    "verbs": list(sub.verbs),
+                }
+                if (sub.group, sub.version) != (rt.group, rt.version):
+                    entry["group"], entry["version"] = sub.group, sub.version
+                out.append(entry)
+        return out

@@ -1,0 +1,1382 @@
+"""The simulator's storage: etcd plus the generic registry of kube-apiserver, in one lock.
+
+Everything that changes state goes through :class:`Store`, whether it comes from an HTTP client or
+from the simulator's own code (seeding today, controllers tomorrow): the same decoding, defaulting,
+validation, resourceVersion bump and watch event. A write by the simulator's own code that the real
+server would refuse raises :class:`~sandbox.kube.errors.SimulatorBug` instead of an API error.
+
+Stored objects are never mutated in place: each write stores a new dict with its JSON encoding, so
+lists and watch events share them without copying and without holding the lock while encoding.
+The public methods hand out copies.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import copy
+import itertools
+import json
+import secrets
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from . import errors as E
+from .errors import ApiError, FieldError, SimulatorBug
+from .patch import json_patch, merge_patch, strategic_merge_patch
+from .resources import (
+    DEPLOYMENTS,
+    NAMESPACES,
+    PODS,
+    TYPES,
+    ResourceType,
+    lookup,
+    validate_object_meta,
+)
+from .schema import DecodeError, Schemas
+from .selectors import (
+    FieldSelector,
+    LabelSelector,
+    format_label_selector_object,
+    parse_field_selector,
+    parse_label_selector,
+)
+
+JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH)
+
+SYSTEM_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
+_UNDELETABLE_NAMESPACES = ("default", "kube-public", "kube-system")
+_GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # apimachinery's SimpleNameGenerator
+
+Key = tuple[str, str]  # (namespace, name); namespace is "" for cluster-scoped objects
+
+
+def _encode(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+class Entry:
+    """A stored object and its JSON encodings. ``obj`` is shared: never mutate it.
+
+    ``item_raw`` leaves out ``kind`` and ``apiVersion``, as items of a real list response do;
+    ``raw`` is the object as GET and watch events show it.
+    """
+
+    __slots__ = ("item_raw", "obj", "raw")
+
+    def __init__(self, obj: dict[str, Any]) -> None:
+        self.obj = obj
+        body = {k: v for k, v in obj.items() if k not in ("kind", "apiVersion")}
+        self.item_raw = _encode(body)
+        head = _encode({"kind": obj.get("kind"), "apiVersion": obj.get("apiVersion")})
+        self.raw = head[:-1] + (b"," + self.item_raw[1:] if len(self.item_raw) > 2 else b"}")
+
+    def copy(self) -> dict[str, Any]:
+        return json.loads(self.raw)
+
+    @property
+    def rv(self) -> int:
+        return int(self.obj["metadata"]["resourceVersion"])
+
+
+@dataclass(frozen=True)
+class Event:
+    """One write, as etcd's watch reports it: the new (or final) state and the previous one."""
+
+    rv: int
+    type: str  # ADDED, MODIFIED, DELETED
+    resource: ResourceType
+    key: Key
+    entry: Entry
+    old: Entry | None
+
+
+@dataclass
+class ListResult:
+    items: list[Entry]
+    resource_version: int
+    continue_token: str = ""
+    remaining: int | None = None
+
+
+@dataclass
+class WriteResult:
+    entry: Entry
+    warnings: list[str] = field(default_factory=list)
+    changed: bool = True
+
+
+@dataclass
+class DisruptionBlock:
+    """A simulator-only stand-in for a PodDisruptionBudget that allows no disruption."""
+
+    namespace: str
+    selector: LabelSelector
+    budget: str
+
+
+class Store:
+    """In-memory API storage with one re-entrant lock and a bounded event history."""
+
+    def __init__(
+        self,
+        schemas: Schemas | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        history_limit: int = 10_000,
+        termination_delay: float = 0.1,
+    ) -> None:
+        self.schemas = schemas or Schemas()
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.history_limit = history_limit
+        # How long a gracefully deleted, scheduled pod stays Terminating before the stand-in for
+        # its kubelet removes it (never longer than its grace period).
+        self.termination_delay = termination_delay
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self.bugs: list[str] = []
+        self._rv = 0
+        self._epoch = 0
+        self._closed = False
+        self._objects: dict[str, dict[Key, Entry]] = {}
+        self._keys: dict[str, list[Key]] = {}
+        self._history: list[Event] = []
+        self._compacted = 0  # events with rv <= this are gone
+        self._timers: list[threading.Timer] = []
+        self._ip_counter = itertools.count(10)
+        self._node_port_counter = itertools.count(30000)
+        self.disruption_blocks: list[DisruptionBlock] = []
+        self.reset()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget every object, end every watch, and recreate the system namespaces.
+
+        The resourceVersion counter keeps rising, so a version from before the reset is "too old"
+        (410 Gone) rather than silently reused.
+        """
+        with self.lock:
+            for timer in self._timers:
+                timer.cancel()
+            self._timers.clear()
+            self._objects = {t.resource: {} for t in TYPES}
+            self._keys = {t.resource: [] for t in TYPES}
+            self._history.clear()
+            self._compacted = self._rv
+            self._epoch += 1
+            self.disruption_blocks.clear()
+            self.bugs.clear()
+            for name in SYSTEM_NAMESPACES:
+                self.create(
+                    NAMESPACES,
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+                )
+            self.changed.notify_all()
+
+    def close(self) -> None:
+        """End every watch (the server is stopping)."""
+        with self.lock:
+            self._closed = True
+            for timer in self._timers:
+                timer.cancel()
+            self.changed.notify_all()
+
+    @property
+    def resource_version(self) -> int:
+        return self._rv
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def allocate_cluster_ip(self) -> str:
+        n = next(self._ip_counter)
+        return f"10.96.{n // 250}.{n % 250 + 1}"
+
+    def allocate_node_port(self) -> int:
+        return next(self._node_port_counter)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get(self, resource: str | ResourceType, namespace: str | None, name: str) -> dict[str, Any]:
+        """A copy of one object; ApiError 404 when absent."""
+        return self.get_entry(lookup(resource), namespace or "", name).copy()
+
+    def get_entry(self, rt: ResourceType, namespace: str, name: str) -> Entry:
+        with self.lock:
+            entry = self._objects[rt.resource].get(self._key(rt, namespace, name))
+        if entry is None:
+            raise E.not_found(rt.resource, rt.group, name)
+        return entry
+
+    def list(
+        self,
+        resource: str | ResourceType,
+        namespace: str | None = None,
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> list[dict[str, Any]]:
+        """Copies of the matching objects, in key order (namespace, then name)."""
+        rt = lookup(resource)
+        result = self.list_entries(
+            rt, namespace or "", label_selector=label_selector, field_selector=field_selector
+        )
+        return [e.copy() for e in result.items]
+
+    def list_entries(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+        limit: int = 0,
+        continue_token: str = "",
+        resource_version: str = "",
+        resource_version_match: str = "",
+    ) -> ListResult:
+        """A list: API Concepts › Retrieving large results sets in chunks, › Resource versions."""
+        labels = parse_label_selector(label_selector)
+        fields = parse_field_selector(field_selector, rt.field_labels)
+        start: Key | None = None
+        if resource_version_match and not resource_version:
+            raise E.bad_request(
+                "resourceVersionMatch is forbidden unless resourceVersion is provided"
+            )
+        with self.lock:
+            if continue_token:
+                snapshot_rv, start = self._decode_continue(continue_token)
+                entries = self._snapshot(rt, snapshot_rv, continue_token=True)
+            elif resource_version_match == "Exact":
+                snapshot_rv = self._parse_rv(resource_version)
+                entries = self._snapshot(rt, snapshot_rv, continue_token=False)
+            else:
+                if resource_version_match not in ("", "NotOlderThan"):
+                    raise E.bad_request(
+                        f'resourceVersionMatch: Unsupported value: "{resource_version_match}": '
+                        'supported values: "Exact", "NotOlderThan"'
+                    )
+                if resource_version:
+                    self._parse_rv(resource_version)
+                snapshot_rv = self._rv
+                entries = None
+            keys = self._keys[rt.resource] if entries is None else sorted(entries)
+            table = self._objects[rt.resource] if entries is None else entries
+            begin = 0
+            if start is not None:
+                begin = bisect.bisect_right(keys, start)
+            elif namespace:
+                begin = bisect.bisect_left(keys, (namespace, ""))
+            # Namespaces are DNS labels, so (ns + NUL) sorts after every key of ns and before
+            # the next namespace's.
+            end = bisect.bisect_left(keys, (namespace + "\x00", "")) if namespace else len(keys)
+            unfiltered = labels.empty and fields.empty
+            picked: list[Entry] = []
+            more = False
+            last: Key | None = None
+            remaining = 0
+            if unfiltered:
+                stop = min(end, begin + limit) if limit else end
+                picked = [table[key] for key in keys[begin:stop]]
+                remaining = max(end - stop, 0)
+                more = remaining > 0
+                last = keys[stop - 1] if picked else None
+            else:
+                match_labels = labels.compile()
+                for index in range(begin, end):
+                    key = keys[index]
+                    entry = table[key]
+                    if not match_labels(entry.obj["metadata"].get("labels")):
+                        continue
+                    if not fields.matches(entry.obj, rt.fields):
+                        continue
+                    if limit and len(picked) >= limit:
+                        more = True  # with selectors the server does not count what is left
+                        break
+                    picked.append(entry)
+                    last = key
+        result = ListResult(picked, snapshot_rv)
+        if more and last is not None:
+            result.continue_token = self._encode_continue(snapshot_rv, last)
+            if unfiltered:
+                result.remaining = remaining
+        return result
+
+    def _snapshot(self, rt: ResourceType, rv: int, *, continue_token: bool) -> dict[Key, Entry]:
+        """The resource's objects as they were at ``rv``, rebuilt from the event history."""
+        if rv < self._compacted:
+            if continue_token:
+                raise E.gone(
+                    "The provided continue parameter is too old to display a consistent list "
+                    "result. You can start a new list without the continue parameter, or use the "
+                    "continue token in this response to retrieve the remainder of the results. "
+                    "Continuing with the provided token results in an inconsistent list - objects "
+                    "that were created, modified, or deleted between the time the first chunk was "
+                    "returned and now may show up in the list."
+                )
+            raise E.gone(f"too old resource version: {rv} ({self._compacted + 1})")
+        state = dict(self._objects[rt.resource])
+        for event in reversed(self._events_after(rv)):
+            if event.resource is not rt:
+                continue
+            if event.type == "ADDED":
+                state.pop(event.key, None)
+            elif event.old is not None:
+                state[event.key] = event.old
+        return state
+
+    @staticmethod
+    def _parse_rv(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise E.bad_request(
+                f'resourceVersion: Invalid value: "{text}": invalid value'
+            ) from None
+        if value < 0:
+            raise E.bad_request(f'resourceVersion: Invalid value: "{text}": invalid value')
+        return value
+
+    @staticmethod
+    def _encode_continue(rv: int, key: Key) -> str:
+        raw = json.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": f"{key[0]}/{key[1]}"})
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @staticmethod
+    def _decode_continue(token: str) -> tuple[int, Key]:
+        try:
+            padded = token + "=" * (-len(token) % 4)
+            data = json.loads(base64.urlsafe_b64decode(padded))
+            ns, _, name = data["start"].partition("/")
+            return int(data["rv"]), (ns, name)
+        except (ValueError, KeyError, TypeError):
+            raise E.bad_request(
+                "continue key is not valid: incorrect encoded start resourceVersion "
+                "(version meta.k8s.io/v1)"
+            ) from None
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def create(
+        self,
+        resource: str | ResourceType,
+        obj: dict[str, Any],
+        *,
+        namespace: str | None = None,
+    ) -> dict[str, Any]:
+        """Create as the simulator itself (a refused object is a SimulatorBug). Returns a copy."""
+        rt = lookup(resource)
+        ns = namespace if namespace is not None else obj.get("metadata", {}).get("namespace", "")
+        return self.create_entry(rt, ns or "", obj, client=False).entry.copy()
+
+    def create_entry(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        body: Any,
+        *,
+        client: bool = True,
+        dry_run: bool = False,
+        field_validation: str = "",
+    ) -> WriteResult:
+        """POST to a collection ("API Concepts › Standard API terminology")."""
+        with self.lock:
+            obj, warnings = self._decode_body(rt, namespace, body, client, field_validation)
+            meta = obj["metadata"]
+            if meta.get("resourceVersion"):
+                raise E.internal("resourceVersion should not be set on objects to be created")
+            if not meta.get("name") and meta.get("generateName"):
+                meta["name"] = meta["generateName"] + "".join(
+                    secrets.choice(_GENERATE_ALPHABET) for _ in range(5)
+                )
+            for key in ("uid", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
+                meta.pop(key, None)
+            meta["uid"] = str(uuid.uuid4())
+            meta["creationTimestamp"] = _timestamp(self.clock())
+            if rt.tracks_generation:
+                meta["generation"] = 1
+            rt.strategy.prepare_for_create(obj, self)
+            rt.strategy.default(obj, self)
+            self._admit(rt, obj, None, client=client)
+            if rt.namespaced:
+                self._require_namespace(namespace)
+            key = self._key(rt, namespace, meta["name"])
+            if key in self._objects[rt.resource]:
+                raise E.already_exists(rt.resource, rt.group, meta["name"])
+            if dry_run:
+                return WriteResult(Entry(obj), warnings)
+            entry = self._commit(rt, key, obj, "ADDED", None)
+            return WriteResult(entry, warnings)
+
+    def update(
+        self,
+        resource: str | ResourceType,
+        obj: dict[str, Any],
+        *,
+        subresource: str = "",
+    ) -> dict[str, Any]:
+        """Replace as the simulator itself (e.g. a controller writing ``status``)."""
+        rt = lookup(resource)
+        meta = obj.get("metadata") or {}
+        result = self.update_entry(
+            rt,
+            meta.get("namespace", ""),
+            meta.get("name", ""),
+            obj,
+            subresource=subresource,
+            client=False,
+        )
+        return result.entry.copy()
+
+    def update_entry(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        body: Any,
+        *,
+        subresource: str = "",
+        client: bool = True,
+        dry_run: bool = False,
+        field_validation: str = "",
+    ) -> WriteResult:
+        """PUT: optimistic concurrency on ``metadata.resourceVersion`` ("API Concepts ›
+        Resource versions"); status only through ``/status``, and never through the main resource.
+        """
+        with self.lock:
+            key = self._key(rt, namespace, name)
+            current = self._objects[rt.resource].get(key)
+            obj, warnings = self._decode_body(rt, namespace, body, client, field_validation)
+            if obj["metadata"].get("name", "") != name:
+                raise E.bad_request(
+                    f"the name of the object ({obj['metadata'].get('name', '')}) does not match "
+                    f"the name on the URL ({name})"
+                )
+            if current is None:
+                if rt.allow_create_on_update and not subresource:
+                    obj["metadata"].pop("resourceVersion", None)
+                    return self.create_entry(rt, namespace, obj, client=client, dry_run=dry_run)
+                raise E.not_found(rt.resource, rt.group, name)
+            return self._update_from(rt, key, current, obj, subresource, client, dry_run, warnings)
+
+    def _update_from(
+        self,
+        rt: ResourceType,
+        key: Key,
+        current: Entry,
+        obj: dict[str, Any],
+        subresource: str,
+        client: bool,
+        dry_run: bool,
+        warnings: list[str],
+    ) -> WriteResult:
+        old = current.obj
+        meta = obj["metadata"]
+        wanted_rv = meta.get("resourceVersion")
+        if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
+            raise E.conflict(rt.resource, rt.group, key[1])
+        if meta.get("uid") and meta["uid"] != old["metadata"]["uid"]:
+            raise E.conflict(
+                rt.resource,
+                rt.group,
+                key[1],
+                f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: "
+                f"{old['metadata']['uid']}",
+            )
+        if subresource == "status":
+            new = copy.deepcopy(old)
+            if "status" in obj:
+                new["status"] = obj["status"]
+            else:
+                new.pop("status", None)
+        else:
+            new = obj
+            for name in (
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+            ):
+                if name in old["metadata"]:
+                    meta[name] = old["metadata"][name]
+                else:
+                    meta.pop(name, None)
+            rt.strategy.prepare_for_update(new, old)
+            rt.strategy.default(new, self)
+            if rt.tracks_generation and rt.strategy.generation_changed(new, old):
+                meta["generation"] = old["metadata"].get("generation", 0) + 1
+        new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        self._admit(rt, new, old, client=client)
+        if new == old:
+            # etcd3's GuaranteedUpdate skips a write that changes nothing: same resourceVersion,
+            # no watch event.
+            return WriteResult(current, warnings, changed=False)
+        if dry_run:
+            return WriteResult(Entry(new), warnings)
+        return WriteResult(self._commit(rt, key, new, "MODIFIED", current), warnings)
+
+    def patch(
+        self,
+        resource: str | ResourceType,
+        namespace: str | None,
+        name: str,
+        patch: Any,
+        *,
+        patch_type: str = MERGE_PATCH,
+        subresource: str = "",
+    ) -> dict[str, Any]:
+        """Patch as the simulator itself."""
+        rt = lookup(resource)
+        result = self.patch_entry(
+            rt, namespace or "", name, patch_type, patch, subresource=subresource, client=False
+        )
+        return result.entry.copy()
+
+    def patch_entry(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        patch_type: str,
+        patch: Any,
+        *,
+        subresource: str = "",
+        client: bool = True,
+        dry_run: bool = False,
+        field_validation: str = "",
+    ) -> WriteResult:
+        """PATCH ("API Concepts › Patch requests"; "Update API Objects in Place Using kubectl
+        patch"). A ``metadata.resourceVersion`` in the patched object is a precondition.
+        """
+        with self.lock:
+            key = self._key(rt, namespace, name)
+            current = self._objects[rt.resource].get(key)
+            if current is None:
+                raise E.not_found(rt.resource, rt.group, name)
+            patched = self._apply_patch(rt, current.copy(), patch_type, patch)
+            if not isinstance(patched.get("metadata"), dict):
+                raise E.bad_request("metadata must be an object")
+            if patched["metadata"].get("name") != name:
+                raise E.bad_request(
+                    f"the name of the object ({patched['metadata'].get('name')}) does not match "
+                    f"the name on the URL ({name})"
+                )
+            obj, warnings = self._decode_body(rt, namespace, patched, client, field_validation)
+            return self._update_from(rt, key, current, obj, subresource, client, dry_run, warnings)
+
+    def _apply_patch(
+        self, rt: ResourceType, original: dict[str, Any], patch_type: str, patch: Any
+    ) -> dict[str, Any]:
+        if patch_type == JSON_PATCH:
+            return json_patch(original, patch)
+        if patch_type == MERGE_PATCH:
+            if not isinstance(patch, dict):
+                raise E.bad_request("merge patch must be a JSON object")
+            return merge_patch(original, patch)
+        if patch_type == STRATEGIC_MERGE_PATCH:
+            return strategic_merge_patch(
+                original, patch, self.schemas.node(rt.api_version, rt.kind)
+            )
+        raise E.unsupported_media_type(patch_type)
+
+    def delete(
+        self,
+        resource: str | ResourceType,
+        namespace: str | None,
+        name: str,
+        *,
+        grace_period_seconds: int | None = None,
+    ) -> dict[str, Any]:
+        """Delete as the simulator itself; returns the last state of the object."""
+        rt = lookup(resource)
+        entry, _ = self.delete_entry(
+            rt, namespace or "", name, grace_period_seconds=grace_period_seconds, client=False
+        )
+        return entry.copy()
+
+    def delete_entry(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        *,
+        grace_period_seconds: int | None = None,
+        propagation_policy: str = "",
+        preconditions: dict[str, Any] | None = None,
+        client: bool = True,
+        dry_run: bool = False,
+    ) -> tuple[Entry, bool]:
+        """DELETE. Returns the object as last stored and whether it is gone already.
+
+        Pods are deleted gracefully ("Pod Lifecycle › Termination of Pods"): a pod that is bound to
+        a node and not finished gets ``deletionTimestamp`` and ``deletionGracePeriodSeconds``
+        (MODIFIED) and disappears (DELETED) after ``min(grace, termination_delay)`` seconds; an
+        unscheduled or finished pod, or ``gracePeriodSeconds=0``, is removed at once. Namespaces
+        go Terminating, lose their contents and disappear within the same request. Nothing else
+        has finalizers here, so everything else is removed at once. Dependents (by
+        ``ownerReferences``) are then deleted in the background, or orphaned with
+        ``propagationPolicy=Orphan`` ("Garbage Collection › Cascading deletion").
+        """
+        if propagation_policy not in ("", "Orphan", "Background", "Foreground"):
+            raise E.bad_request(
+                f'propagationPolicy: Unsupported value: "{propagation_policy}": supported values: '
+                '"Foreground", "Background", "Orphan"'
+            )
+        with self.lock:
+            key = self._key(rt, namespace, name)
+            current = self._objects[rt.resource].get(key)
+            if current is None:
+                raise E.not_found(rt.resource, rt.group, name)
+            meta = current.obj["metadata"]
+            pre = preconditions or {}
+            if pre.get("uid") and pre["uid"] != meta["uid"]:
+                raise E.conflict(
+                    rt.resource,
+                    rt.group,
+                    name,
+                    f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: "
+                    f"{meta['uid']}",
+                )
+            if pre.get("resourceVersion") and pre["resourceVersion"] != meta["resourceVersion"]:
+                raise E.conflict(
+                    rt.resource,
+                    rt.group,
+                    name,
+                    f"Precondition failed: ResourceVersion in precondition: "
+                    f"{pre['resourceVersion']}, ResourceVersion in object meta: "
+                    f"{meta['resourceVersion']}",
+                )
+            if rt is NAMESPACES:
+                return self._delete_namespace(current, client=client, dry_run=dry_run)
+            if rt is PODS:
+                return self._delete_pod(
+                    current,
+                    self._pod_grace(current.obj, grace_period_seconds),
+                    dry_run=dry_run,
+                    orphan=propagation_policy == "Orphan",
+                )
+            if dry_run:
+                return current, True
+            final = self._remove(rt, key, current)
+            self._collect_garbage(final.obj, orphan=propagation_policy == "Orphan")
+            return final, True
+
+    @staticmethod
+    def _pod_grace(pod: dict[str, Any], requested: int | None) -> int:
+        spec, status = pod.get("spec") or {}, pod.get("status") or {}
+        if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
+            return 0  # CheckGracefulDelete: nothing is running, nothing to wait for
+        if requested is not None:
+            return max(requested, 0)
+        return int(spec.get("terminationGracePeriodSeconds", 30))
+
+    def _delete_pod(
+        self, current: Entry, grace: int, *, dry_run: bool, orphan: bool
+    ) -> tuple[Entry, bool]:
+        """The generic registry's graceful deletion (``rest.BeforeDelete``) for a pod.
+
+        The pod is first written with deletionTimestamp and deletionGracePeriodSeconds
+        (MODIFIED); with a grace of 0 it is then removed at once (DELETED), otherwise its kubelet's
+        stand-in removes it later. A second delete may only shorten the grace period.
+        """
+        meta = current.obj["metadata"]
+        now = self.clock()
+        if meta.get("deletionTimestamp"):
+            existing = int(meta.get("deletionGracePeriodSeconds", 0))
+            if grace >= existing:
+                return current, False  # already terminating at least this fast
+            started = _parse_time(meta["deletionTimestamp"]) - timedelta(seconds=existing)
+            deadline = started + timedelta(seconds=grace)
+        else:
+            deadline = now + timedelta(seconds=grace)
+        new = current.copy()
+        new["metadata"]["deletionTimestamp"] = _timestamp(deadline)
+        new["metadata"]["deletionGracePeriodSeconds"] = grace
+        if dry_run:
+            return Entry(new), grace == 0
+        key = (meta["namespace"], meta["name"])
+        entry = self._commit(PODS, key, new, "MODIFIED", current)
+        if grace == 0:
+            final = self._remove(PODS, key, entry)
+            self._collect_garbage(final.obj, orphan=orphan)
+            return final, True
+        delay = min(float(grace), self.termination_delay)
+        timer = threading.Timer(delay, self._finish_termination, (key, meta["uid"], self._epoch))
+        timer.daemon = True
+        self._timers.append(timer)
+        timer.start()
+        return entry, False
+
+    def _finish_termination(self, key: Key, uid: str, epoch: int) -> None:
+        """The kubelet's part: containers stopped, it deletes the pod with a grace of 0."""
+        try:
+            with self.lock:
+                current = self._objects[PODS.resource].get(key)
+                if self._epoch != epoch or current is None or current.obj["metadata"]["uid"] != uid:
+                    return
+                self._delete_pod(current, 0, dry_run=False, orphan=False)
+        except Exception as exc:  # a background thread: make it fail the test, not vanish
+            self.bugs.append(f"pod termination of {key}: {exc!r}")
+            raise
+
+    def _delete_namespace(
+        self, current: Entry, *, client: bool, dry_run: bool
+    ) -> tuple[Entry, bool]:
+        name = current.obj["metadata"]["name"]
+        if name in _UNDELETABLE_NAMESPACES:
+            raise E.forbidden_request(
+                f'namespaces "{name}" is forbidden: this namespace may not be deleted'
+            )
+        terminating = current.copy()
+        terminating["metadata"]["deletionTimestamp"] = _timestamp(self.clock())
+        terminating["metadata"]["deletionGracePeriodSeconds"] = 0
+        terminating["status"] = {"phase": "Terminating"}
+        if dry_run:
+            return Entry(terminating), False
+        key = ("", name)
+        entry = self._commit(NAMESPACES, key, terminating, "MODIFIED", current)
+        # The namespace controller's part, done at once: delete the contents, then the namespace.
+        for rt in TYPES:
+            if not rt.namespaced:
+                continue
+            for obj_key in [k for k in self._keys[rt.resource] if k[0] == name]:
+                self._remove(rt, obj_key, self._objects[rt.resource][obj_key])
+        self._remove(NAMESPACES, key, entry)
+        return entry, False
+
+    def _remove(self, rt: ResourceType, key: Key, current: Entry) -> Entry:
+        final = current.copy()
+        return self._commit(rt, key, final, "DELETED", current)
+
+    def _collect_garbage(self, owner: dict[str, Any], *, orphan: bool) -> None:
+        uid = owner["metadata"]["uid"]
+        owner_ns = owner["metadata"].get("namespace", "")
+        for rt in TYPES:
+            for key, entry in list(self._objects[rt.resource].items()):
+                refs = entry.obj["metadata"].get("ownerReferences") or []
+                if not any(r.get("uid") == uid for r in refs):
+                    continue
+                if owner_ns and key[0] != owner_ns:
+                    continue
+                if orphan or len(refs) > 1:
+                    new = entry.copy()
+                    kept = [r for r in refs if r.get("uid") != uid]
+                    if kept:
+                        new["metadata"]["ownerReferences"] = kept
+                    else:
+                        new["metadata"].pop("ownerReferences", None)
+                    self._commit(rt, key, new, "MODIFIED", entry)
+                else:
+                    self.delete_entry(rt, key[0], key[1], client=False)
+
+    def delete_collection(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+        grace_period_seconds: int | None = None,
+        propagation_policy: str = "",
+        dry_run: bool = False,
+    ) -> ListResult:
+        """DELETE on a collection: deletes what a list with the same selectors returns."""
+        with self.lock:
+            listed = self.list_entries(
+                rt, namespace, label_selector=label_selector, field_selector=field_selector
+            )
+            deleted = []
+            for entry in listed.items:
+                meta = entry.obj["metadata"]
+                try:
+                    final, _ = self.delete_entry(
+                        rt,
+                        meta.get("namespace", ""),
+                        meta["name"],
+                        grace_period_seconds=grace_period_seconds,
+                        propagation_policy=propagation_policy,
+                        dry_run=dry_run,
+                    )
+                except ApiError as exc:
+                    if exc.code != 404:
+                        raise
+                    continue
+                deleted.append(final)
+            return ListResult(deleted, self._rv)
+
+    # -- subresources --------------------------------------------------------------------------
+
+    def bind(self, namespace: str, name: str, binding: Any, *, dry_run: bool = False) -> None:
+        """``pods/binding``: what the scheduler does. 409 if the pod already has a node."""
+        if not isinstance(binding, dict):
+            raise E.bad_request("Binding must be a JSON object")
+        target = binding.get("target") or {}
+        node = target.get("name", "")
+        if target.get("kind", "Node") not in ("Node", ""):
+            raise E.invalid_object(
+                "Binding", "", name, [E.not_supported("target.kind", target.get("kind"), ("Node",))]
+            )
+        if not node:
+            raise E.invalid_object("Binding", "", name, [E.required("target.name")])
+        with self.lock:
+            current = self.get_entry(PODS, namespace, name)
+            pod = current.obj
+            if pod["metadata"].get("deletionTimestamp"):
+                raise E.conflict(
+                    "pods/binding",
+                    "",
+                    name,
+                    f"pod {name} is being deleted, cannot be assigned to a host",
+                )
+            assigned = (pod.get("spec") or {}).get("nodeName")
+            if assigned:
+                raise E.conflict(
+                    "pods/binding", "", name, f'pod {name} is already assigned to node "{assigned}"'
+                )
+            new = current.copy()
+            new["spec"]["nodeName"] = node
+            conditions = new.setdefault("status", {}).setdefault("conditions", [])
+            conditions[:] = [c for c in conditions if c.get("type") != "PodScheduled"]
+            conditions.append(
+                {
+                    "type": "PodScheduled",
+                    "status": "True",
+                    "lastTransitionTime": _timestamp(self.clock()),
+                }
+            )
+            # The binding subresource is the one way to set spec.nodeName, so only the
+            # create-time checks apply (not the pod update rules).
+            self._admit(PODS, new, None, client=False)
+            if not dry_run:
+                self._commit(PODS, (namespace, name), new, "MODIFIED", current)
+
+    def evict(self, namespace: str, name: str, eviction: Any, *, dry_run: bool = False) -> None:
+        """``pods/eviction`` ("API-initiated Eviction"): delete unless a budget forbids it."""
+        if not isinstance(eviction, dict):
+            raise E.bad_request("Eviction must be a JSON object")
+        body_name = (eviction.get("metadata") or {}).get("name", "")
+        if body_name and body_name != name:
+            raise E.bad_request("name in URL does not match name in Eviction object")
+        options = eviction.get("deleteOptions") or {}
+        with self.lock:
+            current = self.get_entry(PODS, namespace, name)
+            labels = current.obj["metadata"].get("labels") or {}
+            for block in self.disruption_blocks:
+                if block.namespace == namespace and block.selector.matches(labels):
+                    raise _budget_violation(block)
+            self.delete_entry(
+                PODS,
+                namespace,
+                name,
+                grace_period_seconds=options.get("gracePeriodSeconds"),
+                preconditions=options.get("preconditions"),
+                dry_run=dry_run,
+            )
+
+    def scale_of(self, entry: Entry) -> dict[str, Any]:
+        """The ``autoscaling/v1`` Scale a Deployment's ``/scale`` subresource shows."""
+        meta = entry.obj["metadata"]
+        spec, status = entry.obj.get("spec") or {}, entry.obj.get("status") or {}
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {
+                key: meta[key]
+                for key in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            },
+            "spec": {"replicas": spec.get("replicas", 0)},
+            "status": {
+                "replicas": status.get("replicas", 0),
+                "selector": format_label_selector_object(spec.get("selector")),
+            },
+        }
+
+    def update_scale(
+        self, namespace: str, name: str, scale: Any, *, dry_run: bool = False, patch_type: str = ""
+    ) -> dict[str, Any]:
+        """PUT (or PATCH, with ``patch_type``) ``deployments/scale``: only spec.replicas moves."""
+        with self.lock:
+            current = self.get_entry(DEPLOYMENTS, namespace, name)
+            if patch_type:
+                original = self.scale_of(current)
+                if patch_type == JSON_PATCH:
+                    scale = json_patch(original, scale)
+                elif patch_type == MERGE_PATCH:
+                    scale = merge_patch(original, scale)
+                elif patch_type == STRATEGIC_MERGE_PATCH:
+                    scale = strategic_merge_patch(
+                        original, scale, self.schemas.node("autoscaling/v1", "Scale")
+                    )
+                else:
+                    raise E.unsupported_media_type(patch_type)
+            scale = self._decode_scale(scale)
+            meta = scale.get("metadata") or {}
+            if meta.get("name", name) != name:
+                raise E.bad_request(
+                    f"the name of the object ({meta.get('name')}) does not match the name on "
+                    f"the URL ({name})"
+                )
+            replicas = (scale.get("spec") or {}).get("replicas", 0)
+            if replicas < 0:
+                raise E.invalid_object(
+                    "Scale",
+                    "autoscaling",
+                    name,
+                    [E.invalid("spec.replicas", replicas, "must be greater than or equal to 0")],
+                )
+            if (
+                meta.get("resourceVersion")
+                and meta["resourceVersion"] != current.obj["metadata"]["resourceVersion"]
+            ):
+                raise E.conflict(DEPLOYMENTS.resource, DEPLOYMENTS.group, name)
+            new = current.copy()
+            new["spec"]["replicas"] = replicas
+            result = self._update_from(
+                DEPLOYMENTS, (namespace, name), current, new, "", False, dry_run, []
+            )
+            return self.scale_of(result.entry)
+
+    def _decode_scale(self, scale: Any) -> dict[str, Any]:
+        """Decode an autoscaling/v1 Scale body like any other object: types, then fields."""
+        if not isinstance(scale, dict):
+            raise E.bad_request('Scale in version "v1" cannot be handled as a Scale: not an object')
+        scale = dict(scale)
+        scale.setdefault("apiVersion", "autoscaling/v1")
+        scale.setdefault("kind", "Scale")
+        if (scale["apiVersion"], scale["kind"]) != ("autoscaling/v1", "Scale"):
+            raise E.bad_request(
+                f"expected autoscaling/v1 Scale, got {scale['apiVersion']} {scale['kind']}"
+            )
+        try:
+            scale, _ = self.schemas.decode(scale)
+        except DecodeError as exc:
+            raise E.bad_request(
+                f'Scale in version "v1" cannot be handled as a Scale: {exc}'
+            ) from None
+        for error in self.schemas.errors(scale):
+            if error.validator in ("type", "oneOf", "enum"):
+                raise E.bad_request(
+                    'Scale in version "v1" cannot be handled as a Scale: json: cannot unmarshal '
+                    f"{_json_type(error.instance)} into Go struct field Scale."
+                    f"{_path(error.absolute_path)}: {error.message}"
+                )
+        return scale
+
+    # -- seeding -------------------------------------------------------------------------------
+
+    def seed(self, objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Create objects as the simulator, keeping the ``status`` they carry.
+
+        A real cluster resets status on create; a seed stands for objects that have lived a while,
+        so their status is then written through ``/status`` as a kubelet or controller would.
+        """
+        created = []
+        for obj in objects:
+            rt = self._type_of(obj)
+            copied = copy.deepcopy(obj)
+            out = self.create(rt, copied)
+            if rt.has_status and obj.get("status") and out.get("status") != obj["status"]:
+                out["status"] = copy.deepcopy(obj["status"])
+                out = self.update(rt, out, subresource="status")
+            created.append(out)
+        return created
+
+    def bulk_seed(self, objects: Iterable[dict[str, Any]]) -> int:
+        """Store objects WITHOUT decoding, defaulting or validation: for benchmarks only.
+
+        Server-set metadata (uid, resourceVersion, creationTimestamp) is still filled in, and each
+        object still produces an ADDED event, so lists and watches behave as usual.
+        """
+        count = 0
+        now = _timestamp(self.clock())
+        with self.lock:
+            for obj in objects:
+                rt = self._type_of(obj)
+                obj = copy.deepcopy(obj)
+                meta = obj.setdefault("metadata", {})
+                meta.setdefault("uid", str(uuid.uuid4()))
+                meta.setdefault("creationTimestamp", now)
+                key = self._key(rt, meta.get("namespace", ""), meta["name"])
+                if key in self._objects[rt.resource]:
+                    raise E.already_exists(rt.resource, rt.group, meta["name"])
+                self._commit(rt, key, obj, "ADDED", None)
+                count += 1
+        return count
+
+    def block_evictions(
+        self, namespace: str, label_selector: str, budget: str = "sim-budget"
+    ) -> None:
+        """Make evictions of matching pods answer 429, like a PodDisruptionBudget at its limit."""
+        with self.lock:
+            self.disruption_blocks.append(
+                DisruptionBlock(namespace, parse_label_selector(label_selector), budget)
+            )
+
+    # -- watch ---------------------------------------------------------------------------------
+
+    def watch(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        *,
+        resource_version: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> Watcher:
+        """Start a watch ("API Concepts › Efficient detection of changes")."""
+        labels = parse_label_selector(label_selector)
+        fields = parse_field_selector(field_selector, rt.field_labels)
+        with self.lock:
+            watcher = Watcher(self, rt, namespace, labels, fields)
+            if resource_version in ("", "0"):
+                # "Get State and Start at Most Recent" / "Start at Any": the current objects as
+                # synthetic ADDED events, then changes.
+                result = self.list_entries(
+                    rt, namespace, label_selector=label_selector, field_selector=field_selector
+                )
+                watcher.pending = [("ADDED", e.raw) for e in result.items]
+                watcher.cursor = self._rv
+            else:
+                start = self._parse_rv(resource_version)
+                if start < self._compacted:
+                    watcher.pending = [
+                        (
+                            "ERROR",
+                            _encode(
+                                E.gone(
+                                    f"too old resource version: {start} ({self._compacted + 1})"
+                                ).status()
+                            ),
+                        )
+                    ]
+                    watcher.finished = True
+                watcher.cursor = start
+            return watcher
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _events_after(self, rv: int) -> list[Event]:
+        index = rv - self._compacted
+        if index < 0:
+            index = 0
+        return self._history[index:]
+
+    def _commit(
+        self, rt: ResourceType, key: Key, obj: dict[str, Any], kind: str, old: Entry | None
+    ) -> Entry:
+        self._rv += 1
+        obj["metadata"]["resourceVersion"] = str(self._rv)
+        entry = Entry(obj)
+        table = self._objects[rt.resource]
+        if kind == "DELETED":
+            del table[key]
+            keys = self._keys[rt.resource]
+            del keys[bisect.bisect_left(keys, key)]
+        else:
+            if key not in table:
+                bisect.insort(self._keys[rt.resource], key)
+            table[key] = entry
+        self._history.append(Event(self._rv, kind, rt, key, entry, old))
+        if len(self._history) > self.history_limit + self.history_limit // 4:
+            drop = len(self._history) - self.history_limit
+            self._compacted = self._history[drop - 1].rv
+            del self._history[:drop]
+        self.changed.notify_all()
+        return entry
+
+    def _key(self, rt: ResourceType, namespace: str, name: str) -> Key:
+        return (namespace if rt.namespaced else "", name)
+
+    def _type_of(self, obj: dict[str, Any]) -> ResourceType:
+        for rt in TYPES:
+            if rt.kind == obj.get("kind") and rt.api_version == obj.get("apiVersion"):
+                return rt
+        raise SimulatorBug(
+            f"the simulator does not serve {obj.get('apiVersion')}/{obj.get('kind')}"
+        )
+
+    def _require_namespace(self, namespace: str) -> None:
+        # NamespaceLifecycle admission.
+        entry = self._objects[NAMESPACES.resource].get(("", namespace))
+        if entry is None:
+            raise E.not_found("namespaces", "", namespace)
+        if (entry.obj.get("status") or {}).get("phase") == "Terminating":
+            raise E.forbidden_request(
+                f"unable to create new content in namespace {namespace} because it is being "
+                "terminated"
+            )
+
+    def _decode_body(
+        self, rt: ResourceType, namespace: str, body: Any, client: bool, field_validation: str
+    ) -> tuple[dict[str, Any], list[str]]:
+        """Type checks, unknown fields and canonical forms, as the Go decoder would do them."""
+        if not isinstance(body, dict):
+            raise _undecodable(rt, "the body must be a JSON object")
+        obj = dict(body)
+        api_version = obj.setdefault("apiVersion", rt.api_version)
+        kind = obj.setdefault("kind", rt.kind)
+        if api_version != rt.api_version or kind != rt.kind:
+            raise E.bad_request(
+                f"the API version in the data ({api_version}) does not match the expected API "
+                f"version ({rt.api_version})"
+                if kind == rt.kind
+                else f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                f"expected kind {rt.kind}, got {kind}"
+            )
+        if field_validation not in ("", "Ignore", "Warn", "Strict"):
+            raise E.bad_request(
+                f'fieldValidation: Unsupported value: "{field_validation}": supported values: '
+                '"Ignore", "Strict", "Warn"'
+            )
+        try:
+            obj, unknown = self.schemas.decode(obj)
+        except DecodeError as exc:
+            raise E.bad_request(
+                f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: {exc}'
+            ) from None
+        # Types first: defaulting and strategies may then rely on the shape of the object.
+        self._check_types(rt, self.schemas.errors(obj), client=client)
+        warnings: list[str] = []
+        if unknown:
+            if not client or field_validation == "Strict":
+                message = "strict decoding error: " + ", ".join(
+                    f'unknown field "{u}"' for u in unknown
+                )
+                if not client:
+                    self._bug(f"{rt.kind} written by the simulator: {message}")
+                raise _undecodable(rt, message)
+            if field_validation != "Ignore":  # Warn is the default
+                warnings = [f'unknown field "{u}"' for u in unknown]
+        meta = obj.get("metadata")
+        if meta is None:
+            meta = obj["metadata"] = {}
+        elif not isinstance(meta, dict):
+            raise _undecodable(rt, "metadata must be an object")
+        else:
+            meta = obj["metadata"] = dict(meta)
+        if rt.namespaced:
+            body_ns = meta.get("namespace", "")
+            if body_ns and body_ns != namespace:
+                raise E.bad_request(
+                    "the namespace of the provided object does not match the namespace sent on "
+                    "the request"
+                )
+            meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
+        return obj, warnings
+
+    def _admit(
+        self, rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None, *, client: bool
+    ) -> None:
+        """Validate a stored-to-be object: the pinned strict schema, then semantic checks."""
+        schema_errors = self.schemas.errors(obj)
+        self._check_types(rt, schema_errors, client=client)
+        errors: list[FieldError] = []
+        for error in schema_errors:
+            where = _path(error.absolute_path)
+            if error.validator == "required":
+                for missing in error.validator_value:
+                    if isinstance(error.instance, dict) and missing not in error.instance:
+                        errors.append(E.required(f"{where}.{missing}" if where else missing))
+            elif error.validator == "additionalProperties":
+                if not client:
+                    self._bug(f"{rt.kind} written by the simulator: {error.message} at {where}")
+                errors.append(E.invalid(where, None, error.message))
+            else:
+                errors.append(E.invalid(where, error.instance, error.message))
+        meta = obj["metadata"]
+        errors.extend(
+            validate_object_meta(meta, namespaced=rt.namespaced, name_errors=rt.name_errors)
+        )
+        errors.extend(rt.strategy.validate(obj))
+        if old is not None:
+            errors.extend(rt.strategy.validate_update(obj, old))
+        if errors:
+            error = E.invalid_object(rt.kind, rt.group, meta.get("name", ""), errors)
+            if not client:
+                self._bug(error.message)
+            raise error
+
+    def _check_types(self, rt: ResourceType, schema_errors: list[Any], *, client: bool) -> None:
+        """A value of the wrong JSON type cannot be decoded into the Go struct: 400."""
+        type_errors = [e for e in schema_errors if e.validator in ("type", "oneOf", "enum")]
+        if not type_errors:
+            return
+        first = type_errors[0]
+        message = (
+            f"json: cannot unmarshal {_json_type(first.instance)} into Go struct field "
+            f"{rt.kind}.{_path(first.absolute_path)}: {first.message}"
+        )
+        if not client:
+            self._bug(f"{rt.kind} written by the simulator: {message}")
+        raise _undecodable(rt, message)
+
+    def _bug(self, message: str) -> None:
+        self.bugs.append(message)
+        raise SimulatorBug(message)
+
+
+def _budget_violation(block: DisruptionBlock) -> ApiError:
+    """The eviction API's 429 when a PodDisruptionBudget allows no disruption now."""
+    cause = {
+        "reason": "DisruptionBudget",
+        "message": f"The disruption budget {block.budget} needs 1 healthy pods and has 1 currently",
+    }
+    return ApiError(
+        429,
+        "TooManyRequests",
+        "Cannot evict pod as it would violate the pod's disruption budget.",
+        details={"causes": [cause]},
+    )
+
+
+def _undecodable(rt: ResourceType, detail: str) -> ApiError:
+    """400: the body does not decode into the Go type (``runtime.Decode`` failing)."""
+    return E.bad_request(
+        f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: {detail}'
+    )
+
+
+def _path(parts: Iterable[Any]) -> str:
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if value is None:
+        return "null"
+    return "object"
+
+
+class Watcher:
+    """One watch's cursor into the event history, with its filters.
+
+    ``next`` returns encoded events (type, object JSON) after the cursor, waiting up to ``timeout``
+    seconds for some; an object that starts or stops matching the selectors arrives as ADDED or
+    DELETED, as the watch cache reports it.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        rt: ResourceType,
+        namespace: str,
+        labels: LabelSelector,
+        fields: FieldSelector,
+    ) -> None:
+        self.store = store
+        self.rt = rt
+        self.namespace = namespace
+        self.labels = labels
+        self._match_labels = labels.compile()
+        self.fields = fields
+        self.cursor = 0
+        self.epoch = store.epoch
+        self.pending: list[tuple[str, bytes]] = []
+        self.finished = False
+
+    @property
+    def alive(self) -> bool:
+        return not self.finished and not self.store.closed and self.store.epoch == self.epoch
+
+    def _matches(self, obj: dict[str, Any]) -> bool:
+        return self._match_labels(obj["metadata"].get("labels")) and (
+            self.fields.empty or self.fields.matches(obj, self.rt.fields)
+        )
+
+    def next(self, timeout: float) -> list[tuple[str, bytes]]:
+        if self.pending:
+            out, self.pending = self.pending, []
+            return out
+        store = self.store
+        with store.lock:
+            if not self.alive:
+                return []
+            if store.resource_version <= self.cursor:
+                store.changed.wait(timeout)
+            if not self.alive:
+                return []
+            if self.cursor < store._compacted:
+                self.finished = True
+                return [
+                    (
+                        "ERROR",
+                        _encode(
+                            E.gone(
+                                f"too old resource version: {self.cursor} ({store._compacted + 1})"
+                            ).status()
+                        ),
+                    )
+                ]
+            events = store._events_after(self.cursor)
+            if store.resource_version > self.cursor:
+                self.cursor = store.resource_version
+        return list(self._convert(events))
+
+    def _convert(self, events: list[Event]) -> Iterator[tuple[str, bytes]]:
+        for event in events:
+            if event.resource is not self.rt:
+                continue
+            if self.namespace and event.key[0] != self.namespace:
+                continue
+            now = event.type != "DELETED" and self._matches(event.entry.obj)
+            before = event.old is not None and self._matches(event.old.obj)
+            if event.type == "DELETED":
+                if before:
+                    yield ("DELETED", event.entry.raw)
+            elif now and (before or event.type == "ADDED"):
+                yield (event.type, event.entry.raw)
+            elif now:
+                yield ("ADDED", event.entry.raw)
+            elif before:
+                # Stopped matching: DELETED with the previous state at this event's version.
+                gone = event.old.copy()  # type: ignore[union-attr]
+                gone["metadata"]["resourceVersion"] = str(event.rv)
+                yield ("DELETED", _encode(gone))
+
+    def bookmark(self) -> bytes:
+        with self.store.lock:
+            rv = max(self.cursor, 0)
+        return _encode(
+            {
+                "kind": self.rt.kind,
+                "apiVersion": self.rt.api_version,
+                "metadata": {"resourceVersion": str(rv)},
+            }
+        )
