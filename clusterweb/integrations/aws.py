@@ -1,0 +1,614 @@
+"""The AWS adapter: the one place Clusterweb builds boto3 clients and reads AWS.
+
+Clients are built lazily, once per process and configuration, with explicit timeouts and boto3's
+adaptive retry mode (``AWS_CONNECT_TIMEOUT``, ``AWS_READ_TIMEOUT``, ``AWS_MAX_ATTEMPTS``) in
+``AWS_REGION``. No endpoint is configured here: boto3 reads ``AWS_ENDPOINT_URL`` itself, which is
+how the sandbox and the tests point it at the simulated AWS (``sandbox/aws``).
+
+Failures come out as ``clusterweb.errors`` exceptions with ``system="aws"`` and AWS's error code
+in ``.code`` (see :func:`translated`):
+
+- :class:`CapacityError` (transient): AWS has no capacity for that type in that zone right now;
+  another type or zone may work at once, the same one later.
+- :class:`LimitError` (permanent): an account quota (vCPUs, spot instances) stops the request
+  until the admin raises it.
+- :class:`ThrottledError` (transient): too many calls; boto3 already backed off and retried.
+- :class:`AuthError` (permanent): the credentials or the IAM policy do not allow the call.
+- any other AWS client error, ``IdempotentParameterMismatch`` included: :class:`PermanentError`;
+  unreachable, timed out, a garbled answer or a 5xx: :class:`TransientError`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+)
+from botocore.parsers import ResponseParserError
+from django.conf import settings
+
+from clusterweb import clock
+from clusterweb.errors import IntegrationError, PermanentError, TransientError
+
+SYSTEM = "aws"
+CLUSTER_TAG = "clusterweb:cluster"
+
+# Large pages keep a reconcile of a busy cluster to a few calls; EC2 caps describe pages at 1000.
+_PAGE_SIZE = 100
+
+
+class CapacityError(TransientError):
+    """AWS has no spare capacity for the requested instance type in that zone. Another type or
+    zone may succeed at once; the same one later."""
+
+
+class ThrottledError(TransientError):
+    """AWS refused the call's rate; boto3 already backed off and retried before giving up."""
+
+
+class LimitError(PermanentError):
+    """An account quota (vCPUs, spot instance count) stops the request until it is raised."""
+
+
+class AuthError(PermanentError):
+    """The credentials are missing, expired or not allowed this call by IAM."""
+
+
+_CAPACITY_CODES = frozenset(
+    {
+        "InsufficientInstanceCapacity",
+        "InsufficientCapacity",
+        "InsufficientHostCapacity",
+        "UnfulfillableCapacity",
+        # Spot request status codes, for callers translating a spot request that never filled.
+        "capacity-not-available",
+        "capacity-oversubscribed",
+    }
+)
+_LIMIT_CODES = frozenset(
+    {
+        "MaxSpotInstanceCountExceeded",
+        "MaxSpotFleetRequestCountExceeded",
+        "VcpuLimitExceeded",
+        "InstanceLimitExceeded",
+    }
+)
+_THROTTLING_CODES = frozenset(
+    {
+        "RequestLimitExceeded",
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "SlowDown",
+        # Cost Explorer's name for "too many calls" (it has no other limit error).
+        "LimitExceededException",
+    }
+)
+_AUTH_CODES = frozenset(
+    {
+        "AuthFailure",
+        "UnauthorizedOperation",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+    }
+)
+# Codes AWS sends for its own trouble, whatever the HTTP status says.
+_SERVER_CODES = frozenset(
+    {
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "Unavailable",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
+    }
+)
+
+
+# --- errors --------------------------------------------------------------------------------------
+def error_from(exc: Exception) -> IntegrationError:
+    """The Clusterweb error for an exception raised by boto3/botocore (the rules are in the
+    module docstring). Exceptions from elsewhere are not passed here."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code") or "")
+        message = str(error.get("Message") or code or exc)
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        if code in _CAPACITY_CODES:
+            return CapacityError(message, system=SYSTEM, code=code)
+        if code in _LIMIT_CODES:
+            return LimitError(message, system=SYSTEM, code=code)
+        if code in _THROTTLING_CODES:
+            return ThrottledError(message, system=SYSTEM, code=code)
+        if code in _AUTH_CODES or code.startswith("AccessDenied"):
+            return AuthError(message, system=SYSTEM, code=code)
+        if code in _SERVER_CODES or status >= 500:
+            return TransientError(message, system=SYSTEM, code=code or str(status))
+        return PermanentError(message, system=SYSTEM, code=code or str(status))
+    name = type(exc).__name__
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+        return AuthError(f"no usable AWS credentials: {exc}", system=SYSTEM, code=name)
+    if isinstance(exc, (NoRegionError, ParamValidationError)):
+        return PermanentError(str(exc), system=SYSTEM, code=name)
+    if isinstance(exc, (HTTPClientError, ResponseParserError, ConnectionError, TimeoutError)):
+        # Unreachable, timed out, or an answer that was not AWS's (a proxy's error page).
+        return TransientError(f"AWS unreachable: {exc}", system=SYSTEM, code=name)
+    if isinstance(exc, BotoCoreError):
+        return TransientError(str(exc), system=SYSTEM, code=name)
+    return PermanentError(str(exc), system=SYSTEM, code=name)
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Run boto3 calls with their errors translated by :func:`error_from` (the original is
+    chained as ``__cause__``). Also a decorator: ``@translated()``."""
+    try:
+        yield
+    except (ClientError, BotoCoreError, ResponseParserError) as exc:
+        raise error_from(exc) from exc
+
+
+# --- clients -------------------------------------------------------------------------------------
+_lock = threading.Lock()
+_sessions: dict[int, Any] = {}
+_clients: dict[tuple, Any] = {}
+
+
+def client_config() -> Config:
+    """The botocore configuration every client gets, from settings."""
+    return Config(
+        region_name=settings.AWS_REGION,
+        connect_timeout=settings.AWS_CONNECT_TIMEOUT,
+        read_timeout=settings.AWS_READ_TIMEOUT,
+        # total_max_attempts counts the first attempt, like the AWS_MAX_ATTEMPTS of the AWS
+        # SDKs; botocore's "max_attempts" key would count retries only.
+        retries={"mode": "adaptive", "total_max_attempts": settings.AWS_MAX_ATTEMPTS},
+        user_agent_appid="clusterweb",
+    )
+
+
+def client(service: str) -> Any:
+    """The process's boto3 client for ``service`` (``"ec2"``, ``"ce"``, ``"cloudwatch"``...).
+
+    Built on first use and reused: a client is thread-safe and holds the connection pool and the
+    adaptive mode's rate limiter. A new one is built after a fork (Celery's prefork pool) or when
+    the settings or ``AWS_ENDPOINT_URL`` change (tests)."""
+    pid = os.getpid()
+    key = (
+        service,
+        pid,
+        settings.AWS_REGION,
+        settings.AWS_CONNECT_TIMEOUT,
+        settings.AWS_READ_TIMEOUT,
+        settings.AWS_MAX_ATTEMPTS,
+        os.environ.get("AWS_ENDPOINT_URL", ""),
+    )
+    with _lock:
+        found = _clients.get(key)
+        if found is None:
+            import boto3
+
+            # A boto3 Session is not thread-safe; one per process, used under the lock.
+            session = _sessions.get(pid)
+            if session is None:
+                session = _sessions[pid] = boto3.session.Session()
+            with translated():
+                found = _clients[key] = session.client(service, config=client_config())
+    return found
+
+
+def clients_clear(*, sessions: bool = False) -> None:
+    """Forget every client (tests: a fresh adaptive rate limiter per test). ``sessions`` also
+    forgets the sessions, and with them the credentials they resolved."""
+    with _lock:
+        _clients.clear()
+        if sessions:
+            _sessions.clear()
+
+
+# --- EC2 -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Instance:
+    """An EC2 instance as Clusterweb sees it. ``state`` is EC2's state as a slug
+    (``shutting_down``, not ``shutting-down``); ``lifecycle`` is ``spot`` or ``on-demand``."""
+
+    instance_id: str
+    instance_type: str
+    state: str
+    lifecycle: str
+    zone: str
+    launch_time: datetime
+    tags: dict[str, str] = field(default_factory=dict)
+    private_ip: str | None = None
+    state_reason_code: str | None = None
+    state_reason_message: str | None = None
+
+    @property
+    def pool(self) -> str | None:
+        return self.tags.get("clusterweb:pool")
+
+    @property
+    def owner(self) -> str | None:
+        return self.tags.get("clusterweb:owner")
+
+    @property
+    def spot_interrupted(self) -> bool:
+        """AWS reclaimed it (as opposed to someone terminating or stopping it)."""
+        return (self.state_reason_code or "").startswith(
+            ("Server.SpotInstanceTermination", "Server.SpotInstanceShutdown")
+        )
+
+
+def _instance(raw: Mapping[str, Any]) -> Instance:
+    reason = raw.get("StateReason") or {}
+    return Instance(
+        instance_id=raw["InstanceId"],
+        instance_type=raw["InstanceType"],
+        state=raw["State"]["Name"].replace("-", "_"),
+        lifecycle="spot" if raw.get("InstanceLifecycle") == "spot" else "on-demand",
+        zone=(raw.get("Placement") or {}).get("AvailabilityZone", ""),
+        launch_time=raw["LaunchTime"],
+        tags={t["Key"]: t["Value"] for t in raw.get("Tags") or []},
+        private_ip=raw.get("PrivateIpAddress"),
+        state_reason_code=reason.get("Code"),
+        state_reason_message=reason.get("Message"),
+    )
+
+
+@translated()
+def instances_describe(
+    cluster_name: str,
+    *,
+    lifecycle: str | None = None,
+    states: Iterable[str] | None = None,
+) -> list[Instance]:
+    """Every instance tagged ``clusterweb:cluster=<cluster_name>`` (all pages), oldest launch
+    first. ``states`` (slugs such as ``running``, ``shutting_down``) filters on the server;
+    ``lifecycle`` (``spot`` or ``on-demand``) filters here, because AWS's
+    ``instance-lifecycle`` filter cannot select on-demand instances (they carry no lifecycle)
+    and moto does not implement it."""
+    if lifecycle not in (None, "spot", "on-demand"):
+        raise ValueError(f"lifecycle must be spot or on-demand, not {lifecycle!r}")
+    filters = [{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster_name]}]
+    if states is not None:
+        filters.append(
+            {"Name": "instance-state-name", "Values": [s.replace("_", "-") for s in states]}
+        )
+    paginator = client("ec2").get_paginator("describe_instances")
+    found = [
+        _instance(raw)
+        for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": _PAGE_SIZE})
+        for reservation in page["Reservations"]
+        for raw in reservation["Instances"]
+    ]
+    if lifecycle is not None:
+        found = [i for i in found if i.lifecycle == lifecycle]
+    return sorted(found, key=lambda i: (i.launch_time, i.instance_id))
+
+
+@dataclass(frozen=True)
+class InstanceType:
+    """What one instance type offers: vCPUs, memory in MiB and GPUs (0 for none)."""
+
+    name: str
+    vcpus: int
+    memory_mib: int
+    gpus: int
+    gpu_memory_mib: int = 0
+
+
+@translated()
+def instance_types_describe(types: Sequence[str]) -> dict[str, InstanceType]:
+    """The sizes of ``types``, by name. An unknown type raises :class:`PermanentError` (code
+    ``InvalidInstanceType``); an empty list returns ``{}`` without calling AWS (which would list
+    every type)."""
+    if not types:
+        return {}
+    paginator = client("ec2").get_paginator("describe_instance_types")
+    result: dict[str, InstanceType] = {}
+    for page in paginator.paginate(InstanceTypes=list(dict.fromkeys(types))):
+        for raw in page["InstanceTypes"]:
+            gpus = (raw.get("GpuInfo") or {}).get("Gpus") or []
+            result[raw["InstanceType"]] = InstanceType(
+                name=raw["InstanceType"],
+                vcpus=int(raw["VCpuInfo"]["DefaultVCpus"]),
+                memory_mib=int(raw["MemoryInfo"]["SizeInMiB"]),
+                gpus=sum(int(g.get("Count", 0)) for g in gpus),
+                gpu_memory_mib=int((raw.get("GpuInfo") or {}).get("TotalGpuMemoryInMiB", 0)),
+            )
+    return result
+
+
+@dataclass(frozen=True)
+class SpotPrice:
+    """One entry of the spot price history: the hourly price in USD from ``at`` on."""
+
+    instance_type: str
+    zone: str
+    price: Decimal
+    at: datetime
+    product: str
+
+
+@translated()
+def spot_price_history(
+    types: Sequence[str], since: datetime, *, product: str = "Linux/UNIX"
+) -> list[SpotPrice]:
+    """Spot prices of ``types`` since ``since`` (all pages), newest first, as AWS returns them:
+    the first entry of each type and zone may predate ``since`` (it is the price in force
+    then). Prices are Decimal USD per hour."""
+    if not types:
+        return []
+    paginator = client("ec2").get_paginator("describe_spot_price_history")
+    pages = paginator.paginate(
+        InstanceTypes=list(dict.fromkeys(types)),
+        StartTime=since,
+        ProductDescriptions=[product],
+        PaginationConfig={"PageSize": _PAGE_SIZE},
+    )
+    prices = [
+        SpotPrice(
+            instance_type=raw["InstanceType"],
+            zone=raw.get("AvailabilityZone", ""),
+            price=Decimal(raw["SpotPrice"]),
+            at=raw["Timestamp"],
+            product=raw.get("ProductDescription", product),
+        )
+        for page in pages
+        for raw in page["SpotPriceHistory"]
+    ]
+    return sorted(prices, key=lambda p: p.at, reverse=True)
+
+
+# --- CloudWatch ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MetricPoint:
+    """A CloudWatch datapoint: the statistic over the period starting at ``at``."""
+
+    at: datetime
+    value: float
+    unit: str
+
+
+def _period(start: datetime, end: datetime, now: datetime) -> int:
+    """The smallest period CloudWatch accepts for this window: at most 1440 datapoints per
+    call, and coarser periods for older data (1-minute points are kept 15 days, 5-minute points
+    63 days, hourly after that)."""
+    seconds = max((end - start).total_seconds(), 60.0)
+    period = max(60, math.ceil(seconds / 1440 / 60) * 60)
+    age = now - start
+    step = 3600 if age > timedelta(days=63) else 300 if age > timedelta(days=15) else 60
+    return math.ceil(period / step) * step
+
+
+@translated()
+def metric_latest(
+    namespace: str,
+    metric: str,
+    dimensions: Mapping[str, str],
+    since: datetime,
+    *,
+    statistic: str = "Average",
+) -> MetricPoint | None:
+    """The newest datapoint of a metric since ``since`` (``None`` if there is none), e.g.
+    ``metric_latest("AWS/EFS", "StorageBytes", {"FileSystemId": fs, "StorageClass": "Total"},
+    since)`` or ``("AWS/S3", "BucketSizeBytes", {"BucketName": b, "StorageType":
+    "StandardStorage"}, since)``. S3 publishes storage once a day, so read S3 sizes over at
+    least the last two days."""
+    now = clock.now()
+    if since >= now:
+        return None
+    answer = client("cloudwatch").get_metric_statistics(
+        Namespace=namespace,
+        MetricName=metric,
+        Dimensions=[{"Name": k, "Value": str(v)} for k, v in dimensions.items()],
+        StartTime=since,
+        EndTime=now,
+        Period=_period(since, now, now),
+        Statistics=[statistic],
+    )
+    points = answer.get("Datapoints") or []
+    if not points:
+        return None
+    newest = max(points, key=lambda p: p["Timestamp"])
+    return MetricPoint(newest["Timestamp"], float(newest[statistic]), newest.get("Unit", ""))
+
+
+# --- Inventory (added for provisioning's inventory sync, issue 6) ---------------------------------
+# What the sync needs beyond `instances_describe`: the billed public IPv4 address and the state
+# transition reason (whose timestamp dates a termination), EBS volumes, Elastic IPs, EFS file
+# systems and S3 buckets of the cluster. Same rules as above: one call per page, errors translated.
+@dataclass(frozen=True)
+class InventoryInstance(Instance):
+    """An :class:`Instance` with what the inventory also records."""
+
+    public_ip: str | None = None
+    state_transition_reason: str = ""
+    volume_ids: tuple[str, ...] = ()
+
+
+def _inventory_instance(raw: Mapping[str, Any]) -> InventoryInstance:
+    base = _instance(raw)
+    return InventoryInstance(
+        **vars(base),
+        public_ip=raw.get("PublicIpAddress") or None,
+        state_transition_reason=str(raw.get("StateTransitionReason") or ""),
+        volume_ids=tuple(
+            m["Ebs"]["VolumeId"]
+            for m in raw.get("BlockDeviceMappings") or []
+            if (m.get("Ebs") or {}).get("VolumeId")
+        ),
+    )
+
+
+@translated()
+def instances_inventory(cluster_name: str) -> list[InventoryInstance]:
+    """Every instance tagged ``clusterweb:cluster=<cluster_name>``, in every state (all pages),
+    oldest launch first, as :func:`instances_describe` reads them plus the public IPv4 address,
+    the state transition reason and the attached volume ids. One call per page: the inventory
+    sync runs every minute."""
+    filters = [{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster_name]}]
+    paginator = client("ec2").get_paginator("describe_instances")
+    found = [
+        _inventory_instance(raw)
+        for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": _PAGE_SIZE})
+        for reservation in page["Reservations"]
+        for raw in reservation["Instances"]
+    ]
+    return sorted(found, key=lambda i: (i.launch_time, i.instance_id))
+
+
+@dataclass(frozen=True)
+class Volume:
+    """An EBS volume: size in GiB, type (``gp3``...), state (``in-use``, ``available``...)."""
+
+    volume_id: str
+    size_gib: int
+    volume_type: str
+    state: str
+    zone: str
+    created_at: datetime
+    instance_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+# EC2 accepts at most 200 values in one filter.
+_FILTER_VALUES = 200
+
+
+@translated()
+def volumes_describe(cluster_name: str, instance_ids: Sequence[str] = ()) -> list[Volume]:
+    """EBS volumes of the cluster: those tagged ``clusterweb:cluster=<cluster_name>`` and those
+    attached to ``instance_ids`` (root volumes carry no tag unless the launch template adds it),
+    each once, by id."""
+    paginator = client("ec2").get_paginator("describe_volumes")
+    queries = [[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster_name]}]]
+    ids = list(dict.fromkeys(instance_ids))
+    queries += [
+        [{"Name": "attachment.instance-id", "Values": ids[i : i + _FILTER_VALUES]}]
+        for i in range(0, len(ids), _FILTER_VALUES)
+    ]
+    found: dict[str, Volume] = {}
+    for filters in queries:
+        for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": _PAGE_SIZE}):
+            for raw in page["Volumes"]:
+                attached = [a for a in raw.get("Attachments") or [] if a.get("InstanceId")]
+                found[raw["VolumeId"]] = Volume(
+                    volume_id=raw["VolumeId"],
+                    size_gib=int(raw.get("Size") or 0),
+                    volume_type=str(raw.get("VolumeType") or ""),
+                    state=str(raw.get("State") or ""),
+                    zone=str(raw.get("AvailabilityZone") or ""),
+                    created_at=raw["CreateTime"],
+                    instance_id=attached[0]["InstanceId"] if attached else None,
+                    tags={t["Key"]: t["Value"] for t in raw.get("Tags") or []},
+                )
+    return sorted(found.values(), key=lambda v: v.volume_id)
+
+
+@dataclass(frozen=True)
+class ElasticAddress:
+    """An Elastic IP: billed per hour whether attached or idle."""
+
+    allocation_id: str
+    public_ip: str
+    instance_id: str | None = None
+
+
+@translated()
+def addresses_describe(cluster_name: str, instance_ids: Sequence[str] = ()) -> list[ElasticAddress]:
+    """Elastic IPs tagged ``clusterweb:cluster=<cluster_name>`` or associated with
+    ``instance_ids``, each once (describe_addresses has no pages)."""
+    ec2 = client("ec2")
+    queries = [[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster_name]}]]
+    ids = list(dict.fromkeys(instance_ids))
+    queries += [
+        [{"Name": "instance-id", "Values": ids[i : i + _FILTER_VALUES]}]
+        for i in range(0, len(ids), _FILTER_VALUES)
+    ]
+    found: dict[str, ElasticAddress] = {}
+    for filters in queries:
+        for raw in ec2.describe_addresses(Filters=filters)["Addresses"]:
+            key = raw.get("AllocationId") or raw["PublicIp"]
+            found[key] = ElasticAddress(
+                allocation_id=key,
+                public_ip=raw["PublicIp"],
+                instance_id=raw.get("InstanceId") or None,
+            )
+    return sorted(found.values(), key=lambda a: a.allocation_id)
+
+
+@dataclass(frozen=True)
+class FileSystem:
+    file_system_id: str
+    name: str
+
+
+@translated()
+def file_systems_describe(cluster_name: str) -> list[FileSystem]:
+    """EFS file systems tagged ``clusterweb:cluster=<cluster_name>`` (EFS cannot filter by tag:
+    the tags come with each file system and are matched here)."""
+    paginator = client("efs").get_paginator("describe_file_systems")
+    found = []
+    for page in paginator.paginate(PaginationConfig={"PageSize": _PAGE_SIZE}):
+        for raw in page["FileSystems"]:
+            tags = {t["Key"]: t["Value"] for t in raw.get("Tags") or []}
+            if tags.get(CLUSTER_TAG) == cluster_name:
+                found.append(FileSystem(raw["FileSystemId"], str(raw.get("Name") or "")))
+    return sorted(found, key=lambda f: f.file_system_id)
+
+
+# A bucket whose tags cannot be read is not one of ours: untagged, gone, another account's
+# policy, or in another region.
+_NOT_OURS = frozenset(
+    {
+        "NoSuchTagSet",
+        "NoSuchBucket",
+        "AccessDenied",
+        "PermanentRedirect",
+        "AuthorizationHeaderMalformed",
+    }
+)
+
+
+@translated()
+def buckets_tagged(cluster_name: str) -> list[str]:
+    """Names of the S3 buckets tagged ``clusterweb:cluster=<cluster_name>`` (one tagging call
+    per bucket of the account: S3 has no tag filter)."""
+    s3 = client("s3")
+    names = []
+    for bucket in s3.list_buckets().get("Buckets") or []:
+        try:
+            tags = s3.get_bucket_tagging(Bucket=bucket["Name"]).get("TagSet") or []
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in _NOT_OURS:
+                continue
+            raise
+        if any(t["Key"] == CLUSTER_TAG and t["Value"] == cluster_name for t in tags):
+            names.append(bucket["Name"])
+    return sorted(names)

@@ -1,0 +1,263 @@
+"""What the layer changes inside moto's in-process backends, where moto has no API for it: a spot
+interruption, the interruption warning on an SQS queue, storage sizes published to CloudWatch,
+and keeping moto's own S3 size estimate out of a size the layer set.
+
+These reach into moto 5.2's models (``Instance._reason``, ``CloudWatchBackend.metric_data``,
+``S3Backend.get_cloudwatch_metrics``), which are not a public API; moto is pinned, and the layer's
+tests fail loudly if an upgrade moves them. Nothing here goes over HTTP, so none of it shows up in
+the request recorder as something the product called.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+SPOT_TERMINATION_CODE = "Server.SpotInstanceTermination"
+SPOT_TERMINATION_MESSAGE = "Server.SpotInstanceTermination: Spot instance termination"
+
+
+class NotFound(LookupError):
+    """No such resource in any account or region the backends hold."""
+
+
+class Conflict(ValueError):
+    """The resource exists but is not in a state the operation applies to."""
+
+
+def account_for(access_key: str, headers: Mapping[str, str]) -> str:
+    """The account moto files a request under, decided the way moto decides it (environment,
+    then the ``x-moto-account-id`` header, then the access key's IAM user)."""
+    if "MOTO_ACCOUNT_ID" in os.environ:
+        return os.environ["MOTO_ACCOUNT_ID"]
+    if headers.get("x-moto-account-id"):
+        return headers["x-moto-account-id"]
+    from moto.iam.models import get_account_id_from
+
+    return get_account_id_from(access_key)
+
+
+def _utc_naive(moment: datetime) -> datetime:
+    # moto keeps CloudWatch timestamps as naive UTC and compares them with naive datetimes.
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def _existing(backend_dict: Any) -> Iterator[tuple[str, str, Any]]:
+    # dict.items() on moto's lazily-filled dicts lists only the backends already created, so
+    # searching never instantiates a backend for every region.
+    for account_id, regions in list(dict.items(backend_dict)):
+        for region, backend in list(dict.items(regions)):
+            yield account_id, region, backend
+
+
+# --- EC2: spot interruption ------------------------------------------------------------------
+def instance_find(instance_id: str) -> tuple[str, str, Any]:
+    """(account, region, moto Instance) of ``instance_id``, wherever it lives."""
+    from moto.ec2.models import ec2_backends
+
+    for account_id, region, backend in _existing(ec2_backends):
+        for reservation in list(backend.reservations.values()):
+            for instance in reservation.instances:
+                if instance.id == instance_id:
+                    return account_id, region, instance
+    raise NotFound(f"The instance ID '{instance_id}' does not exist")
+
+
+def spot_interruptible(instance_id: str) -> tuple[str, str, Any]:
+    """The instance, if AWS could interrupt it now: a spot instance, pending or running."""
+    account_id, region, instance = instance_find(instance_id)
+    if instance.lifecycle != "spot":
+        raise Conflict(f"{instance_id} is an on-demand instance: only spot instances are reclaimed")
+    if instance.state not in ("pending", "running"):
+        raise Conflict(f"{instance_id} is {instance.state}: only a running instance is reclaimed")
+    return account_id, region, instance
+
+
+def spot_terminate(instance_id: str, at: datetime | None = None) -> bool:
+    """Terminate a spot instance the way a capacity reclaim does: state ``terminated``, state
+    reason ``Server.SpotInstanceTermination``, a service-initiated transition reason, and its
+    one-time spot request closed. Returns False when the instance is gone or already stopped
+    (a reset or a user's terminate got there first)."""
+    try:
+        _, _, instance = instance_find(instance_id)
+    except NotFound:
+        return False
+    if instance.state not in ("pending", "running"):
+        return False
+    from moto.ec2.models.instances import StateReason
+
+    at = at or datetime.now(UTC)
+    instance.ec2_backend.terminate_instances([instance_id])
+    # moto's terminate records a user-initiated shutdown; a reclaim is the service's doing.
+    instance._reason = f"Service initiated ({at.strftime('%Y-%m-%d %H:%M:%S')} GMT)"
+    instance.state_reason = StateReason(SPOT_TERMINATION_MESSAGE, SPOT_TERMINATION_CODE)
+    for request in list(instance.ec2_backend.spot_instance_requests.values()):
+        if getattr(request, "instance", None) is instance:
+            # A one-time request ends with its instance; a persistent one waits for capacity.
+            request.state = "closed" if request.type == "one-time" else "open"
+            request._status_code = "instance-terminated-no-capacity"
+            request.status_message = (
+                "There is no longer enough Spot capacity available for the instance."
+            )
+    return True
+
+
+def spot_warning_event(instance_id: str, account_id: str, region: str, at: datetime) -> dict:
+    """The EventBridge event AWS emits two minutes before it reclaims a spot instance."""
+    import uuid
+
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "EC2 Spot Instance Interruption Warning",
+        "source": "aws.ec2",
+        "account": account_id,
+        "time": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:ec2:{region}:{account_id}:instance/{instance_id}"],
+        "detail": {"instance-id": instance_id, "instance-action": "terminate"},
+    }
+
+
+def sqs_send(queue_url: str, body: Mapping[str, Any], region: str) -> None:
+    """Put ``body`` (as JSON) on the moto SQS queue at ``queue_url``, as an EventBridge rule
+    with an SQS target would. The URL's path is ``/ACCOUNT/NAME``."""
+    from moto.sqs.models import sqs_backends
+
+    parts = urlsplit(queue_url).path.strip("/").split("/")
+    if len(parts) != 2:
+        raise NotFound(f"not an SQS queue URL: {queue_url}")
+    account_id, name = parts
+    backend = sqs_backends[account_id][region]
+    if name not in backend.queues:
+        raise NotFound(f"The specified queue {name} does not exist in {region}")
+    backend.send_message(name, json.dumps(body))
+
+
+# --- CloudWatch: storage sizes ---------------------------------------------------------------
+def efs_region(file_system_id: str) -> tuple[str, str] | None:
+    """(account, region) of a moto EFS file system, after setting its reported size."""
+    from moto.efs.models import efs_backends
+
+    for account_id, region, backend in _existing(efs_backends):
+        if file_system_id in backend.file_systems_by_id:
+            return account_id, region
+    return None
+
+
+def efs_size_store(file_system_id: str, size: int) -> None:
+    """Make ``DescribeFileSystems`` report ``size`` bytes (moto reports 0)."""
+    from moto.efs.models import efs_backends
+
+    for _, _, backend in _existing(efs_backends):
+        file_system = backend.file_systems_by_id.get(file_system_id)
+        if file_system is not None:
+            file_system._size_value = size
+
+
+def s3_bucket_home(bucket: str) -> tuple[str, str] | None:
+    """(account, region) of a moto S3 bucket."""
+    from moto.s3.models import s3_backends
+
+    for account_id, _, backend in _existing(s3_backends):
+        found = backend.buckets.get(bucket)
+        if found is not None:
+            return account_id, found.region_name
+    return None
+
+
+def metric_set(
+    account_id: str,
+    region: str,
+    namespace: str,
+    metric: str,
+    dimensions: Mapping[str, str],
+    value: float,
+    at: datetime,
+    unit: str = "Bytes",
+) -> None:
+    """Publish one datapoint through moto's ``put_metric_data``, replacing a datapoint of the
+    same series at the same timestamp: setting a size twice must not average two values."""
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    backend = cloudwatch_backends[account_id][region]
+    at = _utc_naive(at)
+    wanted = {(name, str(val)) for name, val in dimensions.items()}
+    backend.metric_data = [
+        datum
+        for datum in backend.metric_data
+        if not (
+            datum.namespace == namespace
+            and datum.name == metric
+            and datum.timestamp == at
+            and {(d.name, d.value) for d in datum.dimensions} == wanted
+        )
+    ]
+    backend.put_metric_data(
+        namespace,
+        [
+            {
+                "MetricName": metric,
+                "Value": float(value),
+                "Unit": unit,
+                "Timestamp": at,
+                "Dimensions": [{"Name": k, "Value": str(v)} for k, v in dimensions.items()],
+            }
+        ],
+    )
+
+
+class S3SizeOverride:
+    """Keeps moto's computed ``AWS/S3 BucketSizeBytes`` (today's midnight, the sum of the keys
+    it holds) away from buckets whose size the layer set; otherwise a read averages the two."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buckets: set[str] = set()
+        self._original: Any = None
+
+    def install(self) -> None:
+        from moto.s3.models import S3Backend
+
+        if self._original is not None:
+            return
+        original = S3Backend.__dict__["get_cloudwatch_metrics"]
+        buckets, lock = self._buckets, self._lock
+
+        def get_cloudwatch_metrics(cls: type, account_id: str, region: str) -> list:
+            metrics = original.__func__(cls, account_id, region)
+            with lock:
+                hidden = set(buckets)
+            return [
+                datum
+                for datum in metrics
+                if not (
+                    datum.name == "BucketSizeBytes"
+                    and any(d.name == "BucketName" and d.value in hidden for d in datum.dimensions)
+                )
+            ]
+
+        S3Backend.get_cloudwatch_metrics = classmethod(get_cloudwatch_metrics)
+        self._original = original
+
+    def uninstall(self) -> None:
+        from moto.s3.models import S3Backend
+
+        if self._original is not None:
+            S3Backend.get_cloudwatch_metrics = self._original
+            self._original = None
+
+    def hide(self, bucket: str) -> None:
+        with self._lock:
+            self._buckets.add(bucket)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._buckets.clear()
