@@ -12,7 +12,8 @@ from django.conf import settings
 
 from clusterweb.bind import bind_refusal
 
-bind = [settings.BIND]
+# The signup site (CLUSTERWEB_SITE=signup) is the same application on its own address.
+bind = [settings.SIGNUP_BIND if settings.SITE == "signup" else settings.BIND]
 workers = 2
 threads = 2
 timeout = 30

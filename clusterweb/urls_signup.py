@@ -1,20 +1,15 @@
 """The signup site (port 8001, reached through the bastion's tunnel-only `join` account): the
 signup pages and their static files, nothing else. No login, admin, dashboard or API."""
 
-from django.contrib.auth.decorators import login_not_required
-from django.shortcuts import render
 from django.urls import path
-from django.views.decorators.http import require_GET
 
-
-@login_not_required
-@require_GET
-def signup_home(request):
-    return render(request, "signup/placeholder.html")
-
+from clusterweb.accounts import signup_views
 
 urlpatterns = [
-    path("", signup_home, name="signup_home"),
+    path("", signup_views.signup_home, name="signup_home"),
+    path("invitation/", signup_views.signup_invitation, name="signup_invitation"),
+    path("join/", signup_views.signup_form, name="signup_form"),
+    path("join/submitted/", signup_views.signup_submitted, name="signup_submitted"),
 ]
 
 handler403 = "clusterweb.errors_views.forbidden"

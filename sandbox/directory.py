@@ -13,6 +13,8 @@ SERVICE_DN = f"cn=clusterweb,ou=services,{SUFFIX}"
 PEOPLE_DN = f"ou=people,{SUFFIX}"
 GROUPS_DN = f"ou=groups,{SUFFIX}"
 POLICY_DN = f"cn=default,ou=policies,{SUFFIX}"
+# The signup allocator claims each uidNumber with an entry here (docs/signup.md).
+UIDNUMBERS_DN = f"ou=uidnumbers,{SUFFIX}"
 USERS_GID = 10000
 ADMINS_GID = 10100
 
@@ -88,7 +90,7 @@ def base_ldif(service_password: str, personas: tuple[Persona, ...] = PERSONAS) -
             ],
         ),
     ]
-    for ou in ("people", "groups", "services", "policies"):
+    for ou in ("people", "groups", "services", "policies", "uidnumbers"):
         entries.append(
             _entry(f"ou={ou},{SUFFIX}", [("objectClass", "organizationalUnit"), ("ou", ou)])
         )

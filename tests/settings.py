@@ -35,6 +35,7 @@ _defaults = {
     "EMAIL_TIMEOUT": "2",
     "DATABASE_TIMEOUT": "10",
     "HEARTBEAT_INTERVAL_SECONDS": "60",
+    "SIGNUP_RETRY_SECONDS": "1",
 }
 for _key, _value in _defaults.items():
     os.environ.setdefault(_key, _value)

@@ -41,3 +41,41 @@ def jobs_late_alert_send(*, to: Sequence[str], jobs: Sequence[Any], now: Any) ->
 def sandbox_welcome_send(*, to: Sequence[str], now: Any, web_url: str) -> None:
     """The first mail of a sandbox: shows the Mail page working."""
     _send("sandbox-welcome", to, {"now": now, "web_url": web_url})
+
+
+def signup_invitation_send(*, to: str, signup: Any, link: str, tunnel_command: str) -> None:
+    """The invitation: the one-time signup link and the tunnel that reaches the signup site."""
+    _send(
+        "signup-invitation",
+        [to],
+        {
+            "signup": signup,
+            "link": link,
+            "tunnel_command": tunnel_command,
+            "cluster": settings.CLUSTER_NAME,
+            "tunnel_user": settings.SIGNUP_TUNNEL_USER,
+        },
+    )
+
+
+def signup_review_request_send(*, to: str, signup: Any, review_url: str) -> None:
+    """To one admin: a signup waits for approval (the links open the dashboard's review page)."""
+    _send(
+        "signup-review",
+        [to],
+        {"signup": signup, "review_url": review_url, "cluster": settings.CLUSTER_NAME},
+    )
+
+
+def signup_rejected_send(*, to: str, signup: Any) -> None:
+    """To the applicant: the signup was refused (with the admin's reason, if given)."""
+    _send("signup-rejected", [to], {"signup": signup, "cluster": settings.CLUSTER_NAME})
+
+
+def signup_welcome_send(*, to: str, signup: Any, connect: dict[str, str]) -> None:
+    """To the new collaborator: the account exists, and how to connect."""
+    _send(
+        "signup-welcome",
+        [to],
+        {"signup": signup, "connect": connect, "cluster": settings.CLUSTER_NAME},
+    )

@@ -25,6 +25,9 @@ include {lpk_schema}
 modulepath /usr/lib/ldap
 moduleload back_mdb
 moduleload ppolicy
+# Password schemes the signup writes pre-hashed: ARGON2 (the default) and SSHA512.
+moduleload argon2
+moduleload pw-sha2
 pidfile {dir}/slapd.pid
 argsfile {dir}/slapd.args
 password-hash {{SSHA}}
@@ -43,9 +46,27 @@ index uid,cn,memberUid,uidNumber,gidNumber,mail eq
 overlay ppolicy
 ppolicy_default "{policy_dn}"
 
+# Clusterweb's service account writes accounts and group memberships (signup approval) and
+# uidNumber claims; it may set a person's password but never read one back.
+access to dn.subtree="{people_dn}" attrs=userPassword
+  by self write
+  by dn.exact="{service_dn}" =w
+  by anonymous auth
+  by * none
 access to attrs=userPassword
   by self write
   by anonymous auth
+  by * none
+access to dn.subtree="{people_dn}"
+  by dn.exact="{service_dn}" write
+  by users read
+  by * none
+access to dn.subtree="{groups_dn}"
+  by dn.exact="{service_dn}" write
+  by users read
+  by * none
+access to dn.subtree="{uidnumbers_dn}"
+  by dn.exact="{service_dn}" write
   by * none
 access to *
   by dn.exact="{service_dn}" read
@@ -93,6 +114,9 @@ class SlapdServer:
                 root_pw=self.root_password,
                 policy_dn=directory.POLICY_DN,
                 service_dn=directory.SERVICE_DN,
+                people_dn=directory.PEOPLE_DN,
+                groups_dn=directory.GROUPS_DN,
+                uidnumbers_dn=directory.UIDNUMBERS_DN,
             )
         )
         conf.chmod(0o600)
