@@ -14,7 +14,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clusterweb.settings")
 
 app = Celery("clusterweb")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(lambda: ["clusterweb.health", "provisioning", "billing"])
+app.autodiscover_tasks(
+    lambda: ["clusterweb.health", "clusterweb.accounts", "provisioning", "billing"]
+)
 
 
 def beat_schedule() -> dict[str, dict]:
@@ -26,6 +28,13 @@ def beat_schedule() -> dict[str, dict]:
         "watchdog": {
             "task": "clusterweb.health.tasks.watchdog",
             "schedule": float(settings.HEARTBEAT_INTERVAL_SECONDS),
+        },
+        # The signup sweeper: expires invitations past their time and enqueues again approvals
+        # stuck in `provisioning` (a lost task, a killed worker, retries exhausted while the
+        # directory was down), so an approval is never dropped.
+        "signup-sweep": {
+            "task": "clusterweb.accounts.tasks.signup_sweep",
+            "schedule": float(settings.SIGNUP_SWEEP_SECONDS),
         },
     }
 

@@ -11,6 +11,8 @@ NAVIGATION = [
     ("Dashboard", "home", False),
     ("Launch", "provisioning:launch", False),
     ("Approvals", "provisioning:approvals", True),
+    ("Estimate", "billing:estimate", False),
+    ("Prices", "billing:prices", True),
     ("Budgets", "billing:budgets", True),
     ("Users", "accounts:users", True),
     ("Audit", "audit:list", True),

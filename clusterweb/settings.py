@@ -333,8 +333,8 @@ STORAGES = {
 REDIS_URL = env_url(
     "REDIS_URL",
     "redis://127.0.0.1:6379/0",
-    "Redis: the Celery broker and "
-    "result store (nothing else: sessions and lockouts live in the database).",
+    "Redis: the Celery broker, nothing else (sessions, lockouts and task results live in the "
+    "database, so a Redis outage breaks no page).",
     schemes=("redis", "rediss"),
 )
 REDIS_TIMEOUT = env_float(
@@ -411,6 +411,23 @@ AWS_ENDPOINT_URL = env_str(
     "moto server (the sandbox). Real AWS uses boto3's credential chain.",
 )
 AWS_REGION = env_str("AWS_REGION", "eu-west-1", "The AWS region of the cluster.")
+AWS_CONNECT_TIMEOUT = env_float(
+    "AWS_CONNECT_TIMEOUT", 5.0, "Seconds before connecting to an AWS API is given up.", minimum=0.1
+)
+AWS_READ_TIMEOUT = env_float(
+    "AWS_READ_TIMEOUT",
+    20.0,
+    "Seconds to wait for an AWS API's answer (Cost Explorer is the slow one).",
+    minimum=0.1,
+)
+AWS_MAX_ATTEMPTS = env_int(
+    "AWS_MAX_ATTEMPTS",
+    4,
+    "Attempts per AWS call, the first included: boto3's adaptive mode retries throttling, "
+    "5xx and connection errors with backoff up to this many.",
+    minimum=1,
+    maximum=20,
+)
 KUBE_CONFIG_PATH = env_str(
     "KUBECONFIG", "", "Path of a kubeconfig. Empty: in-cluster configuration (the service account)."
 )
@@ -419,6 +436,161 @@ KUBE_REQUEST_TIMEOUT = env_float(
     10.0,
     "Seconds before a Kubernetes API request is given up.",
     minimum=0.1,
+)
+
+# --- JupyterHub ---------------------------------------------------------------------------------
+# Read by clusterweb.integrations.jupyterhub when first used: Clusterweb is a service of the hub
+# whose token's role has the scopes admin:users and servers (sandbox/jupyterhub/README.md).
+JUPYTERHUB_URL = env_url(
+    "JUPYTERHUB_URL",
+    "",
+    "The JupyterHub Clusterweb starts users' servers on: its public proxy or the hub itself "
+    "(e.g. http://hub:8081); the REST API is under /hub/api. Empty: JupyterHub is not configured.",
+    schemes=("http", "https"),
+)
+JUPYTERHUB_API_TOKEN = env_secret(
+    "JUPYTERHUB_API_TOKEN",
+    "",
+    "API token of Clusterweb's service in JupyterHub (its role needs the scopes admin:users and "
+    "servers).",
+)
+JUPYTERHUB_TIMEOUT = env_float(
+    "JUPYTERHUB_TIMEOUT",
+    10.0,
+    "Seconds before a JupyterHub API request is given up (each request; waiting for a server to "
+    "start takes longer).",
+    minimum=0.1,
+)
+
+# --- Signup -------------------------------------------------------------------------------------
+# Collaborators sign up on the signup site (port 8001, through the bastion's tunnel-only `join`
+# account) with an admin's invitation; an approval writes their LDAP entry. See docs/signup.md.
+SIGNUP_BASE_URL = env_url(
+    "SIGNUP_BASE_URL",
+    "http://127.0.0.1:8001",
+    "The signup site as a newcomer's browser reaches it through the tunnel: invitation links "
+    "start with it.",
+    schemes=("http", "https"),
+)
+DASHBOARD_BASE_URL = env_url(
+    "DASHBOARD_BASE_URL",
+    "http://127.0.0.1:8000",
+    "The dashboard as a user's browser reaches it through the tunnel: links in emails start "
+    "with it.",
+    schemes=("http", "https"),
+)
+BASTION_HOST = env_str(
+    "BASTION_HOST",
+    "127.0.0.1",
+    "The bastion's public host name, as tunnel commands in emails name it.",
+)
+BASTION_PORT = env_int("BASTION_PORT", 22, "The bastion's SSH port.", minimum=1, maximum=65535)
+SIGNUP_TUNNEL_USER = env_str(
+    "SIGNUP_TUNNEL_USER", "join", "The bastion's tunnel-only account that opens the signup site."
+)
+SIGNUP_HOST = env_str(
+    "SIGNUP_HOST",
+    "127.0.0.1",
+    "Where the bastion forwards the signup tunnel to (the signup site's address seen from the "
+    "bastion).",
+)
+DASHBOARD_HOST = env_str(
+    "DASHBOARD_HOST",
+    "127.0.0.1",
+    "Where the bastion forwards a user's dashboard tunnel to (named in the welcome email).",
+)
+SIGNUP_INVITATION_HOURS = env_int(
+    "SIGNUP_INVITATION_HOURS", 72, "How long an invitation link stays valid.", minimum=1
+)
+SIGNUP_AUTO_APPROVE = env_bool(
+    "SIGNUP_AUTO_APPROVE",
+    False,
+    "Approve a signup at once when the admin who invited it is still an admin (no review).",
+)
+SIGNUP_PASSWORD_SCHEME = env_str(
+    "SIGNUP_PASSWORD_SCHEME",
+    "ARGON2",
+    "How a new password is hashed for the directory: ARGON2 (slapd's argon2 module) or SSHA512 "
+    "(slapd's pw-sha2 module).",
+).upper()
+if SIGNUP_PASSWORD_SCHEME not in ("ARGON2", "SSHA512"):
+    raise ImproperlyConfigured(
+        f"Environment variable SIGNUP_PASSWORD_SCHEME={SIGNUP_PASSWORD_SCHEME!r} is malformed: "
+        "expected ARGON2 or SSHA512"
+    )
+SIGNUP_PASSWORD_MIN_LENGTH = env_int(
+    "SIGNUP_PASSWORD_MIN_LENGTH", 12, "Shortest password a signup may choose.", minimum=8
+)
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": SIGNUP_PASSWORD_MIN_LENGTH},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Ours and the cluster's services, then Debian's base-passwd users and groups and the system
+# accounts of daemons a cluster host runs.
+# fmt: off
+_RESERVED_USERNAMES = [
+    "root", "admin", "admins", "administrator", "join", "bastion", "clusterweb", "jupyter",
+    "jupyterhub", "spark", "kube", "kubernetes", "ubuntu", "debian", "ec2-user", "users",
+    "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy",
+    "www-data", "backup", "list", "irc", "gnats", "nobody", "nogroup", "_apt", "adm", "tty",
+    "disk", "kmem", "dialout", "fax", "voice", "cdrom", "floppy", "tape", "sudo", "audio", "dip",
+    "operator", "src", "shadow", "utmp", "video", "sasl", "plugdev", "staff", "wheel",
+    "systemd-network", "systemd-resolve", "systemd-timesync", "systemd-journal", "messagebus",
+    "sshd", "postgres", "redis", "openldap", "postfix", "ntp", "chrony", "polkitd",
+]
+# fmt: on
+SIGNUP_RESERVED_USERNAMES = env_list(
+    "SIGNUP_RESERVED_USERNAMES",
+    _RESERVED_USERNAMES,
+    "User names nobody may sign up with (system accounts and groups, the bastion's own).",
+)
+SIGNUP_HOME_BASE = env_str(
+    "SIGNUP_HOME_BASE", "/home", "Parent of a new account's home directory (HOME_BASE/uid)."
+)
+SIGNUP_LOGIN_SHELL = env_str("SIGNUP_LOGIN_SHELL", "/bin/bash", "A new account's login shell.")
+SIGNUP_UID_NUMBER_MIN = env_int(
+    "SIGNUP_UID_NUMBER_MIN",
+    10001,
+    "Lowest uidNumber given to a new account (the allocator starts above the directory's highest).",
+    minimum=1000,
+)
+SIGNUP_UID_LOCKS_DN = env_str(
+    "SIGNUP_UID_LOCKS_DN",
+    f"ou=uidnumbers,{LDAP_BASE_DN}",
+    "Where the allocator claims uidNumbers (one entry per number, so the directory decides a "
+    "race). Clusterweb's service account needs write access there.",
+)
+SIGNUP_SSH_RSA_MIN_BITS = env_int(
+    "SIGNUP_SSH_RSA_MIN_BITS", 3072, "Smallest RSA SSH key accepted.", minimum=2048
+)
+SIGNUP_RETRY_SECONDS = env_int(
+    "SIGNUP_RETRY_SECONDS",
+    10,
+    "First retry delay of an approval waiting for the directory; it doubles up to 30 times this.",
+    minimum=1,
+)
+SIGNUP_SWEEP_SECONDS = env_int(
+    "SIGNUP_SWEEP_SECONDS",
+    300,
+    "Interval of the signup sweeper (expires invitations, re-enqueues stuck approvals).",
+    minimum=10,
+)
+
+# --- Prices -------------------------------------------------------------------------------------
+# The catalog (bundled tables, bulk price list imports, admin overrides) and the spot price points
+# the spot price sync records. A spot figure is used only while the region's last successful sync
+# is this recent; past it, every spot lookup shows on-demand and says the spot price is unknown.
+SPOT_PRICE_MAX_AGE_HOURS = env_int(
+    "SPOT_PRICE_MAX_AGE_HOURS",
+    6,
+    "Hours after the last successful spot price sync of a region during which its spot prices "
+    "are used; after that spot prices count as unknown and on-demand prices are shown instead.",
+    minimum=1,
 )
 
 # --- Test seams (no-ops unless CLUSTERWEB_TEST) -------------------------------------------------

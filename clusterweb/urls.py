@@ -10,6 +10,8 @@ urlpatterns = [
     path("login/", account_views.login_view, name="login"),
     path("logout/", account_views.logout_view, name="logout"),
     path("audit/", include("clusterweb.audit.urls")),
+    path("billing/", include("billing.urls")),
+    path("users/", include("clusterweb.accounts.urls")),
 ]
 
 if settings.SANDBOX:

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from django import forms
+
+from billing.estimates import MAX_PLAN_CHARS
+from billing.models import PriceKind
+
+
+class PlanForm(forms.Form):
+    plan = forms.CharField(
+        max_length=MAX_PLAN_CHARS,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 16, "class": "plan", "spellcheck": "false"}),
+    )
+
+
+class OverrideAddForm(forms.Form):
+    """The fields of an override; the service checks the values (one set of rules for the page and
+    the command line)."""
+
+    kind = forms.ChoiceField(choices=PriceKind.choices)
+    region = forms.CharField(max_length=32)
+    item = forms.CharField(max_length=64, required=False)
+    price = forms.CharField(max_length=32)
+    note = forms.CharField(max_length=200, required=False)
+
+
+class OverrideRemoveForm(forms.Form):
+    override = forms.IntegerField(min_value=1)

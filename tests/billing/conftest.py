@@ -1,0 +1,39 @@
+"""Billing tests: the bundled catalog present (transactional tests elsewhere in the suite flush
+every table, the data migration's rows included), and helpers for spot price points."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+
+from billing.catalog import bundled_rows, catalog_rows_store
+from billing.models import CatalogPrice
+from billing.services import SpotPoint, spot_price_points_record
+from clusterweb import clock
+
+
+def bundled_catalog_ensure() -> None:
+    if not CatalogPrice.objects.filter(origin="bundled").exists():
+        catalog_rows_store(CatalogPrice, bundled_rows(), origin="bundled", loaded_at=clock.now())
+
+
+@pytest.fixture(autouse=True)
+def _bundled_catalog(request):
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        return
+    transactional = marker.kwargs.get("transaction", False)
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    bundled_catalog_ensure()
+
+
+def spot_point(instance_type: str, price: str, at: datetime, zone: str = "eu-west-1a") -> SpotPoint:
+    return SpotPoint(zone[:-1], zone, instance_type, Decimal(price), at)
+
+
+def spot_record(*points: SpotPoint, synced_at: datetime | None = None, region: str = "eu-west-1"):
+    return spot_price_points_record(
+        points=list(points), synced_at=synced_at or clock.now(), regions=[region], source="test"
+    )
