@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 from sandbox import directory
+from sandbox.aws import AwsLayer
 from sandbox.services.base import ManagedProcess, port_open, wait_for_port
 from sandbox.services.celery_worker import CeleryWorker
-from sandbox.services.moto import MotoServer
 from sandbox.services.redis import RedisServer
 from sandbox.services.slapd import SlapdServer
 from sandbox.services.smtp import SmtpSink
@@ -68,8 +68,8 @@ class Sandbox:
         say(f"Redis on {redis.url}")
         smtp = self._push(SmtpSink(maildir=SANDBOX_DIR / "mail").start())
         say(f"SMTP sink on 127.0.0.1:{smtp.port} (read mail on the Mail page)")
-        moto = self._push(MotoServer().start())
-        say(f"AWS (moto) on {moto.url}")
+        moto = self._push(AwsLayer(workdir=SANDBOX_DIR / "aws").start())
+        say(f"AWS (moto with Clusterweb's AWS layer) on {moto.url}")
 
         self.env = {
             "CLUSTERWEB_SANDBOX": "1",
