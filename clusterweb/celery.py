@@ -36,6 +36,20 @@ def beat_schedule() -> dict[str, dict]:
             "task": "clusterweb.accounts.tasks.signup_sweep",
             "schedule": float(settings.SIGNUP_SWEEP_SECONDS),
         },
+        # The inventory sync: reads EC2, Kubernetes, volumes, storage sizes and public IPv4
+        # addresses into the database, which is all the Nodes page reads. Every minute, so a
+        # forgotten or interrupted node shows up while it still costs little.
+        "inventory-sync": {
+            "task": "provisioning.tasks.inventory_sync",
+            "schedule": float(settings.INVENTORY_SYNC_SECONDS),
+        },
+        # The spot price sync: spot prices of the pools' types and zones. Hourly is plenty for
+        # prices that move a few times a day, and stays well inside SPOT_PRICE_MAX_AGE_HOURS, past
+        # which spot prices count as unknown.
+        "spot-price-sync": {
+            "task": "provisioning.tasks.spot_prices_sync",
+            "schedule": float(settings.SPOT_PRICE_SYNC_SECONDS),
+        },
     }
 
 

@@ -9,8 +9,10 @@ from django.urls import NoReverseMatch, reverse
 # features appear in the navigation by adding their URL.
 NAVIGATION = [
     ("Dashboard", "home", False),
+    ("Nodes", "provisioning:nodes", False),
     ("Launch", "provisioning:launch", False),
     ("Approvals", "provisioning:approvals", True),
+    ("Pools", "provisioning:pools", True),
     ("Estimate", "billing:estimate", False),
     ("Prices", "billing:prices", True),
     ("Budgets", "billing:budgets", True),

@@ -593,6 +593,36 @@ SPOT_PRICE_MAX_AGE_HOURS = env_int(
     minimum=1,
 )
 
+# --- Inventory ----------------------------------------------------------------------------------
+# The inventory sync (provisioning.inventory) reads EC2, Kubernetes, EBS, EFS, S3 and public IPv4
+# addresses into the database; pages read only the database. See docs/inventory.md.
+INVENTORY_SYNC_SECONDS = env_int(
+    "INVENTORY_SYNC_SECONDS",
+    60,
+    "Interval of the inventory sync (EC2 instances, Kubernetes nodes, volumes, storage sizes, "
+    "public IPv4 addresses). Pages warn when its last success is older than three intervals.",
+    minimum=10,
+)
+SPOT_PRICE_SYNC_SECONDS = env_int(
+    "SPOT_PRICE_SYNC_SECONDS",
+    3600,
+    "Interval of the spot price sync (describe_spot_price_history for the pools' instance types "
+    "and zones). Keep it well below SPOT_PRICE_MAX_AGE_HOURS.",
+    minimum=60,
+)
+S3_BUCKETS = env_list(
+    "S3_BUCKETS",
+    [],
+    "S3 buckets whose size the inventory reads from CloudWatch. Empty: the buckets tagged "
+    "`clusterweb:cluster` with CLUSTER_NAME.",
+)
+POOLS_FILE = env_str(
+    "POOLS_FILE",
+    "",
+    "JSON or YAML file of node pools, loaded by `manage.py pools load --by UID` when no file is "
+    "named. Empty: pools are edited on the Pools page only.",
+)
+
 # --- Test seams (no-ops unless CLUSTERWEB_TEST) -------------------------------------------------
 CLOCK_FILE = env_str(
     "CLUSTERWEB_CLOCK_FILE",

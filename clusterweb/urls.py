@@ -12,6 +12,7 @@ urlpatterns = [
     path("audit/", include("clusterweb.audit.urls")),
     path("billing/", include("billing.urls")),
     path("users/", include("clusterweb.accounts.urls")),
+    path("", include("provisioning.urls")),
 ]
 
 if settings.SANDBOX:

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand
 from clusterweb import clock
 from clusterweb.audit.services import audit_record
 from clusterweb.integrations import mail
+from sandbox.pools import sandbox_pools_seed
 
 
 class Command(BaseCommand):
@@ -13,5 +14,7 @@ class Command(BaseCommand):
         mail.sandbox_welcome_send(
             to=["alice@example.org"], now=clock.now(), web_url=f"http://{settings.BIND}/"
         )
+        pools = sandbox_pools_seed()
+        self.stdout.write(f"pools: {', '.join(p.slug for p in pools)}, with launch templates")
         audit_record(action="sandbox.seeded", source="cli")
         self.stdout.write("sandbox seeded")
