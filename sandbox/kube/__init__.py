@@ -10,6 +10,9 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .bridge import CloudBridge
+    from .cluster import Cluster, bootstrap
+    from .controllers import ControllerOptions, Controllers
     from .errors import ApiError, SimulatorBug
     from .recorder import Access, Recorder
     from .schema import KUBERNETES_VERSION
@@ -20,6 +23,11 @@ _EXPORTS = {
     "KUBERNETES_VERSION": ".schema",
     "Access": ".recorder",
     "ApiError": ".errors",
+    "CloudBridge": ".bridge",
+    "Cluster": ".cluster",
+    "ControllerOptions": ".controllers",
+    "Controllers": ".controllers",
+    "bootstrap": ".cluster",
     "KubeSimulator": ".server",
     "Recorder": ".recorder",
     "SimulatorBug": ".errors",
@@ -30,10 +38,15 @@ __all__ = [
     "KUBERNETES_VERSION",
     "Access",
     "ApiError",
+    "CloudBridge",
+    "Cluster",
+    "ControllerOptions",
+    "Controllers",
     "KubeSimulator",
     "Recorder",
     "SimulatorBug",
     "Store",
+    "bootstrap",
 ]
 
 

@@ -1,6 +1,9 @@
 """Run the simulator on its own: ``python -m sandbox.kube --port 0 --kubeconfig PATH``.
 
 Prints the port it listens on (one line, then flushes) and serves until SIGINT or SIGTERM.
+``--controllers`` runs the simulated control plane too; ``--cluster NAME`` also the cloud bridge
+for that cluster's EC2 instances (AWS reached through ``AWS_ENDPOINT_URL`` and the usual
+``AWS_*`` variables).
 """
 
 from __future__ import annotations
@@ -25,12 +28,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--kubeconfig", help="write a kubeconfig for the simulator here")
     parser.add_argument("--token", help="bearer token to require (default: random)")
+    parser.add_argument(
+        "--controllers", action="store_true", help="run the scheduler, kubelets and controllers"
+    )
+    parser.add_argument(
+        "--cluster", help="run the cloud bridge for this cluster's instances (implies controllers)"
+    )
     args = parser.parse_args(argv)
 
     _skip_slow_optional_imports()
     from sandbox.kube import KubeSimulator
 
     sim = KubeSimulator(host=args.host, port=args.port, token=args.token).start()
+    if args.controllers or args.cluster:
+        sim.start_controllers()
+    if args.cluster:
+        from sandbox.kube.bridge import CloudBridge
+
+        CloudBridge(sim, args.cluster).start()
     if args.kubeconfig:
         sim.write_kubeconfig(args.kubeconfig)
     print(sim.port, flush=True)

@@ -84,6 +84,7 @@ def dns1035_label_errors(name: str) -> list[str]:
 # -- shared validation pieces --------------------------------------------------------------------
 
 TAINT_EFFECTS = ("NoExecute", "NoSchedule", "PreferNoSchedule")
+NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 POD_PHASES = ("Failed", "Pending", "Running", "Succeeded", "Unknown")
 RESTART_POLICIES = ("Always", "Never", "OnFailure")
 DNS_POLICIES = ("ClusterFirst", "ClusterFirstWithHostNet", "Default", "None")
@@ -468,6 +469,19 @@ class NamespaceStrategy(Strategy):
 
 
 class NodeStrategy(Strategy):
+    def prepare_for_create(self, obj: dict[str, Any], store: Store) -> None:
+        # The TaintNodesByCondition admission plugin (on with the controllers): a new Node is
+        # tainted not-ready/NoSchedule so nothing lands on it before the node lifecycle
+        # controller has looked at its conditions ("Admission Controllers Reference ›
+        # TaintNodesByCondition").
+        if not store.taint_new_nodes:
+            return
+        taints = obj.setdefault("spec", {}).setdefault("taints", [])
+        if not any(
+            t.get("key") == NOT_READY_TAINT and t.get("effect") == "NoSchedule" for t in taints
+        ):
+            taints.append({"key": NOT_READY_TAINT, "effect": "NoSchedule"})
+
     def validate(self, obj: dict[str, Any]) -> list[FieldError]:
         errors: list[FieldError] = []
         spec = obj.get("spec") or {}
@@ -691,6 +705,47 @@ _PERCENT_MESSAGE = (
 )
 
 
+def validate_workload_spec(spec: dict[str, Any], kind: str) -> list[FieldError]:
+    """What Deployments and ReplicaSets share: replicas, a selector that is not empty and matches
+    the template's labels, a valid pod template that restarts Always."""
+    errors: list[FieldError] = []
+    replicas = spec.get("replicas", 1)
+    if isinstance(replicas, int) and replicas < 0:
+        errors.append(invalid("spec.replicas", replicas, "must be greater than or equal to 0"))
+    selector = spec.get("selector")
+    template = spec.get("template") or {}
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    if selector is None:
+        errors.append(required("spec.selector"))
+    elif not selector.get("matchLabels") and not selector.get("matchExpressions"):
+        errors.append(invalid("spec.selector", selector, f"empty selector is invalid for {kind}"))
+    else:
+        selector_errors = validate_label_selector(selector, "spec.selector")
+        errors.extend(selector_errors)
+        if not selector_errors and not from_label_selector_object(selector).matches(labels):
+            errors.append(
+                invalid(
+                    "spec.template.metadata.labels",
+                    labels,
+                    "`selector` does not match template `labels`",
+                )
+            )
+    errors.extend(validate_labels(labels, "spec.template.metadata.labels"))
+    pod_spec = template.get("spec") or {}
+    errors.extend(validate_pod_spec(pod_spec, "spec.template.spec"))
+    policy = pod_spec.get("restartPolicy", "Always")
+    if policy != "Always":
+        errors.append(not_supported("spec.template.spec.restartPolicy", policy, ("Always",)))
+    if pod_spec.get("activeDeadlineSeconds") is not None:
+        errors.append(
+            forbidden(
+                "spec.template.spec.activeDeadlineSeconds",
+                "activeDeadlineSeconds in ReplicaSet is not Supported",
+            )
+        )
+    return errors
+
+
 class DeploymentStrategy(Strategy):
     def prepare_for_create(self, obj: dict[str, Any], store: Store) -> None:
         obj["status"] = {}
@@ -717,44 +772,8 @@ class DeploymentStrategy(Strategy):
         ].get("annotations")
 
     def validate(self, obj: dict[str, Any]) -> list[FieldError]:
-        errors: list[FieldError] = []
         spec = obj.get("spec") or {}
-        replicas = spec.get("replicas", 1)
-        if isinstance(replicas, int) and replicas < 0:
-            errors.append(invalid("spec.replicas", replicas, "must be greater than or equal to 0"))
-        selector = spec.get("selector")
-        template = spec.get("template") or {}
-        labels = (template.get("metadata") or {}).get("labels") or {}
-        if selector is None:
-            errors.append(required("spec.selector"))
-        elif not selector.get("matchLabels") and not selector.get("matchExpressions"):
-            errors.append(
-                invalid("spec.selector", selector, "empty selector is invalid for deployment")
-            )
-        else:
-            selector_errors = validate_label_selector(selector, "spec.selector")
-            errors.extend(selector_errors)
-            if not selector_errors and not from_label_selector_object(selector).matches(labels):
-                errors.append(
-                    invalid(
-                        "spec.template.metadata.labels",
-                        labels,
-                        "`selector` does not match template `labels`",
-                    )
-                )
-        errors.extend(validate_labels(labels, "spec.template.metadata.labels"))
-        pod_spec = template.get("spec") or {}
-        errors.extend(validate_pod_spec(pod_spec, "spec.template.spec"))
-        policy = pod_spec.get("restartPolicy", "Always")
-        if policy != "Always":
-            errors.append(not_supported("spec.template.spec.restartPolicy", policy, ("Always",)))
-        if pod_spec.get("activeDeadlineSeconds") is not None:
-            errors.append(
-                forbidden(
-                    "spec.template.spec.activeDeadlineSeconds",
-                    "activeDeadlineSeconds in ReplicaSet is not Supported",
-                )
-            )
+        errors = validate_workload_spec(spec, "deployment")
         errors.extend(self._validate_strategy(spec.get("strategy") or {}))
         for key in ("revisionHistoryLimit", "minReadySeconds"):
             value = spec.get(key)
@@ -831,6 +850,59 @@ class DeploymentStrategy(Strategy):
 
     def validate_update(self, new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
         # "Deployments › Label selector updates": apps/v1 selectors are immutable.
+        old_sel = (old.get("spec") or {}).get("selector")
+        new_sel = (new.get("spec") or {}).get("selector")
+        if new_sel != old_sel:
+            return [invalid("spec.selector", new_sel, "field is immutable")]
+        return []
+
+
+class ReplicaSetStrategy(Strategy):
+    """apps/v1 ReplicaSets: what the deployment controller creates (``pkg/registry/apps/
+    replicaset``): status reset on create, generation bumped by spec changes only."""
+
+    def prepare_for_create(self, obj: dict[str, Any], store: Store) -> None:
+        obj["status"] = {"replicas": 0}  # ReplicaSetStatus.replicas has no omitempty
+
+    def default(self, obj: dict[str, Any], store: Store) -> None:
+        # apps/v1 SetDefaults_ReplicaSet.
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("replicas", 1)
+        template = spec.setdefault("template", {})
+        default_pod_spec(template.setdefault("spec", {}), pod=False)
+
+    def validate(self, obj: dict[str, Any]) -> list[FieldError]:
+        spec = obj.get("spec") or {}
+        errors = validate_workload_spec(spec, "replicaset")
+        value = spec.get("minReadySeconds")
+        if isinstance(value, int) and value < 0:
+            errors.append(
+                invalid("spec.minReadySeconds", value, "must be greater than or equal to 0")
+            )
+        status = obj.get("status") or {}
+        for key in (
+            "replicas",
+            "fullyLabeledReplicas",
+            "readyReplicas",
+            "availableReplicas",
+            "observedGeneration",
+        ):
+            value = status.get(key)
+            if isinstance(value, int) and value < 0:
+                errors.append(invalid(f"status.{key}", value, "must be greater than or equal to 0"))
+        for ready, total in (("readyReplicas", "replicas"), ("availableReplicas", "readyReplicas")):
+            if status.get(ready, 0) > status.get(total, 0):
+                errors.append(
+                    invalid(
+                        f"status.{ready}",
+                        status.get(ready),
+                        f"cannot be greater than status.{total}",
+                    )
+                )
+        errors.extend(validate_conditions(status.get("conditions"), "status.conditions"))
+        return errors
+
+    def validate_update(self, new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
         old_sel = (old.get("spec") or {}).get("selector")
         new_sel = (new.get("spec") or {}).get("selector")
         if new_sel != old_sel:
@@ -1068,7 +1140,34 @@ DEPLOYMENTS = ResourceType(
     field_labels=_labels_of(_meta_fields),
 )
 
-TYPES: tuple[ResourceType, ...] = (NAMESPACES, NODES, PODS, SERVICES, EVENTS, DEPLOYMENTS)
+REPLICASETS = ResourceType(
+    "apps",
+    "v1",
+    "replicasets",
+    "replicaset",
+    "ReplicaSet",
+    True,
+    ReplicaSetStrategy(),
+    dns1123_subdomain_errors,
+    _meta_fields,
+    ("rs",),
+    (
+        _status("ReplicaSet", "apps"),
+        Subresource("scale", "Scale", "autoscaling", "v1", ("get", "patch", "update")),
+    ),
+    tracks_generation=True,
+    field_labels=_labels_of(_meta_fields),
+)
+
+TYPES: tuple[ResourceType, ...] = (
+    NAMESPACES,
+    NODES,
+    PODS,
+    SERVICES,
+    EVENTS,
+    DEPLOYMENTS,
+    REPLICASETS,
+)
 BY_RESOURCE: dict[tuple[str, str], ResourceType] = {(t.group, t.resource): t for t in TYPES}
 BY_KIND: dict[tuple[str, str], ResourceType] = {(t.api_version, t.kind): t for t in TYPES}
 

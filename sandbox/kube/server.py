@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 
 from . import errors as E
+from .controllers import ControllerOptions, Controllers
 from .errors import ApiError, SimulatorBug
 from .recorder import Recorder
 from .resources import BY_RESOURCE, NAMESPACES, TYPES, VERBS, ResourceType
@@ -423,13 +424,20 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET":
             scale = store.scale_of(store.get_entry(route.rt, route.namespace, route.name))
         elif method == "PUT":
-            scale = store.update_scale(route.namespace, route.name, body, dry_run=dry_run)
+            scale = store.update_scale(
+                route.namespace, route.name, body, dry_run=dry_run, rt=route.rt
+            )
         else:
             content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
             if content_type not in PATCH_TYPES:
                 raise E.unsupported_media_type(content_type)
             scale = store.update_scale(
-                route.namespace, route.name, body, dry_run=dry_run, patch_type=content_type
+                route.namespace,
+                route.name,
+                body,
+                dry_run=dry_run,
+                patch_type=content_type,
+                rt=route.rt,
             )
         self._send(200, _dump(scale))
 
@@ -500,6 +508,8 @@ class KubeSimulator:
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         self._discovery_cache: dict[str, Any] = {}
+        self.controllers: Controllers | None = None
+        self._attached: list[Any] = []
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -518,7 +528,13 @@ class KubeSimulator:
         return self
 
     def stop(self) -> None:
-        """Stop serving: watches end, open connections are closed, the port is released."""
+        """Stop serving: attached components (the cloud bridge) and the controllers stop and
+        their threads are joined, watches end, open connections are closed, the port is
+        released."""
+        for component in reversed(self._attached):
+            component.stop()
+        self._attached.clear()
+        self.stop_controllers()
         self.store.close()
         if self._httpd is not None:
             self._httpd.shutdown()
@@ -575,6 +591,33 @@ class KubeSimulator:
         path.write_text(yaml.safe_dump(self.kubeconfig(), sort_keys=False))
         path.chmod(0o600)
         return path
+
+    # -- controllers ---------------------------------------------------------------------------
+
+    def start_controllers(
+        self, options: ControllerOptions | None = None, **timings: Any
+    ) -> Controllers:
+        """Run the simulated control plane (deployment and replicaset controllers, scheduler,
+        kubelets, node lifecycle, taint eviction, pod GC) until :meth:`stop_controllers` or
+        :meth:`stop`. ``timings`` are :class:`~sandbox.kube.controllers.ControllerOptions`
+        fields (``pod_start_delay=0.05``...). Starting them twice returns the running ones."""
+        if self.controllers is None or not self.controllers.running:
+            self.controllers = Controllers(self.store, options, **timings).start()
+        return self.controllers
+
+    def stop_controllers(self) -> None:
+        if self.controllers is not None:
+            self.controllers.stop()
+            self.controllers = None
+
+    def attach(self, component: Any) -> None:
+        """Stop ``component`` (anything with ``stop()``) when the simulator stops."""
+        if component not in self._attached:
+            self._attached.append(component)
+
+    def detach(self, component: Any) -> None:
+        if component in self._attached:
+            self._attached.remove(component)
 
     # -- simulator-only controls ---------------------------------------------------------------
 

@@ -147,6 +147,10 @@ class Store:
         # How long a gracefully deleted, scheduled pod stays Terminating before the stand-in for
         # its kubelet removes it (never longer than its grace period).
         self.termination_delay = termination_delay
+        # The TaintNodesByCondition admission plugin: new Nodes get the not-ready NoSchedule
+        # taint. On only while the controllers run (see ``controllers``): without the node
+        # lifecycle controller nothing would ever take the taint off again.
+        self.taint_new_nodes = False
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.bugs: list[str] = []
@@ -228,6 +232,11 @@ class Store:
         if entry is None:
             raise E.not_found(rt.resource, rt.group, name)
         return entry
+
+    def peek(self, rt: ResourceType, namespace: str, name: str) -> Entry | None:
+        """The stored entry (shared: read it, never mutate it), or None. For controllers."""
+        with self.lock:
+            return self._objects[rt.resource].get(self._key(rt, namespace, name))
 
     def list(
         self,
@@ -914,11 +923,19 @@ class Store:
         }
 
     def update_scale(
-        self, namespace: str, name: str, scale: Any, *, dry_run: bool = False, patch_type: str = ""
+        self,
+        namespace: str,
+        name: str,
+        scale: Any,
+        *,
+        dry_run: bool = False,
+        patch_type: str = "",
+        rt: ResourceType = DEPLOYMENTS,
     ) -> dict[str, Any]:
-        """PUT (or PATCH, with ``patch_type``) ``deployments/scale``: only spec.replicas moves."""
+        """PUT (or PATCH, with ``patch_type``) ``deployments/scale`` or ``replicasets/scale``:
+        only spec.replicas moves."""
         with self.lock:
-            current = self.get_entry(DEPLOYMENTS, namespace, name)
+            current = self.get_entry(rt, namespace, name)
             if patch_type:
                 original = self.scale_of(current)
                 if patch_type == JSON_PATCH:
@@ -950,12 +967,10 @@ class Store:
                 meta.get("resourceVersion")
                 and meta["resourceVersion"] != current.obj["metadata"]["resourceVersion"]
             ):
-                raise E.conflict(DEPLOYMENTS.resource, DEPLOYMENTS.group, name)
+                raise E.conflict(rt.resource, rt.group, name)
             new = current.copy()
             new["spec"]["replicas"] = replicas
-            result = self._update_from(
-                DEPLOYMENTS, (namespace, name), current, new, "", False, dry_run, []
-            )
+            result = self._update_from(rt, (namespace, name), current, new, "", False, dry_run, [])
             return self.scale_of(result.entry)
 
     def _decode_scale(self, scale: Any) -> dict[str, Any]:
@@ -1033,6 +1048,30 @@ class Store:
             self.disruption_blocks.append(
                 DisruptionBlock(namespace, parse_label_selector(label_selector), budget)
             )
+
+    # -- in-process observers (controllers) ---------------------------------------------------
+
+    def changes(self, cursor: int, epoch: int, timeout: float) -> tuple[int, list[Event]] | None:
+        """Every write after ``cursor``, as stored events with the previous state, waiting up to
+        ``timeout`` seconds when there is none yet. Returns (new cursor, events), or None when the
+        cursor is lost: the store was reset (``epoch`` differs), its history overflowed, or it is
+        closing. The controllers' informer: a caller that gets None lists everything again.
+        """
+        with self.lock:
+            if self._closed or self._epoch != epoch:
+                return None
+            if self._rv <= cursor and timeout > 0:
+                self.changed.wait(timeout)
+                if self._closed or self._epoch != epoch:
+                    return None
+            if cursor < self._compacted:
+                return None
+            return self._rv, list(self._events_after(cursor))
+
+    def wake(self) -> None:
+        """Wake everything waiting in :meth:`changes` (an observer that wants to stop)."""
+        with self.lock:
+            self.changed.notify_all()
 
     # -- watch ---------------------------------------------------------------------------------
 

@@ -1,0 +1,288 @@
+"""The scheduler's filters and scores as pure functions ("Scheduling Framework", "Assigning Pods
+to Nodes", "Taints and Tolerations", "Resource Management for Pods and Containers").
+
+Filters run in kube-scheduler's default order and a node fails on the first one that rejects it,
+with the message the real plugin gives: NodeUnschedulable, TaintToleration, NodeAffinity (node
+selector and required node affinity), NodeResourcesFit (all insufficient resources at once).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from .. import quantity
+from .base import node_ready_status
+
+UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
+NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
+
+UNSCHEDULABLE = "node(s) were unschedulable"
+AFFINITY_MISMATCH = "node(s) didn't match Pod's node affinity/selector"
+TOO_MANY_PODS = "Too many pods"
+NO_NODES = "no nodes available to schedule pods"
+
+# The scheduler's stand-in requests for containers that request nothing, used for scoring only
+# (pkg/scheduler/util: DefaultMilliCPURequest, DefaultMemoryRequest).
+_SCORE_CPU = Decimal("0.1")
+_SCORE_MEMORY = Decimal(200 * 1024 * 1024)
+
+Resources = dict[str, Decimal]
+
+
+def pod_requests(spec: dict[str, Any]) -> Resources:
+    """What a pod asks for: the sum over its containers, at least the largest init container,
+    plus the pod overhead ("Resource Management for Pods and Containers › Resource requests and
+    limits of Pod and container"; init containers: "Init Containers › Resource sharing")."""
+    total: Resources = {}
+    for container in spec.get("containers") or ():
+        for name, amount in ((container.get("resources") or {}).get("requests") or {}).items():
+            total[name] = total.get(name, Decimal(0)) + quantity.value(amount)
+    for container in spec.get("initContainers") or ():
+        for name, amount in ((container.get("resources") or {}).get("requests") or {}).items():
+            total[name] = max(total.get(name, Decimal(0)), quantity.value(amount))
+    for name, amount in (spec.get("overhead") or {}).items():
+        total[name] = total.get(name, Decimal(0)) + quantity.value(amount)
+    return {name: amount for name, amount in total.items() if amount}
+
+
+def tolerates(toleration: dict[str, Any], taint: dict[str, Any]) -> bool:
+    """ "Taints and Tolerations › Concepts": an empty effect matches every effect; an empty key
+    with ``Exists`` matches every taint; ``Equal`` (the default) compares values."""
+    effect = toleration.get("effect", "")
+    if effect and effect != taint.get("effect"):
+        return False
+    operator = toleration.get("operator", "Equal")
+    key = toleration.get("key", "")
+    if not key:
+        return operator == "Exists"
+    if key != taint.get("key"):
+        return False
+    if operator == "Exists":
+        return True
+    return toleration.get("value", "") == taint.get("value", "")
+
+
+def tolerated(tolerations: list[dict[str, Any]], taint: dict[str, Any]) -> bool:
+    return any(tolerates(t, taint) for t in tolerations)
+
+
+def expression_matches(expression: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A node selector requirement ("Assigning Pods to Nodes › Operators")."""
+    key = expression.get("key", "")
+    operator = expression.get("operator", "")
+    values = expression.get("values") or ()
+    present = key in labels
+    if operator == "In":
+        return present and labels[key] in values
+    if operator == "NotIn":
+        return not present or labels[key] not in values
+    if operator == "Exists":
+        return present
+    if operator == "DoesNotExist":
+        return not present
+    if operator in ("Gt", "Lt"):
+        if not present or len(values) != 1:
+            return False
+        try:
+            have, bound = int(labels[key]), int(values[0])
+        except ValueError:
+            return False
+        return have > bound if operator == "Gt" else have < bound
+    return False
+
+
+def field_matches(expression: dict[str, Any], node_name: str) -> bool:
+    """``matchFields``: only ``metadata.name`` exists, with In or NotIn."""
+    if expression.get("key") != "metadata.name":
+        return False
+    values = expression.get("values") or ()
+    if expression.get("operator") == "In":
+        return node_name in values
+    if expression.get("operator") == "NotIn":
+        return node_name not in values
+    return False
+
+
+def term_matches(term: dict[str, Any], labels: dict[str, str], node_name: str) -> bool:
+    """A node selector term: its expressions ANDed; an empty term matches no node."""
+    expressions = term.get("matchExpressions") or ()
+    fields = term.get("matchFields") or ()
+    if not expressions and not fields:
+        return False
+    return all(expression_matches(e, labels) for e in expressions) and all(
+        field_matches(f, node_name) for f in fields
+    )
+
+
+def node_affinity_matches(spec: dict[str, Any], labels: dict[str, str], node_name: str) -> bool:
+    """nodeSelector (every label equal) and requiredDuringSchedulingIgnoredDuringExecution (any
+    term) must both hold ("Assigning Pods to Nodes › Node affinity")."""
+    for key, value in (spec.get("nodeSelector") or {}).items():
+        if labels.get(key) != value:
+            return False
+    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
+    terms = required.get("nodeSelectorTerms")
+    if required and terms is not None:
+        return any(term_matches(t, labels, node_name) for t in terms)
+    return True
+
+
+def preferred_affinity_score(spec: dict[str, Any], labels: dict[str, str], node_name: str) -> int:
+    preferred = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ) or ()
+    return sum(
+        int(p.get("weight", 0))
+        for p in preferred
+        if term_matches(p.get("preference") or {}, labels, node_name)
+    )
+
+
+@dataclass
+class NodeInfo:
+    """The scheduler cache's view of one node: what it offers and what bound pods use."""
+
+    name: str
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: list[dict[str, Any]] = field(default_factory=list)
+    unschedulable: bool = False
+    allocatable: Resources = field(default_factory=dict)
+    requested: Resources = field(default_factory=dict)
+    pod_count: int = 0
+    owners: Counter[str] = field(default_factory=Counter)
+    version: str = ""  # the node's resourceVersion this was built from
+
+    @classmethod
+    def from_node(cls, node: dict[str, Any]) -> NodeInfo:
+        spec, status = node.get("spec") or {}, node.get("status") or {}
+        taints = list(spec.get("taints") or ())
+        ready = node_ready_status(node)
+        # TaintNodesByCondition: the scheduler looks only at taints. A node whose lifecycle
+        # controller has not caught up yet is treated as it soon will be.
+        if ready != "True":
+            key = UNREACHABLE_TAINT if ready == "Unknown" else NOT_READY_TAINT
+            if not any(t.get("key") == key and t.get("effect") == "NoSchedule" for t in taints):
+                taints.append({"key": key, "effect": "NoSchedule"})
+        allocatable = {
+            name: quantity.value(amount)
+            for name, amount in (status.get("allocatable") or status.get("capacity") or {}).items()
+        }
+        return cls(
+            name=node["metadata"]["name"],
+            version=node["metadata"].get("resourceVersion", ""),
+            labels=dict(node["metadata"].get("labels") or {}),
+            taints=taints,
+            unschedulable=bool(spec.get("unschedulable")),
+            allocatable=allocatable,
+        )
+
+    def add(self, requests: Resources, owner: str, sign: int = 1) -> None:
+        for name, amount in requests.items():
+            self.requested[name] = self.requested.get(name, Decimal(0)) + sign * amount
+        self.pod_count += sign
+        if owner:
+            self.owners[owner] += sign
+
+
+def filter_node(
+    node: NodeInfo, spec: dict[str, Any], requests: Resources
+) -> tuple[list[str], bool]:
+    """Why ``node`` cannot take the pod ([] if it can), and whether preemption could help (only
+    for resource shortages, the one failure evicting lower-priority pods can cure)."""
+    tolerations = spec.get("tolerations") or []
+    if node.unschedulable and not tolerated(
+        tolerations, {"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule"}
+    ):
+        return [UNSCHEDULABLE], False
+    for taint in node.taints:
+        if taint.get("effect") not in ("NoSchedule", "NoExecute"):
+            continue
+        if not tolerated(tolerations, taint):
+            return [
+                f"node(s) had untolerated taint {{{taint.get('key')}: {taint.get('value', '')}}}"
+            ], False
+    if not node_affinity_matches(spec, node.labels, node.name):
+        return [AFFINITY_MISMATCH], False
+    reasons = []
+    pods_allowed = node.allocatable.get("pods")
+    if pods_allowed is not None and node.pod_count + 1 > pods_allowed:
+        reasons.append(TOO_MANY_PODS)
+    for name, amount in sorted(requests.items()):
+        free = node.allocatable.get(name, Decimal(0)) - node.requested.get(name, Decimal(0))
+        if amount > free:
+            reasons.append(f"Insufficient {name}")
+    return reasons, True
+
+
+def score_nodes(
+    nodes: list[NodeInfo], spec: dict[str, Any], requests: Resources, owner: str
+) -> NodeInfo:
+    """Pick the best feasible node, as the default score plugins weigh them: TaintToleration
+    (fewest untolerated PreferNoSchedule taints, weight 3), NodeAffinity preferred terms (2),
+    spreading a workload's pods over nodes (2, standing in for PodTopologySpread's default
+    constraints) and NodeResourcesFit LeastAllocated (1). Ties go to the first name, where the
+    real scheduler picks at random."""
+    if len(nodes) == 1:
+        return nodes[0]
+    tolerations = spec.get("tolerations") or []
+    cpu = requests.get("cpu") or _SCORE_CPU
+    memory = requests.get("memory") or _SCORE_MEMORY
+    raw = []
+    for node in nodes:
+        prefer_no = sum(
+            1
+            for t in node.taints
+            if t.get("effect") == "PreferNoSchedule" and not tolerated(tolerations, t)
+        )
+        preferred = preferred_affinity_score(spec, node.labels, node.name)
+        same_owner = node.owners.get(owner, 0) if owner else 0
+        free = []
+        for name, amount in (("cpu", cpu), ("memory", memory)):
+            capacity = node.allocatable.get(name, Decimal(0))
+            used = node.requested.get(name, Decimal(0)) + amount
+            free.append(float((capacity - used) / capacity) if capacity > 0 else 0.0)
+        raw.append((node, prefer_no, preferred, same_owner, sum(free) / len(free)))
+    max_prefer_no = max(r[1] for r in raw) or 1
+    max_preferred = max(r[2] for r in raw) or 1
+    max_owner = max(r[3] for r in raw) or 1
+    best: NodeInfo | None = None
+    best_score = -1.0
+    for node, prefer_no, preferred, same_owner, least in sorted(raw, key=lambda r: r[0].name):
+        score = (
+            3 * 100 * (1 - prefer_no / max_prefer_no)
+            + 2 * 100 * preferred / max_preferred
+            + 2 * 100 * (1 - same_owner / max_owner)
+            + 100 * max(least, 0.0)
+        )
+        if score > best_score:
+            best, best_score = node, score
+    assert best is not None
+    return best
+
+
+def fit_error(total: int, failures: dict[str, tuple[list[str], bool]]) -> str:
+    """The FailedScheduling message: reasons counted over nodes, sorted as strings, then what
+    preemption found (nothing here: every pod has priority 0, so there are no victims)."""
+    if total == 0:
+        return NO_NODES
+    reasons: Counter[str] = Counter()
+    preemption: Counter[str] = Counter()
+    for node_reasons, helpable in failures.values():
+        for reason in node_reasons:
+            reasons[reason] += 1
+        if helpable:
+            preemption["No preemption victims found for incoming pod"] += 1
+        else:
+            preemption["Preemption is not helpful for scheduling"] += 1
+    first = ", ".join(sorted(f"{count} {reason}" for reason, count in reasons.items()))
+    second = ", ".join(sorted(f"{count} {reason}" for reason, count in preemption.items()))
+    return (
+        f"0/{total} nodes are available: {first}. preemption: 0/{total} nodes are available: "
+        f"{second}.."
+    )
