@@ -6,6 +6,7 @@ pytest_plugins = [
     "tests.fixtures.personas",
     "tests.fixtures.browser",
     "tests.fixtures.kube",
+    "tests.fixtures.jupyterhub",
     "tests.fixtures.signup",
 ]
 

@@ -1,0 +1,233 @@
+"""A real JupyterHub for the sandbox and the tests: ``jupyterhub`` (PyPI) as a child process with
+the pure-Python configurable-http-proxy, on free loopback ports, with its database and state in one
+directory, spawning through :class:`sandbox.jupyterhub.spawner.SimulatedKubeSpawner` into the
+Kubernetes simulator named by a kubeconfig.
+
+Clusterweb reaches it as a service with an API token (``env()``); the token's role has exactly
+:data:`SCOPES`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from sandbox.jupyterhub import profiles
+from sandbox.services.base import ManagedProcess, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = Path(__file__).with_name("jupyterhub_config.py")
+SERVICE_NAME = "clusterweb"
+# The least that lets Clusterweb do its job, checked by tests/sandbox/jupyterhub:
+# - admin:users creates a user on first start (POST /users/NAME needs it; nothing narrower does)
+#   and brings read:users, list:users and users:activity (last activity) with it;
+# - servers starts, stops and reads servers (start:servers, delete:servers, read:servers).
+# Not needed: admin:servers (server state blobs), access:servers (opening a user's notebook).
+SCOPES = ("admin:users", "servers")
+REQUEST_TIMEOUT = 10.0  # seconds per REST call the harness itself makes
+
+
+class JupyterHubHarness:
+    """One hub. ``start()`` returns once the REST API answers through the proxy (3-5 s).
+
+    ``url`` is the proxy's public address (the hub's API is under ``/hub/api``, servers under
+    ``/user/NAME/``), ``token`` the Clusterweb service's API token, ``env()`` both as Clusterweb's
+    settings read them. The hub's log goes to ``log`` (default: ``jupyterhub.log`` in the work
+    directory).
+
+    Knobs: ``slow_spawn_timeout``, seconds a start request waits before answering 202 instead of
+    201; ``start_timeout``, seconds the hub allows a spawn; ``pod_ready_timeout``, seconds a
+    spawn waits for its Pod to be Running (0: not at all; set it once the simulator's scheduler
+    and kubelet run, so a server is ready only when its node is, as with KubeSpawner);
+    ``poll_interval``, seconds between the hub's checks that a server (and its Pod) still exists.
+    """
+
+    name = "jupyterhub"
+
+    def __init__(
+        self,
+        kubeconfig: str | Path,
+        *,
+        workdir: Path | None = None,
+        namespace: str = profiles.NAMESPACE,
+        port: int | None = None,
+        slow_spawn_timeout: float = 2.0,
+        start_timeout: int = 60,
+        pod_ready_timeout: float = 0.0,
+        poll_interval: int = 5,
+        log: Path | None = None,
+    ) -> None:
+        self.kubeconfig = Path(kubeconfig)
+        self._own_workdir = workdir is None
+        self.dir = Path(workdir or tempfile.mkdtemp(prefix="clusterweb-jupyterhub-"))
+        self.namespace = namespace
+        self.port = port or free_port()
+        self.hub_port = free_port()
+        self.proxy_api_port = free_port()
+        self.token = secrets.token_hex(32)
+        self.options = {
+            "slow_spawn_timeout": slow_spawn_timeout,
+            "start_timeout": start_timeout,
+            "pod_ready_timeout": pod_ready_timeout,
+            "poll_interval": poll_interval,
+        }
+        self.log = Path(log) if log else self.dir / "jupyterhub.log"
+        self.process: ManagedProcess | None = None
+        self._session = requests.Session()
+
+    # --- the interface of sandbox/services/* -----------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def hub_url(self) -> str:
+        """The hub itself, behind the proxy (what a Z2JH in-cluster client calls `hub:8081`)."""
+        return f"http://127.0.0.1:{self.hub_port}"
+
+    def env(self) -> dict[str, str]:
+        """What Clusterweb's settings read to reach this hub."""
+        return {"JUPYTERHUB_URL": self.url, "JUPYTERHUB_API_TOKEN": self.token}
+
+    def start(self, timeout: float = 60.0) -> JupyterHubHarness:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        settings = self.dir / "settings.json"
+        settings.touch(mode=0o600)
+        settings.write_text(
+            json.dumps(
+                {
+                    "state_dir": str(self.dir),
+                    "public_port": self.port,
+                    "hub_port": self.hub_port,
+                    "proxy_api_port": self.proxy_api_port,
+                    "service_token": self.token,
+                    "kubeconfig": str(self.kubeconfig),
+                    "namespace": self.namespace,
+                    **self.options,
+                }
+            )
+        )
+        self.set_controls()
+        pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+        env = {
+            **os.environ,
+            "PYTHONPATH": pythonpath,
+            "CLUSTERWEB_HUB_SETTINGS": str(settings),
+            # The hub and its proxy share this secret; without it the hub makes one up and warns.
+            "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32),
+        }
+        self.process = ManagedProcess(
+            "jupyterhub",
+            [sys.executable, "-m", "jupyterhub", "-f", str(CONFIG)],
+            env=env,
+            log=self.log,
+            cwd=self.dir,
+        ).start()
+        self._wait_ready(timeout)
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process and not self.process.running():
+                raise RuntimeError("jupyterhub exited:\n" + self.log_tail())
+            with contextlib.suppress(requests.RequestException):
+                # Through the proxy: answers only once the proxy runs and routes to the hub.
+                if self.api("GET", "/users?limit=1", timeout=1.0).status_code == 200:
+                    return
+            time.sleep(0.1)
+        self.stop()
+        raise TimeoutError(f"jupyterhub did not answer within {timeout} s:\n" + self.log_tail())
+
+    def running(self) -> bool:
+        return bool(self.process and self.process.running())
+
+    def stop(self) -> None:
+        """Stop the hub; it stops every server (deleting their Pods) and its proxy first."""
+        if self.process:
+            self.process.stop(timeout=20)
+        # A hub that had to be killed leaves its proxy (its own session) running.
+        pid_file = self.dir / "proxy.pid"
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+        self._session.close()
+        if self._own_workdir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log_tail(self, lines: int = 40) -> str:
+        return self.process.log_tail(lines) if self.process else ""
+
+    # --- REST, with the service token ------------------------------------------------------------
+    def api(
+        self, method: str, path: str, body: Any = None, *, timeout: float = REQUEST_TIMEOUT
+    ) -> requests.Response:
+        """One call to ``/hub/api`` + ``path`` as the Clusterweb service."""
+        return self._session.request(
+            method,
+            f"{self.url}/hub/api{path}",
+            json=body,
+            headers={"Authorization": f"token {self.token}"},
+            timeout=timeout,
+        )
+
+    # --- controls (the harness's own, for tests) -------------------------------------------------
+    def set_controls(
+        self,
+        *,
+        spawn_delay: float = 0.0,
+        spawn_error: str = "",
+        pod_ready_timeout: float | None = None,
+    ) -> None:
+        """``spawn_delay``: every spawn first waits this many seconds, like a node coming up, so
+        a start is still pending when the hub answers (202). ``spawn_error``: every spawn then
+        fails with this message (the hub reports it on the server's progress stream).
+        ``pod_ready_timeout``: overrides the constructor's value (None: keep it). Read by the
+        spawner at each start; ``reset()`` clears them."""
+        controls = {
+            "spawn_delay": spawn_delay,
+            "spawn_error": spawn_error,
+            "pod_ready_timeout": pod_ready_timeout,
+        }
+        (self.dir / "controls.json").write_text(json.dumps(controls))
+
+    def reset(self, timeout: float = 30.0) -> None:
+        """Back to no users: stop every server (deleting its Pod), then delete every user.
+        Controls go back to their defaults."""
+        self.set_controls()
+        deadline = time.monotonic() + timeout
+        while True:
+            users = self._users()
+            if not users:
+                return
+            for user in users:
+                name = quote(user["name"], safe="")
+                busy = False
+                for server, model in (user.get("servers") or {}).items():
+                    if model.get("pending") or model.get("ready"):
+                        busy = True
+                        if model.get("pending") != "stop":
+                            path = f"/servers/{quote(server, safe='')}" if server else "/server"
+                            self.api("DELETE", f"/users/{name}{path}")
+                if not busy:
+                    # Deleting a user does not stop its named servers: only once all are down.
+                    self.api("DELETE", f"/users/{name}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"jupyterhub users still busy after {timeout} s: {users}")
+            time.sleep(0.05)
+
+    def _users(self) -> list[dict[str, Any]]:
+        response = self.api("GET", "/users?include_stopped_servers=1&limit=1000")
+        response.raise_for_status()
+        return response.json()

@@ -1,0 +1,466 @@
+"""The JupyterHub adapter against a real JupyterHub (the sandbox harness), whose spawner creates
+each server's Pod in the Kubernetes simulator."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+
+from clusterweb.errors import PermanentError, TransientError
+from clusterweb.integrations import jupyterhub as hub_adapter
+from clusterweb.integrations.jupyterhub import JupyterHub
+from sandbox.services.base import ManagedProcess, free_port, wait_for_port
+
+REPO = Path(__file__).resolve().parents[2]
+NAMESPACE = "jupyter"
+TIMEOUT = 10  # seconds, every direct call to the simulator
+
+
+@pytest.fixture
+def hub(jupyterhub) -> Iterator[JupyterHub]:
+    client = JupyterHub(jupyterhub.url, jupyterhub.token, timeout=5)
+    yield client
+    client.close()
+
+
+def pod(kube, name: str):
+    return kube.core.read_namespaced_pod(name, NAMESPACE, _request_timeout=TIMEOUT)
+
+
+def pod_names(kube) -> list[str]:
+    pods = kube.core.list_namespaced_pod(NAMESPACE, _request_timeout=TIMEOUT).items
+    return sorted(p.metadata.name for p in pods)
+
+
+# -- start ---------------------------------------------------------------------------------------
+
+
+def test_it_starts_a_new_users_default_server_and_waits_until_ready(hub, jupyterhub, kube):
+    status = hub.server_start("bob")
+
+    assert status.state == "ready"
+    assert status.profile == "small"
+    assert status.url == f"{jupyterhub.url}/user/bob/"
+    assert status.started is not None and status.started.tzinfo == UTC
+    assert pod(kube, "jupyter-bob").spec.node_selector == {"clusterweb.io/pool": "admin"}
+
+
+def test_it_starts_a_named_server_with_a_profile(hub, kube):
+    status = hub.server_start("bob", name="analysis", profile="large")
+
+    assert (status.name, status.state, status.profile) == ("analysis", "ready", "large")
+    assert pod(kube, "jupyter-bob--analysis").spec.node_selector == {
+        "clusterweb.io/pool": "jupyter"
+    }
+
+
+def test_it_pins_a_server_to_a_launch_request(hub, kube):
+    hub.server_start("bob", profile="large", request_id=42)
+
+    assert pod(kube, "jupyter-bob").spec.node_selector["clusterweb.io/request"] == "42"
+
+
+def test_starting_a_server_that_already_runs_with_that_profile_is_success(hub, kube):
+    first = hub.server_start("bob", profile="large")
+
+    again = hub.server_start("bob", profile="large")
+
+    assert again.state == "ready"
+    assert again.started == first.started
+    assert pod_names(kube) == ["jupyter-bob"]
+
+
+def test_starting_a_server_that_runs_with_another_profile_is_refused(hub):
+    hub.server_start("bob", profile="small")
+
+    with pytest.raises(PermanentError) as refused:
+        hub.server_start("bob", profile="gpu")
+
+    assert refused.value.code == "profile_mismatch"
+    assert "already runs with profile 'small'" in str(refused.value)
+
+
+def test_a_slow_start_is_polled_until_ready(hub, jupyterhub):
+    # The hub answers 202 after a second; the server is up half a second later.
+    jupyterhub.set_controls(spawn_delay=1.5)
+
+    status = hub.server_start("bob", wait_timeout=20)
+
+    assert status.state == "ready"
+
+
+def test_without_waiting_a_slow_start_comes_back_pending_and_can_be_stopped(hub, jupyterhub, kube):
+    jupyterhub.set_controls(spawn_delay=3)
+
+    status = hub.server_start("bob", wait=False)
+    hub.server_stop("bob")
+
+    assert status.state == "pending"
+    assert status.url == f"{jupyterhub.url}/user/bob/"
+    assert hub.server_status("bob").state == "stopped"
+    assert pod_names(kube) == []
+
+
+def test_a_start_still_pending_at_the_deadline_is_a_transient_timeout(hub, jupyterhub):
+    jupyterhub.set_controls(spawn_delay=3)
+
+    started = time.monotonic()
+    with pytest.raises(TransientError) as late:
+        hub.server_start("bob", wait_timeout=0.3)
+
+    assert late.value.code == "timeout"
+    assert "still pending after 0.3 s" in str(late.value)
+    assert time.monotonic() - started < 2.5  # the hub's own 1 s, the wait, no more
+    assert hub.server_status("bob").state == "pending"
+
+
+def test_a_spawn_the_hub_gives_up_on_is_transient_with_the_hubs_reason(hub, jupyterhub):
+    jupyterhub.set_controls(spawn_delay=1.2, spawn_error="no GPU node came up")
+
+    with pytest.raises(TransientError) as failed:
+        hub.server_start("bob", profile="gpu", wait_timeout=20)
+
+    assert failed.value.code == "spawn_failed"
+    assert "no GPU node came up" in str(failed.value)
+    assert hub.server_status("bob").state == "stopped"
+
+
+def test_an_unknown_profile_is_a_permanent_error(hub, kube):
+    with pytest.raises(PermanentError) as refused:
+        hub.server_start("bob", profile="huge")
+
+    assert refused.value.code == "bad_request"
+    assert "Unknown profile 'huge': choose one of small, large, gpu" in str(refused.value)
+    assert pod_names(kube) == []
+
+
+def test_a_server_name_the_hub_refuses_is_a_permanent_error(hub):
+    with pytest.raises(PermanentError) as refused:
+        hub.server_start("bob", name="My Analysis")
+
+    assert refused.value.code == "bad_request"
+    assert "Invalid server_name" in str(refused.value)
+
+
+# -- status and activity -------------------------------------------------------------------------
+
+
+def test_a_server_that_never_started_is_stopped(hub):
+    hub.user_ensure("carol")
+
+    assert hub.server_status("carol").state == "stopped"
+    assert hub.server_status("carol", name="analysis").state == "stopped"
+    assert hub.server_status("nobody").state == "stopped"
+
+
+def test_users_activity_reports_each_users_last_activity_and_servers(hub, jupyterhub):
+    before = datetime.now(UTC).replace(microsecond=0)
+    hub.server_start("alice", name="analysis")
+    hub.user_ensure("carol")
+    time.sleep(0.05)
+    # Alice opens her notebook through the proxy; the server reports the activity to the hub.
+    opened = requests.get(f"{jupyterhub.url}/user/alice/analysis/tree", timeout=TIMEOUT)
+
+    activity = hub.users_activity()
+
+    assert opened.status_code == 200
+    assert sorted(activity) == ["alice", "carol"]
+    alice = activity["alice"]
+    assert alice.last_activity >= before
+    assert alice.servers["analysis"].state == "ready"
+    assert alice.servers["analysis"].last_activity > alice.servers["analysis"].started
+    # The hub lists every user's default server, stopped or not.
+    assert [s.state for s in activity["carol"].servers.values()] == ["stopped"]
+
+
+def test_users_activity_reads_every_page(hub, jupyterhub, monkeypatch):
+    monkeypatch.setattr(hub_adapter, "_PAGE_SIZE", 2)
+    for name in ("u1", "u2", "u3", "u4", "u5"):
+        hub.user_ensure(name)
+
+    assert sorted(hub.users_activity()) == ["u1", "u2", "u3", "u4", "u5"]
+
+
+def test_creating_a_user_twice_is_fine(hub):
+    assert hub.user_ensure("carol") is True
+    assert hub.user_ensure("carol") is False
+
+
+# -- stop ----------------------------------------------------------------------------------------
+
+
+def test_it_stops_a_server_and_its_pod_is_deleted(hub, kube):
+    hub.server_start("bob")
+
+    hub.server_stop("bob")
+
+    assert hub.server_status("bob").state == "stopped"
+    assert pod_names(kube) == []
+
+
+def test_stopping_is_idempotent(hub):
+    hub.server_start("bob")
+
+    hub.server_stop("bob")
+    hub.server_stop("bob")
+    hub.server_stop("bob", name="never-started")
+    hub.server_stop("nobody")
+
+    assert hub.server_status("bob").state == "stopped"
+
+
+def test_removing_a_named_server_forgets_it(hub, kube):
+    hub.server_start("bob", name="analysis", profile="large")
+
+    hub.server_stop("bob", name="analysis", remove=True)
+    hub.server_stop("bob", name="analysis", remove=True)
+
+    assert "analysis" not in hub.users_activity()["bob"].servers
+    assert pod_names(kube) == []
+
+
+def test_the_default_server_cannot_be_removed(hub):
+    hub.user_ensure("bob")
+
+    with pytest.raises(PermanentError) as refused:
+        hub.server_stop("bob", remove=True)
+
+    assert refused.value.code == "bad_request"
+
+
+# -- errors --------------------------------------------------------------------------------------
+
+
+def test_a_wrong_token_is_a_permanent_error_naming_the_setting(jupyterhub):
+    client = JupyterHub(jupyterhub.url, "not-the-token", timeout=5)
+
+    with pytest.raises(PermanentError) as refused:
+        client.server_status("bob")
+
+    assert refused.value.code == "forbidden"
+    assert "JUPYTERHUB_API_TOKEN" in str(refused.value)
+
+
+def test_a_hub_that_is_down_is_a_transient_error():
+    client = JupyterHub(f"http://127.0.0.1:{free_port()}", "token", timeout=1)
+
+    with pytest.raises(TransientError) as down:
+        client.server_start("bob")
+
+    assert down.value.code == "unreachable"
+
+
+def test_a_proxy_whose_hub_is_down_answers_503_which_is_transient(tmp_path):
+    # The real configurable-http-proxy with nothing behind it: what a hub restart looks like.
+    port = free_port()
+    proxy = ManagedProcess(
+        "configurable-http-proxy",
+        [
+            str(Path(sys.executable).with_name("configurable-http-proxy")),
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            "--api-ip=127.0.0.1",
+            f"--api-port={free_port()}",
+            f"--default-target=http://127.0.0.1:{free_port()}",
+        ],
+        env={**os.environ, "CONFIGPROXY_AUTH_TOKEN": "proxy-token"},
+        log=tmp_path / "proxy.log",
+    ).start()
+    try:
+        wait_for_port(port, process=proxy.process, name="configurable-http-proxy")
+        client = JupyterHub(f"http://127.0.0.1:{port}", "token", timeout=5)
+
+        with pytest.raises(TransientError) as unavailable:
+            client.server_status("bob")
+    finally:
+        proxy.stop()
+
+    assert unavailable.value.code == "http_503"
+
+
+def test_a_hub_that_never_answers_is_a_transient_timeout():
+    # A listening socket nobody accepts from: connected, then silence.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        client = JupyterHub(f"http://127.0.0.1:{silent.getsockname()[1]}", "token", timeout=0.3)
+
+        started = time.monotonic()
+        with pytest.raises(TransientError) as late:
+            client.server_status("bob")
+
+    assert late.value.code == "timeout"
+    assert time.monotonic() - started < 2
+
+
+# -- settings ------------------------------------------------------------------------------------
+
+
+def test_the_settings_built_client_reads_the_settings_on_first_use(settings, jupyterhub):
+    settings.JUPYTERHUB_URL = jupyterhub.url + "/hub/api/"
+    settings.JUPYTERHUB_API_TOKEN = jupyterhub.token
+    settings.JUPYTERHUB_TIMEOUT = 3.0
+    hub_adapter.reset_client()
+    try:
+        client = hub_adapter.client_from_settings()
+
+        assert client is hub_adapter.client_from_settings()
+        assert (client.base_url, client.timeout) == (jupyterhub.url, 3.0)
+        assert client.server_status("bob").state == "stopped"
+    finally:
+        hub_adapter.reset_client()
+
+
+def test_the_settings_built_client_names_what_is_missing(settings):
+    settings.JUPYTERHUB_URL = ""
+    settings.JUPYTERHUB_API_TOKEN = ""
+    hub_adapter.reset_client()
+
+    with pytest.raises(PermanentError) as missing:
+        hub_adapter.client_from_settings()
+
+    assert missing.value.code == "config"
+    assert "set JUPYTERHUB_URL and JUPYTERHUB_API_TOKEN" in str(missing.value)
+
+
+def test_the_token_can_come_from_a_file(tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("from-the-file\n")
+    code = "from django.conf import settings as s; print(s.JUPYTERHUB_API_TOKEN)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
+
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **env,
+            "DJANGO_SETTINGS_MODULE": "clusterweb.settings",
+            "CLUSTERWEB_VAR_DIR": str(tmp_path),
+            "JUPYTERHUB_API_TOKEN_FILE": str(token_file),
+        },
+    )
+
+    assert result.stdout.strip() == "from-the-file", result.stderr
+
+
+def test_importing_the_adapter_reads_no_settings():
+    code = (
+        "import clusterweb.integrations.jupyterhub; "
+        "from django.conf import settings; print(settings.configured)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, env=env
+    )
+
+    assert result.stdout.strip() == "False", result.stderr
+
+
+# -- on a cluster with a scheduler: the acceptance line of issue 5 --------------------------------
+
+
+def start_control_plane(kube) -> None:
+    if not hasattr(kube, "controllers"):
+        pytest.skip("the Kubernetes simulator has no scheduler yet (issue 5: controllers)")
+    kube.controllers()
+
+
+@pytest.fixture
+def cluster(kube):
+    """The simulator with its control plane running (scheduler, kubelets, node lifecycle, pod GC)
+    and one Ready node per pool a Jupyter profile uses, labelled and tainted as CONVENTIONS.md
+    says. Returns the node names by pool."""
+    start_control_plane(kube)
+    return {
+        "admin": kube.node("admin", labels={"clusterweb.io/pool": "admin"}),
+        "jupyter": kube.node(
+            "jupyter",
+            labels={
+                "clusterweb.io/pool": "jupyter",
+                "node.kubernetes.io/instance-type": "m5.xlarge",
+            },
+        ),
+        "gpu": kube.node(
+            "gpu",
+            labels={"clusterweb.io/pool": "gpu", "node.kubernetes.io/instance-type": "g4dn.xlarge"},
+            taints=[{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}],
+            allocatable={"cpu": "4", "memory": "16Gi", "pods": "110", "nvidia.com/gpu": "1"},
+        ),
+    }
+
+
+def running_pod(kube, name: str, timeout: float = 15.0):
+    """The pod once a kubelet runs it (bound to a node, phase Running)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = pod(kube, name)
+        if found.spec.node_name and found.status.phase == "Running":
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"pod {name} not running after {timeout} s: {found.status}")
+        time.sleep(0.05)
+
+
+def test_a_gpu_server_starts_through_the_rest_api_and_its_pod_is_bound_to_a_gpu_node(
+    hub, kube, cluster
+):
+    status = hub.server_start("alice", profile="gpu")
+
+    assert status.state == "ready"
+    assert running_pod(kube, "jupyter-alice").spec.node_name == cluster["gpu"]
+
+
+@pytest.mark.parametrize(("profile", "pool"), [("small", "admin"), ("large", "jupyter")])
+def test_the_other_profiles_land_on_their_pools_nodes(hub, kube, cluster, profile, pool):
+    hub.server_start("bob", profile=profile)
+
+    assert running_pod(kube, "jupyter-bob").spec.node_name == cluster[pool]
+
+
+def test_a_server_whose_node_is_lost_is_stopped(hub, kube, cluster):
+    # A spot interruption: the node goes, pod GC deletes its pods, the hub's next poll sees it.
+    hub.server_start("bob", profile="large")
+    running_pod(kube, "jupyter-bob")
+
+    kube.core.delete_node(cluster["jupyter"], _request_timeout=TIMEOUT)
+
+    deadline = time.monotonic() + 15
+    while hub.server_status("bob").state != "stopped":
+        assert time.monotonic() < deadline, "the hub never noticed the lost node"
+        time.sleep(0.1)
+
+
+def test_waiting_for_pods_a_server_is_ready_only_once_its_pod_runs(hub, jupyterhub, kube, cluster):
+    jupyterhub.set_controls(pod_ready_timeout=10)
+
+    status = hub.server_start("bob", profile="small")
+
+    assert status.state == "ready"
+    assert pod(kube, "jupyter-bob").status.phase == "Running"
+
+
+def test_waiting_for_pods_a_gpu_server_with_no_gpu_node_stays_pending(hub, jupyterhub, kube):
+    # What a `gpu` start looks like before its node has come up: KubeSpawner's behaviour.
+    start_control_plane(kube)
+    kube.node("admin", labels={"clusterweb.io/pool": "admin"})
+    jupyterhub.set_controls(pod_ready_timeout=30)
+
+    with pytest.raises(TransientError) as late:
+        hub.server_start("alice", profile="gpu", wait_timeout=1)
+
+    unscheduled = pod(kube, "jupyter-alice")
+    assert late.value.code == "timeout"
+    assert hub.server_status("alice").state == "pending"
+    assert (unscheduled.spec.node_name, unscheduled.status.phase) == (None, "Pending")
