@@ -21,6 +21,8 @@ from pathlib import Path
 
 from sandbox import directory
 from sandbox.aws import AwsLayer
+from sandbox.jupyterhub import JupyterHubHarness
+from sandbox.kube import KubeSimulator, bootstrap
 from sandbox.services.base import ManagedProcess, port_open, wait_for_port
 from sandbox.services.celery_worker import CeleryWorker
 from sandbox.services.redis import RedisServer
@@ -84,16 +86,35 @@ class Sandbox:
             "CLUSTERWEB_BIND": f"127.0.0.1:{self.web_port}",
             "CLUSTERWEB_SIGNUP_BIND": f"127.0.0.1:{self.signup_port}",
         }
+        seed_aws(moto.url)
+        say("seeded AWS: a t2.micro control node and two t2.small admin nodes")
+        sim = self._push(KubeSimulator().start())
+        kubeconfig = sim.write_kubeconfig(SANDBOX_DIR / "kubeconfig")
+        bootstrap(sim, cluster=CLUSTER_NAME, aws_env=moto.env(), region=REGION)
+        say(f"Kubernetes API simulator on {sim.url}: three Ready nodes, Spark master running")
+        # Pushed after the simulator so it stops first: stopping the hub stops every server and
+        # deletes its Pod.
+        hub = self._push(
+            JupyterHubHarness(
+                kubeconfig,
+                workdir=SANDBOX_DIR / "jupyterhub",
+                log=logs / "jupyterhub.log",
+                start_timeout=300,
+                pod_ready_timeout=300,
+            ).start()
+        )
+        say(f"JupyterHub on {hub.url} (servers' Pods in namespace jupyter)")
+        self.env.update({"KUBECONFIG": str(kubeconfig), **hub.env()})
         self._write_env_file()
         child_env = {**os.environ, **self.env, "DJANGO_SETTINGS_MODULE": "clusterweb.settings"}
         for key in ("CLUSTERWEB_TEST", "CLUSTERWEB_SITE"):
             child_env.pop(key, None)
 
-        seed_aws(moto.url)
-        say("seeded AWS: a t2.micro control node and two t2.small admin nodes")
         self._manage(child_env, "migrate", "--noinput", "-v", "0")
         self._manage(child_env, "collectstatic", "--noinput", "-v", "0")
         self._manage(child_env, "sandbox_seed")
+        # CONVENTIONS: seeding and one sync finish before port 8000 answers.
+        self._manage(child_env, "sync")
 
         self._push(
             CeleryWorker(

@@ -2,6 +2,7 @@
 with the README's password, the Mail page shows the mail the sandbox sent, manage.py in the same
 checkout sees the sandbox's database, and SIGINT leaves nothing listening."""
 
+import json
 import os
 import re
 import signal
@@ -54,7 +55,7 @@ def sandbox(tmp_path):
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
     while not ready.exists():
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
@@ -123,6 +124,22 @@ def test_make_run_serves_a_working_sandbox_and_stops_cleanly(sandbox):
         timeout=60,
     )
     assert shell.stdout.strip().splitlines()[-1] == "1", shell.stderr
+
+    # The always-on part of the platform: three Ready nodes, synced before port 8000 answered.
+    nodes = subprocess.run(
+        [sys.executable, "manage.py", "nodes", "--json"],
+        cwd=REPO,
+        env=clean_env(sandbox["var"]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    listed = json.loads(nodes.stdout)["nodes"]
+    assert sorted((n["pool"], n["instance_type"], n["ready"]) for n in listed) == [
+        ("admin", "t2.small", True),
+        ("admin", "t2.small", True),
+        ("control", "t2.micro", True),
+    ]
 
     sandbox["process"].send_signal(signal.SIGINT)
     assert sandbox["process"].wait(timeout=60) == 0

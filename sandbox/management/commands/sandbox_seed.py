@@ -5,6 +5,7 @@ from clusterweb import clock
 from clusterweb.audit.services import audit_record
 from clusterweb.integrations import mail
 from sandbox.pools import sandbox_pools_seed
+from sandbox.prices import sandbox_spot_prices_seed
 
 
 class Command(BaseCommand):
@@ -16,5 +17,7 @@ class Command(BaseCommand):
         )
         pools = sandbox_pools_seed()
         self.stdout.write(f"pools: {', '.join(p.slug for p in pools)}, with launch templates")
+        # moto's spot price history is a placeholder; believable points, labelled sandbox prices.
+        sandbox_spot_prices_seed(region=settings.AWS_REGION)
         audit_record(action="sandbox.seeded", source="cli")
         self.stdout.write("sandbox seeded")
