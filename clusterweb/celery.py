@@ -36,6 +36,13 @@ def beat_schedule() -> dict[str, dict]:
             "task": "clusterweb.accounts.tasks.signup_sweep",
             "schedule": float(settings.SIGNUP_SWEEP_SECONDS),
         },
+        # The directory sync: copies people, groups, SSH keys and locks into the database, which
+        # is all the Users and profile pages read. Clusterweb's own writes refresh the copy at
+        # once; this catches changes made in the directory by other means.
+        "directory-sync": {
+            "task": "clusterweb.accounts.tasks.directory_sync",
+            "schedule": float(settings.DIRECTORY_SYNC_SECONDS),
+        },
         # The inventory sync: reads EC2, Kubernetes, volumes, storage sizes and public IPv4
         # addresses into the database, which is all the Nodes page reads. Every minute, so a
         # forgotten or interrupted node shows up while it still costs little.

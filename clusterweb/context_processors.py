@@ -18,6 +18,7 @@ NAVIGATION = [
     ("Budgets", "billing:budgets", True),
     ("Users", "accounts:users", True),
     ("Audit", "audit:list", True),
+    ("Profile", "accounts:profile", False),
     ("Mail", "sandbox:mail", True),
 ]
 

@@ -623,6 +623,49 @@ POOLS_FILE = env_str(
     "named. Empty: pools are edited on the Pools page only.",
 )
 
+# --- Accounts -----------------------------------------------------------------------------------
+# Self-service (profile, password reset links) and administration (disable, enable, promote) of
+# directory accounts; rate limits of the forms strangers reach. See docs/accounts.md.
+PASSWORD_RESET_HOURS = env_int(
+    "PASSWORD_RESET_HOURS", 24, "How long a password reset link stays valid.", minimum=1
+)
+PASSWORD_RESET_SELF_SERVICE = env_bool(
+    "PASSWORD_RESET_SELF_SERVICE",
+    False,
+    "Let people ask for a reset link themselves by email address on the signup site (the answer "
+    "never says whether the address is known). Off: only admins send reset links.",
+)
+DIRECTORY_SYNC_SECONDS = env_int(
+    "DIRECTORY_SYNC_SECONDS",
+    300,
+    "Interval of the directory sync that copies people, groups, SSH keys and locks into the "
+    "database (the Users and profile pages read only the copy).",
+    minimum=30,
+)
+ACCOUNTS_ATTEMPT_LIMIT = env_int(
+    "ACCOUNTS_ATTEMPT_LIMIT",
+    10,
+    "Attempts allowed per window for each invitation (signup form), reset link, user name "
+    "(reset, password change) and email address (reset requests).",
+    minimum=1,
+)
+ACCOUNTS_ATTEMPT_WINDOW_SECONDS = env_int(
+    "ACCOUNTS_ATTEMPT_WINDOW_SECONDS",
+    900,
+    "The window of ACCOUNTS_ATTEMPT_LIMIT.",
+    minimum=1,
+)
+# Django refuses (HTTP 400) a request body larger than this before any form parses it, so a
+# megabyte pasted into a key field never reaches the key parser. The largest legitimate form
+# (a cost plan of 100,000 characters) fits.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(
+    "REQUEST_MAX_BYTES",
+    512 * 1024,
+    "Largest request body (form data) accepted, in bytes; larger ones are refused with HTTP 400 "
+    "before parsing.",
+    minimum=64 * 1024,
+)
+
 # --- Test seams (no-ops unless CLUSTERWEB_TEST) -------------------------------------------------
 CLOCK_FILE = env_str(
     "CLUSTERWEB_CLOCK_FILE",

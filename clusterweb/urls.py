@@ -11,7 +11,7 @@ urlpatterns = [
     path("logout/", account_views.logout_view, name="logout"),
     path("audit/", include("clusterweb.audit.urls")),
     path("billing/", include("billing.urls")),
-    path("users/", include("clusterweb.accounts.urls")),
+    path("", include("clusterweb.accounts.urls")),  # users/..., profile/...
     path("", include("provisioning.urls")),
 ]
 

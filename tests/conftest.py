@@ -8,6 +8,7 @@ pytest_plugins = [
     "tests.fixtures.kube",
     "tests.fixtures.jupyterhub",
     "tests.fixtures.signup",
+    "tests.fixtures.accounts",
 ]
 
 

@@ -88,8 +88,30 @@ SIGNUP_TABLE = [
     ("signup_form",       "POST", 404,     200),  # an empty form comes back with errors
     ("signup_submitted",  "GET",  200,     200),
     ("signup_submitted",  "POST", 405,     405),
+    # Password reset: for these rows "token" opened a reset link (not an invitation) first.
+    # The self-service request page exists only with PASSWORD_RESET_SELF_SERVICE (off here).
+    ("password_reset",         "GET",  404, 302),
+    ("password_reset",         "POST", 405, 405),
+    ("password_reset_form",    "GET",  404, 200),
+    ("password_reset_form",    "POST", 404, 200),
+    ("password_reset_done",    "GET",  200, 200),
+    ("password_reset_done",    "POST", 405, 405),
+    ("password_reset_request", "GET",  404, 404),
+    ("password_reset_request", "POST", 404, 404),
 ]
 # fmt: on
+
+
+def reset_token() -> str:
+    """A fresh password reset link's token (for bob, sent by alice)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from clusterweb.accounts.account_services import password_reset_issue
+    from sandbox.directory import BY_UID
+    from tests.fixtures.personas import user_for
+
+    outcome = password_reset_issue(uid="bob", actor=user_for(BY_UID["alice"]), source="cli")
+    return parse_qs(urlsplit(outcome.link).query)["token"][0]
 
 
 def test_every_signup_url_pattern_has_a_row_in_the_signup_matrix():
@@ -101,13 +123,17 @@ def test_every_signup_url_pattern_has_a_row_in_the_signup_matrix():
 def test_each_signup_url_answers_as_the_signup_matrix_says(
     signup_site, directory_server, name, method, stranger, with_token
 ):
-    _, token = invitation()
+    link = "signup_invitation"
+    if name.startswith("password_reset"):
+        link, token = "password_reset", reset_token()
+    else:
+        _, token = invitation()
     for who, want in (("stranger", stranger), ("token", with_token)):
         client = Client(raise_request_exception=False)
         if who == "token":
-            client.get(reverse("signup_invitation", urlconf=SIGNUP_URLCONF), {"token": token})
+            client.get(reverse(link, urlconf=SIGNUP_URLCONF), {"token": token})
         url = reverse(name, urlconf=SIGNUP_URLCONF)
-        if name == "signup_invitation" and who == "token":
+        if name == link and who == "token":
             url += f"?token={token}"
         response = client.get(url) if method == "GET" else client.post(url, {})
         assert response.status_code != 500

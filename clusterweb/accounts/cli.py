@@ -11,8 +11,8 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
-from clusterweb.accounts import services
-from clusterweb.accounts.models import Signup, User
+from clusterweb.accounts import account_services, services
+from clusterweb.accounts.models import DirectoryUser, PasswordReset, Signup, User
 from clusterweb.errors import IntegrationError
 from clusterweb.permissions import is_admin
 
@@ -57,6 +57,37 @@ def signup_row(signup: Signup) -> dict[str, Any]:
     }
 
 
+def user_row(account: DirectoryUser, *, last_login: Any = None, running_nodes: Any = None) -> dict:
+    """A directory user as ``users --json`` prints it (``id`` is the uid)."""
+    return {
+        "id": account.uid,
+        "uid": account.uid,
+        "state": account.state,
+        "uid_number": account.uid_number,
+        "name": account.full_name or None,
+        "mail": account.mail or None,
+        "groups": list(account.groups),
+        "admin": account.is_admin,
+        "fingerprints": account.fingerprints,
+        "last_login": _iso(last_login),
+        "running_nodes": running_nodes,
+        "synced_at": _iso(account.synced_at),
+    }
+
+
+def reset_row(reset: PasswordReset) -> dict[str, Any]:
+    return {
+        "id": reset.pk,
+        "state": reset.state,
+        "uid": reset.uid,
+        "email": reset.email or None,
+        "created_by": reset.created_by_username or None,
+        "created_at": _iso(reset.created_at),
+        "expires_at": _iso(reset.expires_at),
+        "sent_at": _iso(reset.sent_at),
+    }
+
+
 def run(command: BaseCommand, as_json: bool, action: Callable[[], tuple[dict, str]]) -> None:
     """Run ``action`` (returning the JSON object and a human line) and turn our exceptions into
     the conventional exit statuses. On failure with ``--json`` stdout still gets one object:
@@ -64,11 +95,11 @@ def run(command: BaseCommand, as_json: bool, action: Callable[[], tuple[dict, st
     field = None
     try:
         payload, text = action()
-    except services.SignupError as exc:
+    except (services.SignupError, account_services.AccountError) as exc:
         code, message, field = BAD_INPUT, str(exc), exc.field
     except PermissionDenied as exc:
         code, message = NOT_PERMITTED, f"not permitted: {exc}"
-    except services.SignupStateError as exc:
+    except (services.SignupStateError, account_services.AccountStateError) as exc:
         code, message = FAILED, str(exc)
     except IntegrationError as exc:
         code, message = FAILED, f"failed: {exc}"

@@ -164,3 +164,122 @@ class SignupForm(forms.Form):
             except forms.ValidationError as exc:
                 self.add_error("password", exc)
         return cleaned
+
+
+# --- Profile, password reset and the admins' account actions --------------------------------------
+FINGERPRINT_PATTERN = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")
+
+
+def _keys_field() -> forms.CharField:
+    # max_length is checked before clean_ssh_keys runs: an oversized paste never reaches the
+    # parser (and a request body over DATA_UPLOAD_MAX_MEMORY_SIZE never reaches the form).
+    return forms.CharField(
+        label="SSH public keys",
+        max_length=sshkeys.MAX_KEYS * sshkeys.MAX_LINE,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        help_text="One per line, e.g. ~/.ssh/id_ed25519.pub (never the private key).",
+    )
+
+
+def _password_field(autocomplete: str) -> forms.CharField:
+    return forms.CharField(
+        max_length=1024,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": autocomplete}),
+    )
+
+
+def _new_password_check(
+    form: forms.Form, cleaned: dict[str, Any], field: str, again: str, person: Any
+) -> None:
+    """The two copies match and Django's validators accept the password for ``person`` (an
+    unsaved or real User: the similarity validator compares with its name and address)."""
+    password = cleaned.get(field)
+    if password and password != cleaned.get(again):
+        form.add_error(again, "The two passwords differ.")
+    elif password:
+        try:
+            password_validation.validate_password(password, person)
+        except forms.ValidationError as exc:
+            form.add_error(field, exc)
+
+
+class PasswordChangeForm(forms.Form):
+    """The profile page's password change; the old password is checked by the directory."""
+
+    old_password = _password_field("current-password")
+    new_password = _password_field("new-password")
+    new_password_again = _password_field("new-password")
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.fields["new_password"].help_text = (
+            f"At least {settings.SIGNUP_PASSWORD_MIN_LENGTH} characters. The same password for "
+            "SSH, JupyterHub and the dashboard."
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("new_password") and cleaned.get("new_password") == cleaned.get(
+            "old_password"
+        ):
+            self.add_error("new_password", "The new password is the old one.")
+            return cleaned
+        _new_password_check(self, cleaned, "new_password", "new_password_again", self.user)
+        return cleaned
+
+
+class SSHKeysAddForm(forms.Form):
+    ssh_keys = _keys_field()
+
+    def clean_ssh_keys(self) -> list[sshkeys.PublicKey]:
+        text = self.cleaned_data["ssh_keys"]
+        try:
+            return sshkeys.parse_keys(text)
+        except sshkeys.SSHKeyRefused as exc:
+            if sshkeys.looks_private(text):
+                self.data = self.data.copy()
+                self.data["ssh_keys"] = ""  # never echo a private key back into the page
+            raise forms.ValidationError(str(exc)) from None
+
+
+class SSHKeyRemoveForm(forms.Form):
+    fingerprint = forms.CharField(max_length=60)
+
+    def clean_fingerprint(self) -> str:
+        value = self.cleaned_data["fingerprint"]
+        if not FINGERPRINT_PATTERN.fullmatch(value):
+            raise forms.ValidationError("This is not an SSH key fingerprint (SHA256:...).")
+        return value
+
+
+class PasswordResetForm(forms.Form):
+    """The signup site's form behind a reset link."""
+
+    password = _password_field("new-password")
+    password_again = _password_field("new-password")
+
+    def __init__(self, *args: Any, person: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.person = person
+        self.fields[
+            "password"
+        ].help_text = f"At least {settings.SIGNUP_PASSWORD_MIN_LENGTH} characters."
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        _new_password_check(self, cleaned, "password", "password_again", self.person)
+        return cleaned
+
+
+class ResetRequestForm(forms.Form):
+    email = forms.EmailField(
+        max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
+
+
+class AccountActionForm(forms.Form):
+    """The confirmation of an admin's action on an account (a reason only for disabling)."""
+
+    reason = forms.CharField(max_length=500, required=False, strip=True)

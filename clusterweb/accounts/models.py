@@ -225,3 +225,147 @@ class Signup(models.Model):
             updated_at=now,
         )
         self.refresh_from_db()
+
+
+# --- Accounts in the directory: the mirror, disabled accounts, password resets, throttles ---------
+class AccountState(models.TextChoices):
+    """A directory user's state on the Users page and in ``users --json``."""
+
+    ACTIVE = "active", "Active"
+    DISABLED = "disabled", "Disabled"
+    NO_ACCESS = "no_access", "No access"
+
+
+class DirectoryUser(models.Model):
+    """The database's copy of one person entry of the directory (``ou=people``): what the Users
+    page and the profile page show, so no page waits on LDAP. Rewritten by the directory sync
+    (beat entry ``directory-sync``), after each of Clusterweb's own writes to the entry, and at
+    each dashboard login. ``synced_at`` says as of when."""
+
+    uid = models.CharField(max_length=150, unique=True)
+    uid_number = models.PositiveIntegerField(null=True, blank=True)
+    full_name = models.CharField(max_length=255, blank=True)
+    mail = models.CharField(max_length=254, blank=True, db_index=True)
+    # Supplementary groups: the posixGroups whose memberUid names this user.
+    groups = models.JSONField(default=list, blank=True)
+    ssh_keys = models.JSONField(default=list, blank=True)
+    # The ppolicy lock (pwdAccountLockedTime present): no bind, and the bastion gives no keys.
+    locked = models.BooleanField(default=False)
+    synced_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["uid"]
+
+    def __str__(self) -> str:
+        return self.uid
+
+    @property
+    def state(self) -> str:
+        if self.locked:
+            return AccountState.DISABLED
+        if {settings.LDAP_USER_GROUP, settings.LDAP_ADMIN_GROUP} & set(self.groups):
+            return AccountState.ACTIVE
+        return AccountState.NO_ACCESS
+
+    @property
+    def is_admin(self) -> bool:
+        return settings.LDAP_ADMIN_GROUP in self.groups
+
+    @property
+    def fingerprints(self) -> list[str]:
+        from clusterweb.accounts.ssh_keys import fingerprint
+
+        return [fingerprint(key) for key in self.ssh_keys]
+
+    @property
+    def keys(self) -> list[dict[str, str]]:
+        """Each stored key with its type, comment and fingerprint (the profile page's list)."""
+        from clusterweb.accounts.ssh_keys import fingerprint
+
+        rows = []
+        for line in self.ssh_keys:
+            parts = line.split(None, 2)
+            rows.append(
+                {
+                    "type": parts[0] if parts else "?",
+                    "comment": parts[2] if len(parts) > 2 else "",
+                    "fingerprint": fingerprint(line),
+                }
+            )
+        return rows
+
+
+class DisabledAccount(models.Model):
+    """An account an admin disabled, and the role groups to give back when it is enabled again.
+
+    Kept in the database rather than in an LDAP attribute: no schema of the directory has a
+    place for it, and the lock itself (``pwdAccountLockedTime``) lives in the directory, so a lost
+    row costs only the memory of the groups (enable then restores ``users`` alone)."""
+
+    uid = models.CharField(max_length=150, unique=True)
+    groups = models.JSONField(default=list, blank=True)
+    disabled_at = models.DateTimeField()
+    disabled_by_username = models.CharField(max_length=150, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.uid} disabled by {self.disabled_by_username or '?'}"
+
+
+class PasswordReset(models.Model):
+    """One password reset link: single use, expiring, served on the signup site. Only the
+    SHA-256 of the token is stored. A newer link for the same user withdraws the older ones."""
+
+    uid = models.CharField(max_length=150, db_index=True)
+    email = models.CharField(max_length=254, blank=True)
+    full_name = models.CharField(max_length=255, blank=True)  # for the similarity check
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    created_by_username = models.CharField(max_length=150, blank=True)
+    self_service = models.BooleanField(default=False)
+    expires_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"password reset {self.pk} for {self.uid}"
+
+    def problem(self, now: Any) -> str | None:
+        """Why this link sets no password (``used``, ``withdrawn``, ``expired``), or None."""
+        if self.used_at is not None:
+            return "used"
+        if self.withdrawn_at is not None:
+            return "withdrawn"
+        if now >= self.expires_at:
+            return "expired"
+        return None
+
+    @property
+    def state(self) -> str:
+        from clusterweb import clock
+
+        return self.problem(clock.now()) or "open"
+
+
+class Throttle(models.Model):
+    """Attempts at one guarded action for one key: signup submissions per invitation, password
+    reset submissions per link and per user, self-service reset requests per address, password
+    changes per user. Keyed on what the attempt is about, never the client address (every client
+    comes through the bastion). A fixed window: ``attempts`` counts from ``window_started_at``."""
+
+    scope = models.CharField(max_length=40)
+    key = models.CharField(max_length=255)
+    attempts = models.PositiveIntegerField(default=0)
+    window_started_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key"], name="accounts_throttle_scope_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope}:{self.key} {self.attempts}"

@@ -1,14 +1,24 @@
-"""Reads for accounts: signups and invitations, for admins, and invitation tokens."""
+"""Reads for accounts: signups and invitations, for admins, and invitation tokens; directory
+users (from the database mirror) for the Users and profile pages."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.apps import apps
+from django.db.models import Count, QuerySet
 
 from clusterweb import clock
-from clusterweb.accounts.models import UNDECIDED_STATES, Signup, SignupState
+from clusterweb.accounts.models import (
+    UNDECIDED_STATES,
+    DirectoryUser,
+    DisabledAccount,
+    Signup,
+    SignupState,
+    User,
+)
 from clusterweb.permissions import is_admin
 
 
@@ -23,10 +33,35 @@ def signup_list(*, states: list[str] | None = None) -> QuerySet[Signup]:
 
 
 @dataclass(frozen=True)
+class PersonRow:
+    """One directory user on the Users page."""
+
+    account: DirectoryUser
+    last_login: datetime | None
+    running_nodes: int | None  # None: no node inventory to count from
+    disabled: DisabledAccount | None
+
+    @property
+    def uid(self) -> str:
+        return self.account.uid
+
+    @property
+    def state(self) -> str:
+        return self.account.state
+
+    @property
+    def disable_incomplete(self) -> bool:
+        """A disable that failed part-way (the lock is not in the copy yet): run it again."""
+        return self.disabled is not None and not self.account.locked
+
+
+@dataclass(frozen=True)
 class UsersPage:
     pending: list[Signup]
     invitations: list[Signup]
     recent: list[Signup]
+    people: list[PersonRow] = field(default_factory=list)
+    synced_at: datetime | None = None
 
     @property
     def polling(self) -> bool:
@@ -53,7 +88,67 @@ def users_page(*, recent: int = 20) -> UsersPage:
             "-updated_at", "-id"
         )[:recent]
     )
-    return UsersPage(pending=pending, invitations=invitations, recent=settled)
+    people = directory_people()
+    return UsersPage(
+        pending=pending,
+        invitations=invitations,
+        recent=settled,
+        people=people,
+        synced_at=min((row.account.synced_at for row in people), default=None),
+    )
+
+
+def running_nodes_by_owner() -> dict[str, int] | None:
+    """Running nodes per owner (LDAP uid) from the node inventory, or None when there is no
+    inventory with owners to count from."""
+    try:
+        node = apps.get_model("provisioning", "Node")
+    except LookupError:
+        return None
+    if "owner" not in {f.name for f in node._meta.get_fields()}:
+        return None
+    rows = (
+        node.objects.filter(state="running")
+        .exclude(owner="")
+        .values("owner")
+        .annotate(count=Count("pk"))
+        .values_list("owner", "count")
+    )
+    return dict(rows)
+
+
+def directory_people() -> list[PersonRow]:
+    """Every directory user from the mirror, with their last dashboard login, running nodes and
+    disable record: four queries, whatever the number of users."""
+    accounts = list(DirectoryUser.objects.order_by("uid"))
+    uids = [a.uid for a in accounts]
+    logins = dict(User.objects.filter(username__in=uids).values_list("username", "last_login"))
+    disabled = {d.uid: d for d in DisabledAccount.objects.filter(uid__in=uids)}
+    nodes = running_nodes_by_owner()
+    return [
+        PersonRow(
+            account=a,
+            last_login=logins.get(a.uid),
+            running_nodes=None if nodes is None else nodes.get(a.uid, 0),
+            disabled=disabled.get(a.uid),
+        )
+        for a in accounts
+    ]
+
+
+def directory_user_for(user: Any) -> DirectoryUser | None:
+    """The mirror's row for a logged-in user (None for a break-glass superuser, or before the
+    directory was first read for them)."""
+    if not getattr(user, "is_authenticated", False) or user.is_break_glass:
+        return None
+    return DirectoryUser.objects.filter(uid=user.username).first()
+
+
+def directory_user_visible(user: Any, uid: str) -> DirectoryUser | None:
+    """A directory user an admin may act on; None for anyone else (403 comes first)."""
+    if not is_admin(user) or not uid or len(uid) > 150 or "\x00" in uid:
+        return None  # (a NUL from the URL would not even reach PostgreSQL)
+    return DirectoryUser.objects.filter(uid=uid).first()
 
 
 def invitation_for_token(token: str) -> tuple[Signup | None, str | None]:

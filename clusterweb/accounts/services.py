@@ -26,6 +26,8 @@ from clusterweb.accounts.backends import ClusterLDAPBackend, NoAccess
 from clusterweb.accounts.models import (
     UNDECIDED_STATES,
     USERNAME_HOLDING_STATES,
+    DirectoryUser,
+    DisabledAccount,
     LoginThrottle,
     Signup,
     SignupState,
@@ -101,12 +103,25 @@ def login_attempt(*, request: HttpRequest, username: str, password: str) -> Logi
     request.session[SESSION_LAST_SEEN] = now.timestamp()
     if not user.is_break_glass:
         User.objects.filter(pk=user.pk).update(groups_checked_at=now)
+        _directory_copy_refresh(user.username)
     audit_record(
         action="login.break_glass" if user.is_break_glass else "login.succeeded",
         actor=user,
         request=request,
     )
     return LoginOutcome(user=user)
+
+
+def _directory_copy_refresh(uid: str) -> None:
+    """Refresh the user's row of the directory copy (the profile page reads it) after a login;
+    a failure here never fails the login: the periodic sync catches up."""
+    from clusterweb.accounts.account_services import directory_user_refresh
+    from clusterweb.errors import IntegrationError
+
+    try:
+        directory_user_refresh(uid=uid)
+    except IntegrationError as exc:
+        logger.warning("directory copy of %s not refreshed at login: %s", uid, exc)
 
 
 def _failure_record(key: str, now) -> bool:
@@ -145,7 +160,9 @@ def user_membership_refresh(*, user: User) -> User:
     """
     refreshed = ClusterLDAPBackend().populate_user(user.username)
     now = clock.now()
-    if refreshed is None:
+    # A disabled account has no role, even if someone put it back in a group by hand: an admin
+    # enables it on the Users page (docs/accounts.md).
+    if refreshed is None or DisabledAccount.objects.filter(uid=user.username).exists():
         User.objects.filter(pk=user.pk).update(
             is_cluster_admin=False, is_collaborator=False, groups_checked_at=now
         )
@@ -326,6 +343,13 @@ def invitation_create(
                 "email",
                 f"{email} already has an open invitation or signup (#{open_signup.pk}, "
                 f"{open_signup.state}): re-send or revoke that one",
+            )
+        holder = DirectoryUser.objects.filter(mail__iexact=email).first()
+        if holder is not None:
+            raise SignupError(
+                "email",
+                f"{email} belongs to the account {holder.uid} already: send them a password "
+                "reset link instead",
             )
         signup = Signup.objects.create(
             email=email,

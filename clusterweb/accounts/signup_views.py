@@ -17,7 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from clusterweb import clock
-from clusterweb.accounts import selectors, services
+from clusterweb.accounts import selectors, services, throttle
 from clusterweb.accounts.forms import SignupForm
 from clusterweb.accounts.models import Signup
 from clusterweb.errors import DirectoryUnavailable
@@ -66,7 +66,8 @@ def _problem(request: HttpRequest, problem: str) -> HttpResponse:
 @login_not_required
 @require_GET
 def signup_home(request: HttpRequest) -> HttpResponse:
-    return render(request, "signup/placeholder.html")
+    context = {"self_service_reset": settings.PASSWORD_RESET_SELF_SERVICE}
+    return render(request, "signup/placeholder.html", context)
 
 
 @login_not_required
@@ -105,7 +106,22 @@ def signup_form(request: HttpRequest) -> HttpResponse:
         return _problem(request, problem)
     form = SignupForm(request.POST or None, initial={"email": signup.email})
     status = 200
-    if request.method == "POST" and form.is_valid():
+    # Every submission counts against the invitation, valid or not: a leaked link cannot be
+    # used to probe the directory's user names at speed.
+    verdict = (
+        throttle.attempt((throttle.SIGNUP_SUBMIT, str(signup.pk)))
+        if request.method == "POST"
+        else throttle.Verdict(True)
+    )
+    if not verdict.allowed:
+        form.is_valid()
+        form.add_error(
+            None,
+            f"Too many attempts with this invitation: try again in about {verdict.minutes} "
+            "minutes.",
+        )
+        status = 429
+    elif request.method == "POST" and form.is_valid():
         try:
             services.signup_submit(
                 signup_id=signup.pk,

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 
 import ldap
 from django.conf import settings
 from ldap import modlist
+from ldap.controls import SimplePagedResultsControl
 from ldap.dn import escape_dn_chars
 from ldap.filter import escape_filter_chars
 
@@ -17,13 +19,18 @@ from clusterweb.errors import DirectoryUnavailable, PermanentError
 _UNAVAILABLE = (ldap.SERVER_DOWN, ldap.TIMEOUT, ldap.CONNECT_ERROR, ldap.UNAVAILABLE, ldap.BUSY)
 
 
-@contextmanager
-def connection() -> Iterator[ldap.ldapobject.LDAPObject]:
-    """A connection bound as ``LDAP_BIND_DN`` (anonymous when empty), with explicit timeouts."""
+def _initialize() -> ldap.ldapobject.LDAPObject:
     conn = ldap.initialize(settings.LDAP_URI)
     conn.set_option(ldap.OPT_NETWORK_TIMEOUT, settings.LDAP_TIMEOUT)
     conn.set_option(ldap.OPT_TIMEOUT, settings.LDAP_TIMEOUT)
     conn.set_option(ldap.OPT_REFERRALS, 0)
+    return conn
+
+
+@contextmanager
+def connection() -> Iterator[ldap.ldapobject.LDAPObject]:
+    """A connection bound as ``LDAP_BIND_DN`` (anonymous when empty), with explicit timeouts."""
+    conn = _initialize()
     try:
         if settings.LDAP_START_TLS:
             conn.start_tls_s()
@@ -221,3 +228,234 @@ def group_member_add(name: str, uid: str) -> bool:
             return True
         except ldap.TYPE_OR_VALUE_EXISTS:
             return False
+
+
+# --- People: the mirror, locks, role groups, SSH keys and passwords -------------------------------
+# The service account needs, besides the above, write access to `pwdAccountLockedTime` and
+# `sshPublicKey` of people and `=w` on their `userPassword` (docs/accounts.md). The lock is the
+# ppolicy overlay's: with `pwdLockout TRUE` in the default policy, `pwdAccountLockedTime` set to
+# 000001010000Z refuses every bind until an administrator removes it.
+
+LOCKED_FOREVER = b"000001010000Z"
+_PERSON_ATTRS = [
+    "uid",
+    "cn",
+    "mail",
+    "uidNumber",
+    "objectClass",
+    "sshPublicKey",
+    "pwdAccountLockedTime",
+]
+_PAGE_SIZE = 500  # below slapd's default sizelimit, so a large directory is read in pages
+
+
+class WrongPassword(PermanentError):
+    """The directory refused a bind with the password the user gave."""
+
+
+class PasswordRejected(PermanentError):
+    """The directory refused a new password (its password policy); the message is slapd's."""
+
+
+@dataclass(frozen=True)
+class Person:
+    uid: str
+    dn: str
+    uid_number: int | None
+    full_name: str
+    mail: str
+    object_classes: tuple[str, ...]
+    ssh_keys: tuple[str, ...]
+    locked: bool
+    groups: tuple[str, ...] = ()
+
+
+def _person(dn: str, attrs: dict[str, list[bytes]], uid: str, groups: tuple[str, ...]) -> Person:
+    number = _first(attrs, "uidNumber")
+    return Person(
+        uid=uid,
+        dn=dn,
+        uid_number=int(number) if number.isdigit() else None,
+        full_name=_first(attrs, "cn"),
+        mail=_first(attrs, "mail"),
+        object_classes=tuple(v.decode() for v in attrs.get("objectClass", [])),
+        ssh_keys=tuple(v.decode(errors="replace") for v in attrs.get("sshPublicKey", [])),
+        locked=bool(attrs.get("pwdAccountLockedTime")),
+        groups=groups,
+    )
+
+
+def _paged_search(
+    conn: ldap.ldapobject.LDAPObject, base: str, filterstr: str, attrs: list[str]
+) -> list[tuple[str, dict[str, list[bytes]]]]:
+    """A one-level search read in pages (RFC 2696), so no size limit cuts it short."""
+    control = SimplePagedResultsControl(True, size=_PAGE_SIZE, cookie="")
+    found: list[tuple[str, dict[str, list[bytes]]]] = []
+    while True:
+        msgid = conn.search_ext(base, ldap.SCOPE_ONELEVEL, filterstr, attrs, serverctrls=[control])
+        _, data, _, controls = conn.result3(msgid)
+        found += [(dn, attrs) for dn, attrs in data if dn]
+        cookie = next(
+            (c.cookie for c in controls if c.controlType == SimplePagedResultsControl.controlType),
+            b"",
+        )
+        if not cookie:
+            return found
+        control.cookie = cookie
+
+
+def people_all() -> list[Person]:
+    """Every posixAccount under the people OU with its supplementary groups (memberUid)."""
+    with connection() as conn:
+        people = _paged_search(
+            conn, settings.LDAP_PEOPLE_DN, "(&(objectClass=posixAccount)(uid=*))", _PERSON_ATTRS
+        )
+        groups = _paged_search(
+            conn, settings.LDAP_GROUPS_DN, "(objectClass=posixGroup)", ["cn", "memberUid"]
+        )
+    member_of: dict[str, list[str]] = {}
+    for _, attrs in groups:
+        name = _first(attrs, "cn")
+        for member in attrs.get("memberUid", []):
+            member_of.setdefault(member.decode(), []).append(name)
+    return [
+        _person(dn, attrs, uid, tuple(sorted(member_of.get(uid, []))))
+        for dn, attrs in people
+        if (uid := _first(attrs, "uid"))
+    ]
+
+
+def person_read(uid: str) -> Person | None:
+    """The person ``uid`` (exactly that uid; LDAP matching ignores case, we do not) with their
+    supplementary groups, or None."""
+    with connection() as conn:
+        found = conn.search_s(
+            settings.LDAP_PEOPLE_DN,
+            ldap.SCOPE_ONELEVEL,
+            f"(&(objectClass=posixAccount)(uid={escape_filter_chars(uid)}))",
+            _PERSON_ATTRS,
+        )
+        found = [(dn, a) for dn, a in found if uid in (v.decode() for v in a.get("uid", []))]
+        if len(found) != 1:
+            return None
+        groups = conn.search_s(
+            settings.LDAP_GROUPS_DN,
+            ldap.SCOPE_ONELEVEL,
+            f"(&(objectClass=posixGroup)(memberUid={escape_filter_chars(uid)}))",
+            ["cn"],
+        )
+    dn, attrs = found[0]
+    return _person(dn, attrs, uid, tuple(sorted(_first(a, "cn") for _, a in groups)))
+
+
+def group_members(name: str) -> list[str]:
+    """The memberUid values of posixGroup ``name`` (empty when the group is missing)."""
+    with connection() as conn:
+        found = conn.search_s(
+            settings.LDAP_GROUPS_DN,
+            ldap.SCOPE_ONELEVEL,
+            f"(&(objectClass=posixGroup)(cn={escape_filter_chars(name)}))",
+            ["memberUid"],
+        )
+    return sorted(v.decode() for _, attrs in found for v in attrs.get("memberUid", []))
+
+
+def group_member_remove(name: str, uid: str) -> bool:
+    """Remove ``uid`` from posixGroup ``name``. True when removed, False when not a member."""
+    with connection() as conn:
+        try:
+            conn.modify_s(_group_dn(name), [(ldap.MOD_DELETE, "memberUid", [uid.encode()])])
+            return True
+        except ldap.NO_SUCH_ATTRIBUTE:
+            return False
+
+
+def person_lock(dn: str) -> None:
+    """Lock the account for good: the ppolicy overlay refuses every bind while
+    ``pwdAccountLockedTime`` is 000001010000Z, and the bastion's key lookup gives no keys."""
+    with connection() as conn:
+        conn.modify_s(dn, [(ldap.MOD_REPLACE, "pwdAccountLockedTime", [LOCKED_FOREVER])])
+
+
+def person_unlock(dn: str) -> None:
+    """Remove the ppolicy lock (nothing to do when there is none)."""
+    with connection() as conn, suppress(ldap.NO_SUCH_ATTRIBUTE):
+        conn.modify_s(dn, [(ldap.MOD_DELETE, "pwdAccountLockedTime", None)])
+
+
+def ssh_key_add(person: Person, line: str) -> bool:
+    """Add one public key line to ``sshPublicKey`` (and the ``ldapPublicKey`` class the entry
+    needs for it). True when added, False when the exact line is there already."""
+    changes = [(ldap.MOD_ADD, "sshPublicKey", [line.encode()])]
+    if "ldappublickey" not in {c.lower() for c in person.object_classes}:
+        changes.insert(0, (ldap.MOD_ADD, "objectClass", [b"ldapPublicKey"]))
+    with connection() as conn:
+        try:
+            conn.modify_s(person.dn, changes)
+            return True
+        except ldap.TYPE_OR_VALUE_EXISTS:
+            return False
+
+
+def ssh_key_remove(person: Person, line: str) -> bool:
+    """Remove the exact stored key line. True when removed, False when it was not there."""
+    with connection() as conn:
+        try:
+            conn.modify_s(person.dn, [(ldap.MOD_DELETE, "sshPublicKey", [line.encode()])])
+            return True
+        except ldap.NO_SUCH_ATTRIBUTE:
+            return False
+
+
+def _password_refused(exc: ldap.LDAPError) -> PasswordRejected:
+    info = exc.args[0].get("info", "") if exc.args and isinstance(exc.args[0], dict) else ""
+    return PasswordRejected(
+        f"the directory refused the new password{': ' + info if info else ''}", system="ldap"
+    )
+
+
+def password_change(dn: str, old: str, new: str) -> None:
+    """Change a password as its owner: bind as ``dn`` with ``old`` (WrongPassword when refused),
+    then the RFC 3062 password-modify operation, so the directory hashes the new password with
+    its own scheme and applies its own policy (PasswordRejected). If the ACL does not let people
+    change their own password, the service account sets it once the old one has been proven."""
+    if not old or not new:
+        # An empty password would make a simple bind unauthenticated: never a proof.
+        raise WrongPassword("no password given", system="ldap")
+    conn = _initialize()
+    try:
+        if settings.LDAP_START_TLS:
+            conn.start_tls_s()
+        try:
+            conn.simple_bind_s(dn, old)
+        except (ldap.INVALID_CREDENTIALS, ldap.UNWILLING_TO_PERFORM):
+            raise WrongPassword("the directory refused the password", system="ldap") from None
+        try:
+            conn.passwd_s(dn, old, new)
+            return
+        except (ldap.CONSTRAINT_VIOLATION, ldap.UNWILLING_TO_PERFORM) as exc:
+            raise _password_refused(exc) from None
+        except ldap.INSUFFICIENT_ACCESS:
+            pass
+    except _UNAVAILABLE as exc:
+        raise DirectoryUnavailable(
+            f"directory unreachable: {type(exc).__name__}", system="ldap"
+        ) from None
+    except ldap.LDAPError as exc:
+        raise PermanentError(f"directory error: {type(exc).__name__}", system="ldap") from None
+    finally:
+        with suppress(ldap.LDAPError):
+            conn.unbind_s()
+    password_set(dn, new)
+
+
+def password_set(dn: str, new: str) -> None:
+    """Set a password as the service account (a reset link): the password-modify operation, so
+    the directory's own hashing and policy apply."""
+    if not new:
+        raise PasswordRejected("an empty password", system="ldap")
+    with connection() as conn:
+        try:
+            conn.passwd_s(dn, None, new)
+        except (ldap.CONSTRAINT_VIOLATION, ldap.UNWILLING_TO_PERFORM) as exc:
+            raise _password_refused(exc) from None

@@ -79,3 +79,28 @@ def signup_welcome_send(*, to: str, signup: Any, connect: dict[str, str]) -> Non
         [to],
         {"signup": signup, "connect": connect, "cluster": settings.CLUSTER_NAME},
     )
+
+
+def password_reset_send(
+    *,
+    to: str,
+    uid: str,
+    link: str,
+    tunnel_command: str,
+    expires_at: Any,
+    self_service: bool,
+) -> None:
+    """A one-time link to set a new password (sent by an admin, or asked for by the user)."""
+    _send(
+        "password-reset",
+        [to],
+        {
+            "uid": uid,
+            "link": link,
+            "tunnel_command": tunnel_command,
+            "expires_at": expires_at,
+            "self_service": self_service,
+            "cluster": settings.CLUSTER_NAME,
+            "tunnel_user": settings.SIGNUP_TUNNEL_USER,
+        },
+    )

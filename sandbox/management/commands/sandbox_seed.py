@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from clusterweb import clock
+from clusterweb.accounts.account_services import directory_users_sync
 from clusterweb.audit.services import audit_record
 from clusterweb.integrations import mail
 from sandbox.pools import sandbox_pools_seed
@@ -19,5 +20,8 @@ class Command(BaseCommand):
         self.stdout.write(f"pools: {', '.join(p.slug for p in pools)}, with launch templates")
         # moto's spot price history is a placeholder; believable points, labelled sandbox prices.
         sandbox_spot_prices_seed(region=settings.AWS_REGION)
+        # The Users page reads a copy of the directory; make it before the first page is shown.
+        people = directory_users_sync()
+        self.stdout.write(f"directory copy: {people['people']} people")
         audit_record(action="sandbox.seeded", source="cli")
         self.stdout.write("sandbox seeded")
