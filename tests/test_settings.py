@@ -28,6 +28,18 @@ def run_manage(*args: str, **environ: str) -> subprocess.CompletedProcess:
     )
 
 
+def run_python(code: str, **environ: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter with the product's settings module and ``environ``."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**environ, "DJANGO_SETTINGS_MODULE": "clusterweb.settings"},
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
@@ -69,32 +81,18 @@ def test_database_url_takes_postgres_and_sqlite_urls(tmp_path):
         "from django.conf import settings as s; d = s.DATABASES['default']; "
         "print(d['ENGINE'], d['NAME'], d.get('HOST', ''), d['OPTIONS'].get('transaction_mode', ''))"
     )
-    pg = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={
+    pg = run_python(
+        code,
+        **{
             **os.environ,
-            "DJANGO_SETTINGS_MODULE": "clusterweb.settings",
             "DATABASE_URL": "postgres://u:p@db.internal:5433/clusterweb",
             "CLUSTERWEB_TEST": "0",
         },
     )
     assert pg.stdout.split() == ["django.db.backends.postgresql", "clusterweb", "db.internal"]
-    lite = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "clusterweb.settings",
-            "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3",
-            "CLUSTERWEB_TEST": "0",
-        },
+    lite = run_python(
+        code,
+        **{**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3", "CLUSTERWEB_TEST": "0"},
     )
     assert lite.stdout.split() == [
         "django.db.backends.sqlite3",
@@ -113,18 +111,7 @@ def test_the_default_configuration_is_a_laptop_one(tmp_path):
         for k, v in os.environ.items()
         if k not in settings.ENV_REGISTRY and not k.startswith("CLUSTERWEB")
     }
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={
-            **base,
-            "DJANGO_SETTINGS_MODULE": "clusterweb.settings",
-            "CLUSTERWEB_VAR_DIR": str(tmp_path),
-        },
-    )
+    result = run_python(code, **{**base, "CLUSTERWEB_VAR_DIR": str(tmp_path)})
     assert result.stdout.split() == [
         "False",
         "127.0.0.1:8000",
@@ -145,18 +132,8 @@ def test_importing_settings_connects_to_nothing(tmp_path):
         "import clusterweb.celery\n"
         "print('ok')\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "clusterweb.settings",
-            "CLUSTERWEB_VAR_DIR": str(tmp_path),
-            "CLUSTERWEB_TEST": "0",
-        },
+    result = run_python(
+        code, **{**os.environ, "CLUSTERWEB_VAR_DIR": str(tmp_path), "CLUSTERWEB_TEST": "0"}
     )
     assert result.stdout.strip() == "ok", result.stderr
 
@@ -177,18 +154,8 @@ def test_the_sandbox_env_file_is_read_outside_tests_only(tmp_path):
     code = "from django.conf import settings as s; print(s.CLUSTER_NAME)"
     base = {k: v for k, v in os.environ.items() if k != "CLUSTER_NAME"}
     for testing, expected in (("0", "from-sandbox-file"), ("1", "sandbox")):
-        result = subprocess.run(
-            [sys.executable, "-c", code],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={
-                **base,
-                "DJANGO_SETTINGS_MODULE": "clusterweb.settings",
-                "CLUSTERWEB_VAR_DIR": str(tmp_path),
-                "CLUSTERWEB_TEST": testing,
-            },
+        result = run_python(
+            code, **{**base, "CLUSTERWEB_VAR_DIR": str(tmp_path), "CLUSTERWEB_TEST": testing}
         )
         assert result.stdout.strip() == expected, result.stderr
 

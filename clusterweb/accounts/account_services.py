@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import logging
 import secrets
@@ -40,6 +39,7 @@ from clusterweb.accounts.models import (
     SignupState,
     User,
 )
+from clusterweb.accounts.services import token_hash
 from clusterweb.audit.services import audit_record
 from clusterweb.errors import TransientError
 from clusterweb.integrations import ldap as ldap_directory
@@ -288,10 +288,6 @@ class ResetOutcome:
     link: str
     sent: bool
     error: str = ""
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def reset_link(token: str) -> str:
