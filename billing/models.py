@@ -171,3 +171,151 @@ class PriceGap(models.Model):
 
     def __str__(self) -> str:
         return f"missing {self.kind} price {self.region} {self.item}"
+
+
+# --- Cost: what the cluster's resources cost, day by day, and what AWS billed --------------------
+# See docs/costs.md for the rules. Row amounts keep 10 decimals: they are exact pieces, summed per
+# resource in the database; only those per-resource sums are rounded to the cent (the "items"
+# whose sum is every total shown).
+COST_DIGITS = {"max_digits": 20, "decimal_places": 10}
+
+
+class CostService(models.TextChoices):
+    """The services the estimate models (and to which Cost Explorer's service names map)."""
+
+    COMPUTE = "compute", "EC2 compute"
+    EBS = "ebs", "EBS volumes"
+    EFS = "efs", "EFS"
+    S3 = "s3", "S3"
+    IPV4 = "ipv4", "Public IPv4"
+
+
+class ResourceKind(models.TextChoices):
+    NODE = "node", "Instance"
+    NODE_IPV4 = "node-ipv4", "Public IPv4 of an instance"
+    VOLUME = "volume", "EBS volume"
+    EFS = "efs", "EFS file system"
+    S3 = "s3", "S3 bucket"
+    ELASTIC_IP = "elastic-ip", "Elastic IP"
+
+
+class CostRow(models.Model):
+    """The cost of one resource over one piece of one UTC day at one price: a day is cut where
+    the price changes (a spot price point, a catalog row, an override), so every row keeps the
+    price and the source it used. Written only by ``cost_rows_refresh``, which recomputes a month
+    from the inventory and the catalog and writes the difference (running it twice changes
+    nothing)."""
+
+    month = models.DateField()  # first day of the UTC month
+    day = models.DateField()
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    resource_kind = models.CharField(max_length=16, choices=ResourceKind.choices)
+    resource_id = models.CharField(max_length=255)  # instance, volume, file system id, bucket...
+    label = models.CharField(max_length=255, blank=True)
+    service = models.CharField(max_length=16, choices=CostService.choices)
+    pool = models.CharField(max_length=40, blank=True)
+    pool_kind = models.CharField(max_length=8)  # base or burst (see docs/costs.md)
+    owner = models.CharField(max_length=150, blank=True)
+    request = models.CharField(max_length=64, blank=True)
+    usage = models.DecimalField(**COST_DIGITS)  # hours, or GB-months for storage
+    unit = models.CharField(max_length=16)
+    price = models.DecimalField(**PRICE_DIGITS, null=True)  # None: the catalog has no price
+    price_kind = models.CharField(max_length=16)
+    price_source = models.CharField(max_length=400)
+    price_notice = models.CharField(max_length=500, blank=True)
+    cost = models.DecimalField(**COST_DIGITS)
+    rule = models.CharField(max_length=200, blank=True)  # a billing rule that changed the cost
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # One row per resource and piece start: the refresh matches stored rows on this key
+            # (its index also serves the "did this node ever have a public IPv4 row" lookup).
+            models.UniqueConstraint(
+                fields=["resource_kind", "resource_id", "start"], name="cost_row_key"
+            )
+        ]
+        indexes = [
+            # Every read is one month: the refresh's diff, the per-resource sums of the
+            # dashboard and `cost`, the daily chart and the same-days comparison with the bill.
+            models.Index(fields=["month", "day"], name="cost_row_month_day"),
+        ]
+        ordering = ["day", "resource_kind", "resource_id", "start"]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.resource_kind} {self.resource_id} {self.cost}"
+
+
+class CostMonth(models.Model):
+    """How far a month's cost rows go: ``through`` is the moment the last refresh computed them
+    up to (the month's end once it is over). The "as of" of every estimate figure."""
+
+    month = models.DateField(unique=True)
+    through = models.DateTimeField()
+    refreshed_at = models.DateTimeField()
+    rows = models.PositiveIntegerField(default=0)
+    unknown_prices = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"costs {self.month:%Y-%m} through {self.through:%Y-%m-%d %H:%M}"
+
+
+class CostExplorerRead(models.Model):
+    """One read of one month from Cost Explorer (get_cost_and_usage, daily, by service), with
+    the number of requests it made: each request, every page of results included, costs $0.01.
+    Reads are made only by the periodic job, never by a page or a command."""
+
+    month = models.DateField()
+    period_start = models.DateField()
+    period_end = models.DateField()  # exclusive, as Cost Explorer's End
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True)
+    requests = models.PositiveIntegerField(default=0)
+    ok = models.BooleanField(default=False)
+    error = models.CharField(max_length=500, blank=True)
+    days = models.PositiveIntegerField(default=0)
+    final = models.BooleanField(default=False)  # a past month AWS no longer marks as estimated
+
+    class Meta:
+        # The requests made in a month are summed by started_at; the latest read is found by it.
+        indexes = [models.Index(fields=["started_at"], name="ce_read_started")]
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"Cost Explorer read of {self.month:%Y-%m} at {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class BilledDay(models.Model):
+    """A day Cost Explorer has reported, from its latest read. A later read of the same day
+    replaces its amounts (AWS revises them until the month is final)."""
+
+    day = models.DateField(unique=True)
+    month = models.DateField(db_index=True)
+    estimated = models.BooleanField(default=True)
+    read = models.ForeignKey(CostExplorerRead, on_delete=models.PROTECT, related_name="+")
+    fetched_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["day"]
+
+    def __str__(self) -> str:
+        return f"billed {self.day}"
+
+
+class BilledCost(models.Model):
+    """What Cost Explorer says one service cost on one day (UnblendedCost, USD), under AWS's own
+    service name ("Amazon Elastic Compute Cloud - Compute", "EC2 - Other", ...)."""
+
+    billed_day = models.ForeignKey(BilledDay, on_delete=models.CASCADE, related_name="costs")
+    service = models.CharField(max_length=200)
+    amount = models.DecimalField(**COST_DIGITS)
+    unit = models.CharField(max_length=8, default="USD")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["billed_day", "service"], name="billed_cost_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.billed_day.day} {self.service} {self.amount}"

@@ -57,6 +57,20 @@ def beat_schedule() -> dict[str, dict]:
             "task": "provisioning.tasks.spot_prices_sync",
             "schedule": float(settings.SPOT_PRICE_SYNC_SECONDS),
         },
+        # The cost refresh: recomputes this month's cost rows from the inventory and the price
+        # catalog (database only). At the inventory sync's pace, so the month-to-date estimate
+        # and the dashboard follow what runs within a minute.
+        "cost-refresh": {
+            "task": "billing.tasks.cost_refresh",
+            "schedule": float(settings.COST_REFRESH_SECONDS),
+        },
+        # The bill from Cost Explorer: hourly check, but a read only every
+        # COST_EXPLORER_INTERVAL_HOURS (each request costs $0.01 and AWS's data changes at most
+        # three times a day). The only caller of get_cost_and_usage: no page or command calls it.
+        "cost-explorer": {
+            "task": "billing.tasks.cost_explorer_read",
+            "schedule": 3600.0,
+        },
     }
 
 

@@ -666,6 +666,31 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(
     minimum=64 * 1024,
 )
 
+# --- Cost ---------------------------------------------------------------------------------------
+# Month-to-date cost rows recomputed from the inventory and the price catalog, the forecast, and
+# the bill as Cost Explorer reports it (each get_cost_and_usage request costs $0.01, so it is read
+# by one periodic job only, never by a page or a command). See docs/costs.md.
+COST_REFRESH_SECONDS = env_int(
+    "COST_REFRESH_SECONDS",
+    60,
+    "Interval of the cost refresh, which recomputes this month's per-resource, per-day cost rows "
+    "from the inventory and the price catalog (database only, no AWS call).",
+    minimum=10,
+)
+COST_EXPLORER_ENABLED = env_bool(
+    "COST_EXPLORER_ENABLED",
+    True,
+    "Read the bill from AWS Cost Explorer (get_cost_and_usage, $0.01 per request) to show it "
+    "beside the estimate. Off: estimates only.",
+)
+COST_EXPLORER_INTERVAL_HOURS = env_int(
+    "COST_EXPLORER_INTERVAL_HOURS",
+    8,
+    "Hours between two Cost Explorer reads (AWS refreshes its cost data at most three times a "
+    "day, 8 to 24 hours late); after a failed read it is tried again after one hour.",
+    minimum=1,
+)
+
 # --- Test seams (no-ops unless CLUSTERWEB_TEST) -------------------------------------------------
 CLOCK_FILE = env_str(
     "CLUSTERWEB_CLOCK_FILE",

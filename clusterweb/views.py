@@ -6,12 +6,17 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from billing.cost_selectors import dashboard_for
 from clusterweb.health.services import health_report
 
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "home.html")
+    """The dashboard: this month's cost (estimate, bill, forecast) and the nodes, from the
+    database. Its cost section polls this view (htmx), which then answers with that section."""
+    context = dashboard_for(request.user)
+    template = "billing/_dashboard.html#costs" if request.htmx else "home.html"
+    return render(request, template, context)
 
 
 @login_not_required

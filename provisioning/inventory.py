@@ -243,6 +243,10 @@ def _instance_record(instance: aws.InventoryInstance, node: Node | None, now: da
         else:
             node = Node.objects.select_for_update().get(pk=node.pk)
             old_state, outcome = node.state, "changed"
+            if node.state not in (NodeState.STOPPED, NodeState.STOPPING):
+                # EC2 moves LaunchTime only when a stopped instance starts again: otherwise the
+                # launch time first recorded stays (seeded history included; billing uses it).
+                values["launched_at"] = node.launched_at
             changed = [name for name, value in values.items() if getattr(node, name) != value]
             for name in changed:
                 setattr(node, name, values[name])
@@ -363,6 +367,9 @@ def _volumes_record(volumes: list[aws.Volume], now: datetime) -> int:
         if row is None:
             Volume.objects.create(volume_id=volume.volume_id, first_seen_at=now, **values)
             continue
+        # A volume's creation time never changes in EC2: the one first recorded stays (seeded
+        # history included; billing prorates storage from it).
+        values["created_at"] = row.created_at
         changed = [k for k, v in values.items() if getattr(row, k) != v]
         if "node_id" in changed and values["node_id"] is None:
             changed.remove("node_id")  # detached: keep the node it belonged to

@@ -3,7 +3,7 @@ published (at least 2 decimals), and "unknown" for a missing price."""
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django import template
 
@@ -20,3 +20,11 @@ def usd(value: Decimal | None) -> str:
 @register.filter
 def rate(value: Decimal | None) -> str:
     return "unknown" if value is None else rate_str(value)
+
+
+@register.filter
+def rate4(value: Decimal | None) -> str:
+    """A computed hourly rate (a volume's share of a GB-month price) to at most 4 decimals."""
+    if value is None:
+        return "unknown"
+    return rate_str(value.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))

@@ -26,8 +26,8 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from botocore.config import Config
@@ -612,3 +612,75 @@ def buckets_tagged(cluster_name: str) -> list[str]:
         if any(t["Key"] == CLUSTER_TAG and t["Value"] == cluster_name for t in tags):
             names.append(bucket["Name"])
     return sorted(names)
+
+
+# --- Cost Explorer (added for the billed cost, issue 7) ------------------------------------------
+# Every get_cost_and_usage request costs $0.01, each page of results included, so one call here is
+# one page, and the caller counts the requests that went out (boto3's retries included).
+@dataclass(frozen=True)
+class BilledDay:
+    """One day of Cost Explorer's answer: UnblendedCost in USD per AWS service name."""
+
+    day: date
+    estimated: bool
+    amounts: dict[str, Decimal]
+
+
+@dataclass(frozen=True)
+class CostPage:
+    days: list[BilledDay]
+    next_token: str | None
+    requests: int  # HTTP requests this page took (1 + boto3's retries)
+
+
+def _requests_of(response: Mapping[str, Any] | None) -> int:
+    retries = ((response or {}).get("ResponseMetadata") or {}).get("RetryAttempts") or 0
+    return 1 + int(retries)
+
+
+def cost_and_usage_page(start: date, end: date, *, page_token: str | None = None) -> CostPage:
+    """One page of ``get_cost_and_usage`` for ``[start, end)`` (Cost Explorer's End is
+    exclusive): daily UnblendedCost grouped by SERVICE. Cost Explorer refuses an empty period,
+    so ``end`` must be after ``start`` (ValueError otherwise). A failure is raised translated,
+    with ``.requests`` set to the requests it took."""
+    if end <= start:
+        raise ValueError(f"empty Cost Explorer period {start}..{end} (Start must be before End)")
+    params: dict[str, Any] = {
+        "TimePeriod": {"Start": start.isoformat(), "End": end.isoformat()},
+        "Granularity": "DAILY",
+        "Metrics": ["UnblendedCost"],
+        "GroupBy": [{"Type": "DIMENSION", "Key": "SERVICE"}],
+    }
+    if page_token:
+        params["NextPageToken"] = page_token
+    try:
+        answer = client("ce").get_cost_and_usage(**params)
+    except (ClientError, BotoCoreError, ResponseParserError) as exc:
+        error = error_from(exc)
+        error.requests = _requests_of(getattr(exc, "response", None))  # type: ignore[attr-defined]
+        raise error from exc
+    days = []
+    for result in answer.get("ResultsByTime") or []:
+        amounts: dict[str, Decimal] = {}
+        for group in result.get("Groups") or []:
+            name = (group.get("Keys") or ["(no service)"])[0]
+            metric = (group.get("Metrics") or {}).get("UnblendedCost") or {}
+            try:
+                value = Decimal(str(metric.get("Amount", "0")))
+            except InvalidOperation:
+                raise PermanentError(
+                    f"Cost Explorer sent a malformed amount {metric.get('Amount')!r}",
+                    system=SYSTEM,
+                    code="MalformedAmount",
+                ) from None
+            amounts[name] = amounts.get(name, Decimal(0)) + value
+        days.append(
+            BilledDay(
+                day=date.fromisoformat(result["TimePeriod"]["Start"][:10]),
+                estimated=bool(result.get("Estimated", False)),
+                amounts=amounts,
+            )
+        )
+    return CostPage(
+        days=days, next_token=answer.get("NextPageToken") or None, requests=_requests_of(answer)
+    )

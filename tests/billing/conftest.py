@@ -3,7 +3,8 @@ every table, the data migration's rows included), and helpers for spot price poi
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -37,3 +38,35 @@ def spot_record(*points: SpotPoint, synced_at: datetime | None = None, region: s
     return spot_price_points_record(
         points=list(points), synced_at=synced_at or clock.now(), regions=[region], source="test"
     )
+
+
+# --- Cost features: a moment of the shared clock, cost rows and the bill ------------------------
+@pytest.fixture
+def clock_at(shared_clock):
+    """``clock_at(moment)`` moves the shared clock (every process of the run) to ``moment``
+    (give or take the milliseconds the test takes) and returns it."""
+
+    def move(moment: datetime) -> datetime:
+        shared_clock.set_offset((moment - datetime.now(UTC)).total_seconds())
+        return moment
+
+    return move
+
+
+def ce_calls(layer) -> int:
+    """get_cost_and_usage requests the AWS layer's recorder saw since it started."""
+    from sandbox.aws import wire
+
+    if not layer.controls.recording.exists():
+        return 0
+    count = 0
+    for line in layer.controls.recording.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if "/moto-api/" in entry.get("url", ""):
+            continue
+        if wire.parse_recorded(entry).action == "GetCostAndUsage":
+            count += 1
+    return count

@@ -5,6 +5,7 @@ from clusterweb import clock
 from clusterweb.accounts.account_services import directory_users_sync
 from clusterweb.audit.services import audit_record
 from clusterweb.integrations import mail
+from sandbox.history import sandbox_history_seed
 from sandbox.pools import sandbox_pools_seed
 from sandbox.prices import sandbox_spot_prices_seed
 
@@ -18,6 +19,8 @@ class Command(BaseCommand):
         )
         pools = sandbox_pools_seed()
         self.stdout.write(f"pools: {', '.join(p.slug for p in pools)}, with launch templates")
+        history = sandbox_history_seed()
+        self.stdout.write(f"history: {history}")
         # moto's spot price history is a placeholder; believable points, labelled sandbox prices.
         sandbox_spot_prices_seed(region=settings.AWS_REGION)
         # The Users page reads a copy of the directory; make it before the first page is shown.
