@@ -372,8 +372,6 @@ def test_importing_the_adapter_reads_no_settings():
 
 
 def start_control_plane(kube) -> None:
-    if not hasattr(kube, "controllers"):
-        pytest.skip("the Kubernetes simulator has no scheduler yet (issue 5: controllers)")
     kube.controllers()
 
 

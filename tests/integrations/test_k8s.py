@@ -446,8 +446,7 @@ def test_client_from_settings_reads_the_kubeconfig_setting(kube: Kube) -> None:
     from django.conf import settings
     from django.test import override_settings
 
-    if not settings.configured:
-        pytest.skip("Django settings are not configured in this run")
+    assert settings.configured
     with override_settings(KUBE_CONFIG_PATH=str(kube.kubeconfig_path), KUBE_REQUEST_TIMEOUT=3):
         k8s.reset_client()
         try:
