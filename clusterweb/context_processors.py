@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 
@@ -36,4 +37,5 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         except NoReverseMatch:
             continue
         items.append({"label": label, "url": url, "active": request.path == url})
-    return {"nav": items}
+    # Sandbox-only buttons (Simulate spot interruption) show for admins of a sandbox only.
+    return {"nav": items, "sandbox_controls": settings.SANDBOX and user.role == "admin"}
