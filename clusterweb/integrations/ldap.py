@@ -208,6 +208,18 @@ def uid_number_claim(number: int, owner_dn: str, tag: str) -> bool:
             return False
 
 
+def _modify_once(dn: str, changes: list) -> bool:
+    """Apply ``changes`` to ``dn``; True when applied, False when the directory says they are
+    already in effect (adding a value that is there, deleting one that is not). That makes every
+    membership and key change safe to retry."""
+    with connection() as conn:
+        try:
+            conn.modify_s(dn, changes)
+            return True
+        except (ldap.TYPE_OR_VALUE_EXISTS, ldap.NO_SUCH_ATTRIBUTE):
+            return False
+
+
 def person_add(uid: str, attributes: dict[str, list[str]]) -> bool:
     """Add the person ``uid`` under the people OU. True when added, False when an entry with that
     DN already exists (the caller decides whether it is its own, from an earlier attempt)."""
@@ -222,12 +234,7 @@ def person_add(uid: str, attributes: dict[str, list[str]]) -> bool:
 
 def group_member_add(name: str, uid: str) -> bool:
     """Add ``uid`` to posixGroup ``name`` (memberUid). True when added, False when already in."""
-    with connection() as conn:
-        try:
-            conn.modify_s(_group_dn(name), [(ldap.MOD_ADD, "memberUid", [uid.encode()])])
-            return True
-        except ldap.TYPE_OR_VALUE_EXISTS:
-            return False
+    return _modify_once(_group_dn(name), [(ldap.MOD_ADD, "memberUid", [uid.encode()])])
 
 
 # --- People: the mirror, locks, role groups, SSH keys and passwords -------------------------------
@@ -362,12 +369,7 @@ def group_members(name: str) -> list[str]:
 
 def group_member_remove(name: str, uid: str) -> bool:
     """Remove ``uid`` from posixGroup ``name``. True when removed, False when not a member."""
-    with connection() as conn:
-        try:
-            conn.modify_s(_group_dn(name), [(ldap.MOD_DELETE, "memberUid", [uid.encode()])])
-            return True
-        except ldap.NO_SUCH_ATTRIBUTE:
-            return False
+    return _modify_once(_group_dn(name), [(ldap.MOD_DELETE, "memberUid", [uid.encode()])])
 
 
 def person_lock(dn: str) -> None:
@@ -389,22 +391,12 @@ def ssh_key_add(person: Person, line: str) -> bool:
     changes = [(ldap.MOD_ADD, "sshPublicKey", [line.encode()])]
     if "ldappublickey" not in {c.lower() for c in person.object_classes}:
         changes.insert(0, (ldap.MOD_ADD, "objectClass", [b"ldapPublicKey"]))
-    with connection() as conn:
-        try:
-            conn.modify_s(person.dn, changes)
-            return True
-        except ldap.TYPE_OR_VALUE_EXISTS:
-            return False
+    return _modify_once(person.dn, changes)
 
 
 def ssh_key_remove(person: Person, line: str) -> bool:
     """Remove the exact stored key line. True when removed, False when it was not there."""
-    with connection() as conn:
-        try:
-            conn.modify_s(person.dn, [(ldap.MOD_DELETE, "sshPublicKey", [line.encode()])])
-            return True
-        except ldap.NO_SUCH_ATTRIBUTE:
-            return False
+    return _modify_once(person.dn, [(ldap.MOD_DELETE, "sshPublicKey", [line.encode()])])
 
 
 def _password_refused(exc: ldap.LDAPError) -> PasswordRejected:

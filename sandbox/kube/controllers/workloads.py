@@ -142,8 +142,13 @@ class _Reverse:
         return hash(self.value)
 
 
-class ReplicaSetController(Controller):
-    name = "replicaset-controller"
+class _OwnerController(Controller):
+    """A controller of one kind of owner (``resource``) whose children (``child``) name it in
+    their controller reference: a change to either marks the owner dirty."""
+
+    resource: Any
+    child: Any
+    owner_kind = ""
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
@@ -152,17 +157,22 @@ class ReplicaSetController(Controller):
     def resync(self) -> None:
         self.dirty = {
             (e.obj["metadata"]["namespace"], e.obj["metadata"]["name"])
-            for e in self.store.list_entries(REPLICASETS, "").items
+            for e in self.store.list_entries(self.resource, "").items
         }
 
     def observe(self, event: Event) -> None:
-        if event.resource is REPLICASETS:
+        if event.resource is self.resource:
             if event.type != "DELETED":
                 self.dirty.add(event.key)
-        elif event.resource is PODS:
+        elif event.resource is self.child:
             ref = controller_of(event.entry.obj)
-            if ref is not None and ref.get("kind") == "ReplicaSet":
+            if ref is not None and ref.get("kind") == self.owner_kind:
                 self.dirty.add((event.key[0], ref["name"]))
+
+
+class ReplicaSetController(_OwnerController):
+    name = "replicaset-controller"
+    resource, child, owner_kind = REPLICASETS, PODS, "ReplicaSet"
 
     def sync(self) -> None:
         dirty, self.dirty = self.dirty, set()
@@ -299,28 +309,13 @@ class ReplicaSetController(Controller):
 # -- Deployments ---------------------------------------------------------------------------------
 
 
-class DeploymentController(Controller):
+class DeploymentController(_OwnerController):
     name = "deployment-controller"
-
-    def __init__(self, ctx: Context) -> None:
-        super().__init__(ctx)
-        self.dirty: set[Key] = set()
-
-    def resync(self) -> None:
-        self.dirty = {
-            (e.obj["metadata"]["namespace"], e.obj["metadata"]["name"])
-            for e in self.store.list_entries(DEPLOYMENTS, "").items
-        }
+    resource, child, owner_kind = DEPLOYMENTS, REPLICASETS, "Deployment"
 
     def observe(self, event: Event) -> None:
-        if event.resource is DEPLOYMENTS:
-            if event.type != "DELETED":
-                self.dirty.add(event.key)
-        elif event.resource is REPLICASETS:
-            ref = controller_of(event.entry.obj)
-            if ref is not None and ref.get("kind") == "Deployment":
-                self.dirty.add((event.key[0], ref["name"]))
-        elif event.resource is PODS and event.type == "DELETED":
+        super().observe(event)
+        if event.resource is PODS and event.type == "DELETED":
             # Recreate waits for the old pods to be gone, which changes no ReplicaSet status.
             ref = controller_of(event.entry.obj)
             if ref is None or ref.get("kind") != "ReplicaSet":
