@@ -23,7 +23,7 @@ from sandbox import directory
 from sandbox.aws import AwsLayer
 from sandbox.jupyterhub import JupyterHubHarness
 from sandbox.kube import KubeSimulator, bootstrap
-from sandbox.services.base import ManagedProcess, port_open, wait_for_port
+from sandbox.services.base import ManagedProcess, port_open, reserve_port, wait_for_port
 from sandbox.services.celery_worker import CeleryWorker
 from sandbox.services.redis import RedisServer
 from sandbox.services.slapd import SlapdServer
@@ -45,6 +45,7 @@ class Sandbox:
     def __init__(self, web_port: int = WEB_PORT, signup_port: int = SIGNUP_PORT) -> None:
         self.web_port = web_port
         self.signup_port = signup_port
+        reserve_port(web_port, signup_port)  # no service of ours may be handed these
         self.stack: list = []  # started services, stopped in reverse order
         self.starting = True
         self.env: dict[str, str] = {}

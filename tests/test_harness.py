@@ -1,11 +1,14 @@
 """The real-service harness itself: each throwaway server is real and reachable the way the
 product reaches it."""
 
+from pathlib import Path
+
 import boto3
 import ldap
 import pytest
 
 from sandbox import directory
+from sandbox.services.base import free_port, reserve_port
 
 
 def test_the_moto_server_answers_boto3_over_http(aws):
@@ -58,3 +61,16 @@ def test_the_users_group_has_gid_10000(directory_server):
     finally:
         conn.unbind_s()
     assert attrs["gidNumber"] == [b"10000"]
+
+
+def test_free_ports_are_never_handed_out_twice_nor_reserved_ones_nor_ephemeral_ones():
+    # The sandbox is given its web and signup ports before it starts its services: a service
+    # picking the same port would take the signup site's place (seen once in CI, when the
+    # kernel's bind(0) handed the same port to the test and to JupyterHub).
+    low_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    taken = [free_port() for _ in range(300)]
+    assert len(set(taken)) == len(taken)
+    assert all(1024 < port < low_ephemeral for port in taken)
+    reserved = next(p for p in range(20000, 21000) if p not in taken)
+    reserve_port(reserved)
+    assert reserved not in {free_port() for _ in range(300)}

@@ -3,6 +3,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -10,13 +11,42 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+_handed_out: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def reserve_port(*ports: int) -> None:
+    """Never hand these out (ports this process was given to serve on, not yet bound)."""
+    _handed_out.update(ports)
+
 
 def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (never one of the well-known ports: the kernel picks from
-    the ephemeral range)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free TCP port on 127.0.0.1 that this process has not handed out before.
+
+    Drawn at random below the kernel's ephemeral range (never a well-known port): a port the
+    kernel picks for `bind(0)` can be picked again for the next caller, or for an outgoing
+    connection, in the moment between closing the probe and the server binding it."""
+    low_ephemeral, _ = _ephemeral_range()
+    low, high = 15000, max(15000 + 1000, low_ephemeral - 1)
+    for _ in range(200):
+        port = random.randint(low, high)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free TCP port on 127.0.0.1 between {low} and {high}")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
