@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from sandbox.services.base import ManagedProcess, free_port, wait_for_port
@@ -93,21 +94,25 @@ class PostgresServer:
             user=self.user,
         ).start()
         wait_for_port(self.port, process=self.process.process, name="postgres", timeout=30)
-        subprocess.run(
-            [
-                str(bindir.parent / "bin" / "createdb"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-U",
-                "clusterweb",
-                "clusterweb",
-            ],
-            check=True,
-            capture_output=True,
-            env={**os.environ, "PGPASSWORD": self.password},
-        )
+        # The port answers before the server accepts sessions ("the database system is starting
+        # up"): try until it does.
+        createdb = [
+            str(bindir / "createdb"),
+            *("-h", "127.0.0.1", "-p", str(self.port), "-U", "clusterweb", "clusterweb"),
+        ]
+        deadline = time.monotonic() + 30
+        while True:
+            done = subprocess.run(
+                createdb,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PGPASSWORD": self.password},
+            )
+            if done.returncode == 0:
+                break
+            if time.monotonic() > deadline or self.process.process.poll() is not None:
+                raise RuntimeError(f"createdb failed: {done.stderr.strip()}")
+            time.sleep(0.1)
         return self
 
     def stop(self) -> None:
