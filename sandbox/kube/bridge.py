@@ -463,9 +463,11 @@ class CloudBridge:
             # Started again after a stop: the kubelet comes back and reports NotReady first.
             member.registered_at = time.monotonic()
             self._set_ready(member, False, report)
-            self._set_taint(member, SHUTDOWN_TAINT, present=False)
         elif status != "True" and time.monotonic() - member.registered_at >= self.ready_delay:
             self._set_ready(member, True, report)
+        # A running instance is not shut down. Checked every round, not only on the transition:
+        # the update can lose a race with another controller writing the same Node.
+        self._set_taint(member, SHUTDOWN_TAINT, present=False)
 
     def _register(self, instance: dict[str, Any], tags: dict[str, str], report: SyncReport) -> None:
         instance_id = instance["InstanceId"]
@@ -666,29 +668,35 @@ class CloudBridge:
             self._set_taint(member, SHUTDOWN_TAINT, present=True)
 
     def _set_taint(self, member: _Member, key: str, *, present: bool) -> None:
-        entry = self.store.peek(NODES, "", member.node)
-        if entry is None:
-            return
-        taints = list((entry.obj.get("spec") or {}).get("taints") or ())
-        has = any(t.get("key") == key and t.get("effect") == "NoSchedule" for t in taints)
-        if has == present:
-            return
-        node = entry.copy()
-        if present:
-            taints.append({"key": key, "effect": "NoSchedule"})
-        else:
-            taints = [
-                t for t in taints if not (t.get("key") == key and t.get("effect") == "NoSchedule")
-            ]
-        if taints:
-            node["spec"]["taints"] = taints
-        else:
-            node["spec"].pop("taints", None)
-        try:
-            self.store.update(NODES, node)
-        except ApiError as exc:
-            if exc.code not in (404, 409):
-                raise
+        for _ in range(3):  # a 409 means the Node changed meanwhile: read it again
+            entry = self.store.peek(NODES, "", member.node)
+            if entry is None:
+                return
+            taints = list((entry.obj.get("spec") or {}).get("taints") or ())
+            has = any(t.get("key") == key and t.get("effect") == "NoSchedule" for t in taints)
+            if has == present:
+                return
+            node = entry.copy()
+            if present:
+                taints.append({"key": key, "effect": "NoSchedule"})
+            else:
+                taints = [
+                    t
+                    for t in taints
+                    if not (t.get("key") == key and t.get("effect") == "NoSchedule")
+                ]
+            if taints:
+                node["spec"]["taints"] = taints
+            else:
+                node["spec"].pop("taints", None)
+            try:
+                self.store.update(NODES, node)
+                return
+            except ApiError as exc:
+                if exc.code not in (404, 409):
+                    raise
+                if exc.code == 404:
+                    return
 
     def _remove(self, member: _Member, report: SyncReport) -> None:
         """The instance is terminated or gone: delete its Node, as the cloud node lifecycle
