@@ -423,13 +423,16 @@ def metric_latest(
     now = clock.now()
     if since >= now:
         return None
+    # EndTime is exclusive (and compared to the second): a minute ahead, so a datapoint stamped
+    # this very second is still the newest one.
+    end = now + timedelta(minutes=1)
     answer = client("cloudwatch").get_metric_statistics(
         Namespace=namespace,
         MetricName=metric,
         Dimensions=[{"Name": k, "Value": str(v)} for k, v in dimensions.items()],
         StartTime=since,
-        EndTime=now,
-        Period=_period(since, now, now),
+        EndTime=end,
+        Period=_period(since, end, now),
         Statistics=[statistic],
     )
     points = answer.get("Datapoints") or []

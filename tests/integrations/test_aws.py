@@ -198,6 +198,23 @@ def test_metric_latest_reads_an_efs_size(aws):
     assert (point.value, point.unit) == (120 * GIB, "Bytes")
 
 
+def test_metric_latest_includes_a_datapoint_stamped_this_second_or_just_ahead(aws):
+    # CloudWatch's EndTime is exclusive and compared to the second; a point EFS published at
+    # this very second (or a moment ahead of our clock) is still the newest one.
+    ahead = (datetime.now(UTC) + timedelta(seconds=1)).replace(microsecond=0)
+    aws.efs_size_set("fs-0123456789abcdef0", 7 * GIB, at=ahead)
+
+    point = adapter.metric_latest(
+        "AWS/EFS",
+        "StorageBytes",
+        {"FileSystemId": "fs-0123456789abcdef0", "StorageClass": "Total"},
+        datetime.now(UTC) - timedelta(days=2),
+    )
+
+    assert point is not None
+    assert (point.at, point.value) == (ahead, 7 * GIB)
+
+
 def test_metric_latest_reads_today_s_s3_size_over_two_days(aws):
     aws.s3_size_set("clusterweb-data", 3 * GIB, at=datetime.now(UTC) - timedelta(days=1))
     aws.s3_size_set("clusterweb-data", 4 * GIB)
