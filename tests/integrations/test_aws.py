@@ -184,15 +184,16 @@ def test_spot_price_history_gives_decimal_prices_per_type_and_zone(aws):
     assert adapter.spot_price_history([], since) == []
 
 
+def efs_size_latest(file_system_id: str) -> adapter.MetricPoint | None:
+    dimensions = {"FileSystemId": file_system_id, "StorageClass": "Total"}
+    since = datetime.now(UTC) - timedelta(days=2)
+    return adapter.metric_latest("AWS/EFS", "StorageBytes", dimensions, since)
+
+
 def test_metric_latest_reads_an_efs_size(aws):
     aws.efs_size_set("fs-0123456789abcdef0", 120 * GIB)
 
-    point = adapter.metric_latest(
-        "AWS/EFS",
-        "StorageBytes",
-        {"FileSystemId": "fs-0123456789abcdef0", "StorageClass": "Total"},
-        datetime.now(UTC) - timedelta(days=2),
-    )
+    point = efs_size_latest("fs-0123456789abcdef0")
 
     assert point is not None
     assert (point.value, point.unit) == (120 * GIB, "Bytes")
@@ -204,12 +205,7 @@ def test_metric_latest_includes_a_datapoint_stamped_this_second_or_just_ahead(aw
     ahead = (datetime.now(UTC) + timedelta(seconds=1)).replace(microsecond=0)
     aws.efs_size_set("fs-0123456789abcdef0", 7 * GIB, at=ahead)
 
-    point = adapter.metric_latest(
-        "AWS/EFS",
-        "StorageBytes",
-        {"FileSystemId": "fs-0123456789abcdef0", "StorageClass": "Total"},
-        datetime.now(UTC) - timedelta(days=2),
-    )
+    point = efs_size_latest("fs-0123456789abcdef0")
 
     assert point is not None
     assert (point.at, point.value) == (ahead, 7 * GIB)
