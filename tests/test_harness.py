@@ -1,6 +1,9 @@
 """The real-service harness itself: each throwaway server is real and reachable the way the
 product reaches it."""
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import boto3
@@ -68,9 +71,27 @@ def test_free_ports_are_never_handed_out_twice_nor_reserved_ones_nor_ephemeral_o
     # picking the same port would take the signup site's place (seen once in CI, when the
     # kernel's bind(0) handed the same port to the test and to JupyterHub).
     low_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    taken = [free_port() for _ in range(300)]
+    taken = [free_port() for _ in range(100)]
     assert len(set(taken)) == len(taken)
     assert all(1024 < port < low_ephemeral for port in taken)
     reserved = next(p for p in range(20000, 21000) if p not in taken)
     reserve_port(reserved)
-    assert reserved not in {free_port() for _ in range(300)}
+    assert reserved not in {free_port() for _ in range(100)}
+
+
+def test_a_child_process_never_hands_out_a_port_its_parent_did():
+    # The test hands the sandbox its web port; the sandbox's own services must not take the
+    # ports the test process gave its servers that may not listen yet (Redis, slapd...).
+    mine = [free_port() for _ in range(5)]
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from sandbox.services import base; print(sorted(base._handed_out))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert set(mine) <= set(json.loads(child.stdout))

@@ -11,7 +11,18 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-_handed_out: set[int] = set()
+# Ports handed out by this process or by the processes that started it: kept in the environment
+# too, so a child (the sandbox a test starts, a worker) never picks a port its parent has handed
+# out to a server that has not bound it yet.
+_HANDED_OUT_ENV = "SANDBOX_PORTS_HANDED_OUT"
+_handed_out: set[int] = {
+    int(p) for p in os.environ.get(_HANDED_OUT_ENV, "").split(",") if p.strip().isdigit()
+}
+
+
+def _remember(*ports: int) -> None:
+    _handed_out.update(ports)
+    os.environ[_HANDED_OUT_ENV] = ",".join(str(p) for p in sorted(_handed_out))
 
 
 def _ephemeral_range() -> tuple[int, int]:
@@ -24,11 +35,11 @@ def _ephemeral_range() -> tuple[int, int]:
 
 def reserve_port(*ports: int) -> None:
     """Never hand these out (ports this process was given to serve on, not yet bound)."""
-    _handed_out.update(ports)
+    _remember(*ports)
 
 
 def free_port() -> int:
-    """A free TCP port on 127.0.0.1 that this process has not handed out before.
+    """A free TCP port on 127.0.0.1 that neither this process nor its parents handed out before.
 
     Drawn at random below the kernel's ephemeral range (never a well-known port): a port the
     kernel picks for `bind(0)` can be picked again for the next caller, or for an outgoing
@@ -44,7 +55,7 @@ def free_port() -> int:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
-        _handed_out.add(port)
+        _remember(port)
         return port
     raise RuntimeError(f"no free TCP port on 127.0.0.1 between {low} and {high}")
 
