@@ -693,10 +693,10 @@ class CloudBridge:
                 self.store.update(NODES, node)
                 return
             except ApiError as exc:
-                if exc.code not in (404, 409):
-                    raise
                 if exc.code == 404:
-                    return
+                    return  # deleted meanwhile
+                if exc.code != 409:
+                    raise
 
     def _remove(self, member: _Member, report: SyncReport) -> None:
         """The instance is terminated or gone: delete its Node, as the cloud node lifecycle
