@@ -130,13 +130,7 @@ def group_gid_number(name: str) -> int:
 def group_member_mails(name: str) -> list[str]:
     """Mail addresses of the members of posixGroup ``name`` (members without mail are left out)."""
     with connection() as conn:
-        found = conn.search_s(
-            settings.LDAP_GROUPS_DN,
-            ldap.SCOPE_ONELEVEL,
-            f"(&(objectClass=posixGroup)(cn={escape_filter_chars(name)}))",
-            ["memberUid"],
-        )
-        uids = [v.decode() for _, attrs in found for v in attrs.get("memberUid", [])]
+        uids = _member_uids(conn, name)
         if not uids:
             return []
         wanted = "".join(f"(uid={escape_filter_chars(uid)})" for uid in uids)
@@ -358,13 +352,17 @@ def person_read(uid: str) -> Person | None:
 def group_members(name: str) -> list[str]:
     """The memberUid values of posixGroup ``name`` (empty when the group is missing)."""
     with connection() as conn:
-        found = conn.search_s(
-            settings.LDAP_GROUPS_DN,
-            ldap.SCOPE_ONELEVEL,
-            f"(&(objectClass=posixGroup)(cn={escape_filter_chars(name)}))",
-            ["memberUid"],
-        )
-    return sorted(v.decode() for _, attrs in found for v in attrs.get("memberUid", []))
+        return sorted(_member_uids(conn, name))
+
+
+def _member_uids(conn: ldap.ldapobject.LDAPObject, name: str) -> list[str]:
+    found = conn.search_s(
+        settings.LDAP_GROUPS_DN,
+        ldap.SCOPE_ONELEVEL,
+        f"(&(objectClass=posixGroup)(cn={escape_filter_chars(name)}))",
+        ["memberUid"],
+    )
+    return [v.decode() for _, attrs in found for v in attrs.get("memberUid", [])]
 
 
 def group_member_remove(name: str, uid: str) -> bool:
