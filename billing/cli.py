@@ -31,7 +31,7 @@ def actor_for(uid: str, stderr: OutputWrapper) -> Any:
     """The user named by ``--by``, with groups as the directory has them now."""
     if not uid:
         fail(stderr, "--by UID is required: the admin this change is made by", EXIT_BAD_INPUT)
-    from clusterweb.accounts.services import user_from_directory
+    from clusterweb.accounts.login.services import user_from_directory
 
     try:
         return user_from_directory(uid=uid)

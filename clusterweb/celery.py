@@ -15,7 +15,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clusterweb.settings")
 app = Celery("clusterweb")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(
-    lambda: ["clusterweb.health", "clusterweb.accounts", "provisioning", "billing"]
+    lambda: [
+        "clusterweb.health",
+        "clusterweb.accounts.signup",
+        "clusterweb.accounts.directory",
+        "clusterweb.accounts.selfservice",
+        "provisioning",
+        "billing",
+    ]
 )
 
 

@@ -132,10 +132,10 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "clusterweb.accounts.middleware.SessionIdleMiddleware",
-    "clusterweb.accounts.middleware.MembershipRecheckMiddleware",
+    "clusterweb.accounts.login.middleware.SessionIdleMiddleware",
+    "clusterweb.accounts.login.middleware.MembershipRecheckMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "clusterweb.accounts.middleware.LoginRequiredMiddleware",
+    "clusterweb.accounts.login.middleware.LoginRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

@@ -2,13 +2,13 @@ from django.conf import settings
 from django.urls import include, path
 
 from clusterweb import views
-from clusterweb.accounts import views as account_views
+from clusterweb.accounts.login import views as login_views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
-    path("login/", account_views.login_view, name="login"),
-    path("logout/", account_views.logout_view, name="logout"),
+    path("login/", login_views.login_view, name="login"),
+    path("logout/", login_views.logout_view, name="logout"),
     path("audit/", include("clusterweb.audit.urls")),
     path("billing/", include("billing.urls")),
     path("", include("clusterweb.accounts.urls")),  # users/..., profile/...

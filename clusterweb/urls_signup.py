@@ -4,7 +4,8 @@ or API."""
 
 from django.urls import path
 
-from clusterweb.accounts import reset_views, signup_views
+from clusterweb.accounts.selfservice import site_views as reset_views
+from clusterweb.accounts.signup import site_views as signup_views
 
 urlpatterns = [
     path("", signup_views.signup_home, name="signup_home"),

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from clusterweb.accounts.middleware import POLL_HEADER
+from clusterweb.accounts.login.middleware import POLL_HEADER
 from clusterweb.bind import bind_refusal
 from sandbox.services.base import free_port, port_open
 from tests.fixtures.personas import logged_in_client

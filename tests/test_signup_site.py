@@ -106,7 +106,7 @@ def reset_token() -> str:
     """A fresh password reset link's token (for bob, sent by alice)."""
     from urllib.parse import parse_qs, urlsplit
 
-    from clusterweb.accounts.account_services import password_reset_issue
+    from clusterweb.accounts.directory.services import password_reset_issue
     from sandbox.directory import BY_UID
     from tests.fixtures.personas import user_for
 

@@ -11,8 +11,10 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
-from clusterweb.accounts import account_services, services
+from clusterweb.accounts.directory.services import AccountError, AccountStateError
+from clusterweb.accounts.login.services import user_from_directory
 from clusterweb.accounts.models import DirectoryUser, PasswordReset, Signup, User
+from clusterweb.accounts.signup.services import SignupError, SignupStateError
 from clusterweb.errors import IntegrationError
 from clusterweb.permissions import is_admin
 
@@ -22,7 +24,7 @@ DONE, FAILED, BAD_INPUT, NOT_PERMITTED = 0, 1, 2, 3
 def admin_from_directory(uid: str) -> User:
     """The ``--by`` user, re-read from the directory (created there if they never logged in);
     PermissionDenied unless they are an admin now."""
-    user = services.user_from_directory(uid=uid)
+    user = user_from_directory(uid=uid)
     if not is_admin(user):
         raise PermissionDenied(f"{uid} is not an admin (not in the directory's admins group)")
     return user
@@ -95,11 +97,11 @@ def run(command: BaseCommand, as_json: bool, action: Callable[[], tuple[dict, st
     field = None
     try:
         payload, text = action()
-    except (services.SignupError, account_services.AccountError) as exc:
+    except (SignupError, AccountError) as exc:
         code, message, field = BAD_INPUT, str(exc), exc.field
     except PermissionDenied as exc:
         code, message = NOT_PERMITTED, f"not permitted: {exc}"
-    except (services.SignupStateError, account_services.AccountStateError) as exc:
+    except (SignupStateError, AccountStateError) as exc:
         code, message = FAILED, str(exc)
     except IntegrationError as exc:
         code, message = FAILED, f"failed: {exc}"

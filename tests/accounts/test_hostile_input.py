@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from clusterweb.accounts import account_services
+from clusterweb.accounts.directory import services as account_services
 from clusterweb.accounts.forms import (
     LDAP_METACHARACTERS,
     AccountActionForm,
@@ -31,6 +31,7 @@ from clusterweb.accounts.forms import (
     SSHKeysAddForm,
 )
 from clusterweb.accounts.models import Signup, SignupState, User
+from clusterweb.accounts.selfservice import services as selfservice
 from clusterweb.accounts.ssh_keys import MAX_KEYS, MAX_LINE, PublicKey
 from clusterweb.integrations import ldap as ldap_directory
 from sandbox import directory
@@ -255,7 +256,7 @@ def test_hostile_reset_requests_answer_alike_and_send_nothing(
     settings.ACCOUNTS_ATTEMPT_LIMIT = 10**6
     response = Client(raise_request_exception=False).post("/reset/request/", {"email": email})
     assert response.status_code == 200
-    assert account_services.password_reset_self_service(email=email) == 0
+    assert selfservice.password_reset_self_service(email=email) == 0
     assert mailoutbox == []
 
 
@@ -303,7 +304,7 @@ def test_admin_actions_on_a_hostile_name_touch_nobody(account_directory, uid):
 def test_the_mirror_never_matches_an_address_by_pattern(account_directory):
     mirror()
     for pattern in ("%", "_ob@example.org", "*@example.org", "bob@example.%"):
-        assert account_services.password_reset_self_service(email=pattern) == 0
+        assert selfservice.password_reset_self_service(email=pattern) == 0
 
 
 # --- Rate limits on the signup site ---------------------------------------------------------------

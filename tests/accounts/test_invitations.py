@@ -8,8 +8,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from clusterweb.accounts import services
 from clusterweb.accounts.models import Signup, SignupState
+from clusterweb.accounts.signup import services
 from clusterweb.audit.models import AuditEvent
 from sandbox.services.base import free_port
 from tests.fixtures.personas import user_for

@@ -10,8 +10,9 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from clusterweb.accounts import account_services
+from clusterweb.accounts.directory import services as account_services
 from clusterweb.accounts.models import PasswordReset
+from clusterweb.accounts.selfservice import services as selfservice
 from clusterweb.audit.models import AuditEvent
 from sandbox import directory
 from tests.fixtures.accounts import mirror
@@ -194,8 +195,8 @@ def test_the_answer_never_says_whether_an_address_is_known(client, account_direc
     assert "If an account of this cluster has that address" in body(known)
     # The lookup and the mail happen in the task, after the answer.
     assert mail.outbox == []
-    assert account_services.password_reset_self_service(email="bob@example.org") == 1
-    assert account_services.password_reset_self_service(email="nobody@example.org") == 0
+    assert selfservice.password_reset_self_service(email="bob@example.org") == 1
+    assert selfservice.password_reset_self_service(email="nobody@example.org") == 0
     [message] = mail.outbox
     assert message.to == ["bob@example.org"] and "asked for a new password" in message.body
 
@@ -206,8 +207,8 @@ def test_self_service_skips_accounts_that_are_disabled_or_have_no_access(
     alice = user_for(directory.BY_UID["alice"])
     account_services.account_disable(uid="bob", actor=alice, source="cli")
     mirror()
-    assert account_services.password_reset_self_service(email="bob@example.org") == 0
-    assert account_services.password_reset_self_service(email="carol@example.org") == 0
+    assert selfservice.password_reset_self_service(email="bob@example.org") == 0
+    assert selfservice.password_reset_self_service(email="carol@example.org") == 0
     assert mail.outbox == []
 
 

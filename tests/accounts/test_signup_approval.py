@@ -13,8 +13,8 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from clusterweb.accounts import services, tasks
 from clusterweb.accounts.models import Signup, SignupState
+from clusterweb.accounts.signup import services, tasks
 from clusterweb.audit.models import AuditEvent
 from sandbox import directory
 from tests.fixtures.personas import user_for
@@ -286,7 +286,7 @@ def test_a_worker_killed_mid_approval_recovers_to_one_account(
     failpoints.arm(point, "crash")
     code = (
         "import django; django.setup()\n"
-        "from clusterweb.accounts.tasks import signup_provision\n"
+        "from clusterweb.accounts.signup.tasks import signup_provision\n"
         f"signup_provision.apply(args=[{signup.pk}])\n"
     )
     env = {

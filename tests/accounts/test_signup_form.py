@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from clusterweb.accounts import services
 from clusterweb.accounts.forms import full_name_problem, username_problem
 from clusterweb.accounts.models import Signup, SignupState
 from clusterweb.accounts.passwords import ldap_password_verify
+from clusterweb.accounts.signup import services
 from clusterweb.audit.models import AuditEvent
 from sandbox import directory
 from tests.fixtures.signup import PASSWORD, invitation, make_signup, public_key

@@ -8,7 +8,8 @@ from django.contrib.sessions.models import Session
 from django.urls import reverse
 
 from clusterweb import clock
-from clusterweb.accounts import account_services, services
+from clusterweb.accounts.directory import services as account_services
+from clusterweb.accounts.login import services
 from clusterweb.accounts.models import DirectoryUser, DisabledAccount, SignupState, User
 from clusterweb.audit.models import AuditEvent
 from clusterweb.health.models import Heartbeat
@@ -90,7 +91,7 @@ def test_read_now_copies_changes_made_elsewhere_in_the_directory(as_alice, accou
 def test_the_directory_sync_job_records_its_heartbeat_and_forgets_people_who_left(
     account_directory,
 ):
-    from clusterweb.accounts import tasks
+    from clusterweb.accounts.directory import tasks
 
     DirectoryUser.objects.create(uid="gone", synced_at=clock.now())
     counts = tasks.directory_sync()

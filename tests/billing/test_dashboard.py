@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 
 from billing.cost_services import cost_rows_refresh
 from billing.models import BilledCost, BilledDay, CostExplorerRead
-from clusterweb.accounts.services import SESSION_LAST_SEEN
+from clusterweb.accounts.login.services import SESSION_LAST_SEEN
 from sandbox.pools import sandbox_pool_data
 from tests.billing.conftest import spot_point, spot_record
 from tests.fixtures.personas import logged_in_client

@@ -13,7 +13,7 @@ from pathlib import Path
 import ldap
 import pytest
 
-from clusterweb.accounts import account_services
+from clusterweb.accounts.directory import services as account_services
 from sandbox import directory
 from tests.fixtures.accounts import key_add
 from tests.fixtures.personas import user_for

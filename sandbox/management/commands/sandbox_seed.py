@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from clusterweb import clock
-from clusterweb.accounts.account_services import directory_users_sync
+from clusterweb.accounts.directory.services import directory_users_sync
 from clusterweb.audit.services import audit_record
 from clusterweb.integrations import mail
 from sandbox.history import sandbox_history_seed

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from clusterweb.accounts import cli, services
+from clusterweb.accounts import cli
+from clusterweb.accounts.signup import services
 
 
 class Command(BaseCommand):

@@ -4,7 +4,8 @@ import argparse
 
 from django.core.management.base import BaseCommand
 
-from clusterweb.accounts import cli, selectors, services
+from clusterweb.accounts import cli
+from clusterweb.accounts.signup import selectors, services
 
 
 class Command(BaseCommand):

@@ -4,7 +4,8 @@ import argparse
 
 from django.core.management.base import BaseCommand
 
-from clusterweb.accounts import account_services, cli, selectors
+from clusterweb.accounts import cli
+from clusterweb.accounts.directory import selectors, services
 
 ACTIONS = {
     "disable": "lock the account (no password or SSH key works), remove it from users/admins, "
@@ -49,7 +50,7 @@ class Command(BaseCommand):
         def act():
             actor = cli.admin_from_directory(by)
             if action == "reset-link":
-                outcome = account_services.password_reset_issue(uid=uid, actor=actor, source="cli")
+                outcome = services.password_reset_issue(uid=uid, actor=actor, source="cli")
                 row = {**cli.reset_row(outcome.reset), "link": outcome.link}
                 row["mail_sent"] = outcome.sent
                 if not outcome.sent:
@@ -63,11 +64,11 @@ class Command(BaseCommand):
                 )
                 return {"reset": row}, text
             if action == "disable":
-                account = account_services.account_disable(
+                account = services.account_disable(
                     uid=uid, actor=actor, reason=options["reason"], source="cli"
                 )
             else:
-                account = account_services.ACTIONS[action](uid=uid, actor=actor, source="cli")
+                account = services.ACTIONS[action](uid=uid, actor=actor, source="cli")
             return {"user": cli.user_row(account)}, f"{uid}: {account.state}" + (
                 ", admin" if account.is_admin else ""
             )
@@ -90,7 +91,7 @@ class Command(BaseCommand):
         return {"users": rows}, "\n".join(lines)
 
     def _sync(self):
-        counts = account_services.directory_users_sync()
+        counts = services.directory_users_sync()
         return {"sync": counts}, (
             f"Read {counts['people']} people: {counts['added']} new, {counts['changed']} "
             f"changed, {counts['removed']} gone."

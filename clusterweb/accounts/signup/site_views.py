@@ -17,9 +17,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from clusterweb import clock
-from clusterweb.accounts import selectors, services, throttle
+from clusterweb.accounts import throttle
 from clusterweb.accounts.forms import SignupForm
 from clusterweb.accounts.models import Signup
+from clusterweb.accounts.signup import selectors, services
 from clusterweb.errors import DirectoryUnavailable
 
 SESSION_INVITATION = "signup_invitation"  # {"id": signup pk, "digest": the token's SHA-256}

@@ -15,9 +15,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
-from clusterweb.accounts import account_services, throttle
+from clusterweb.accounts import throttle
+from clusterweb.accounts.directory.services import AccountError
 from clusterweb.accounts.forms import PasswordResetForm, ResetRequestForm
 from clusterweb.accounts.models import PasswordReset, User
+from clusterweb.accounts.selfservice import selectors, services
 from clusterweb.errors import DirectoryUnavailable
 
 SESSION_RESET = "password_reset"  # {"id": reset pk, "digest": the token's SHA-256}
@@ -70,9 +72,9 @@ def _problem(request: HttpRequest, problem: str) -> HttpResponse:
 @require_GET
 def password_reset(request: HttpRequest) -> HttpResponse:
     """The link of the reset email: check the token, keep its reset in the session."""
-    reset, problem = account_services.reset_for_token(request.GET.get("token", ""))
+    reset, problem = selectors.reset_for_token(request.GET.get("token", ""))
     if problem:
-        account_services.reset_refused_record(problem=problem, reset=reset, request=request)
+        services.reset_refused_record(problem=problem, reset=reset, request=request)
         return _problem(request, problem)
     request.session.cycle_key()
     request.session[SESSION_RESET] = {"id": reset.pk, "digest": reset.token_hash}
@@ -91,7 +93,7 @@ def password_reset_form(request: HttpRequest) -> HttpResponse:
     held = request.session.get(SESSION_RESET) or {}
     if not held:
         return _problem(request, "missing")
-    reset, problem = account_services.reset_held(held.get("id"), held.get("digest"))
+    reset, problem = selectors.reset_held(held.get("id"), held.get("digest"))
     if problem:
         return _problem(request, problem)
     form = PasswordResetForm(request.POST or None, person=_person(reset))
@@ -108,15 +110,15 @@ def password_reset_form(request: HttpRequest) -> HttpResponse:
             status = 429
         elif form.is_valid():
             try:
-                account_services.password_reset_complete(
+                services.password_reset_complete(
                     reset_id=reset.pk,
                     token_digest=held["digest"],
                     password=form.cleaned_data["password"],
                     request=request,
                 )
-            except account_services.ResetRefused as refused:
+            except services.ResetRefused as refused:
                 return _problem(request, refused.problem)
-            except account_services.AccountError as exc:
+            except AccountError as exc:
                 form.add_error("password", exc.message)
             except DirectoryUnavailable:
                 form.add_error(
@@ -151,7 +153,7 @@ def password_reset_request(request: HttpRequest) -> HttpResponse:
         raise Http404("Self-service password reset is off.")
     form = ResetRequestForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        account_services.password_reset_request(email=form.cleaned_data["email"], request=request)
+        services.password_reset_request(email=form.cleaned_data["email"], request=request)
         return render(
             request,
             "signup/reset_requested.html",

@@ -1,5 +1,5 @@
-"""Reads for accounts: signups and invitations, for admins, and invitation tokens; directory
-users (from the database mirror) for the Users and profile pages."""
+"""Reads for directory administration: the Users page (signups waiting, invitations, and every
+directory user from the database copy), and the directory user an admin may act on."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.apps import apps
-from django.db.models import Count, QuerySet
+from django.db.models import Count
 
 from clusterweb import clock
 from clusterweb.accounts.models import (
@@ -20,16 +20,6 @@ from clusterweb.accounts.models import (
     User,
 )
 from clusterweb.permissions import is_admin
-
-
-def signups_visible_to(user: Any) -> QuerySet[Signup]:
-    """Every signup for an admin; nothing for anyone else (they get 403 before asking)."""
-    return Signup.objects.all() if is_admin(user) else Signup.objects.none()
-
-
-def signup_list(*, states: list[str] | None = None) -> QuerySet[Signup]:
-    signups = Signup.objects.order_by("-invited_at", "-id")
-    return signups.filter(state__in=states) if states else signups
 
 
 @dataclass(frozen=True)
@@ -136,29 +126,8 @@ def directory_people() -> list[PersonRow]:
     ]
 
 
-def directory_user_for(user: Any) -> DirectoryUser | None:
-    """The mirror's row for a logged-in user (None for a break-glass superuser, or before the
-    directory was first read for them)."""
-    if not getattr(user, "is_authenticated", False) or user.is_break_glass:
-        return None
-    return DirectoryUser.objects.filter(uid=user.username).first()
-
-
 def directory_user_visible(user: Any, uid: str) -> DirectoryUser | None:
     """A directory user an admin may act on; None for anyone else (403 comes first)."""
     if not is_admin(user) or not uid or len(uid) > 150 or "\x00" in uid:
         return None  # (a NUL from the URL would not even reach PostgreSQL)
     return DirectoryUser.objects.filter(uid=uid).first()
-
-
-def invitation_for_token(token: str) -> tuple[Signup | None, str | None]:
-    """The invitation a token opens: ``(signup, None)``; or ``(signup or None, problem)`` where
-    problem is ``forged`` (no such token), ``revoked``, ``used`` or ``expired``."""
-    from clusterweb.accounts.services import invitation_problem, token_hash
-
-    if not token or len(token) > 200:
-        return None, "forged"
-    signup = Signup.objects.filter(token_hash=token_hash(token)).first()
-    if signup is None:
-        return None, "forged"
-    return signup, invitation_problem(signup, clock.now())

@@ -1,19 +1,20 @@
-"""Writes for accounts: logging in (with lockout), re-reading a user's groups, and the signup of
-new collaborators (invitation, form, approval, the LDAP account)."""
+"""Signup of new collaborators: invitations, the signup form, the admins' approval or rejection,
+and provisioning the LDAP account. The flow and its states are in docs/signup.md. Every write is
+audited. Writes to the directory and notifications run in tasks (``signup/tasks.py``) after the
+row asking for them commits; the invitation mail is sent at once, so the admin who invites sees
+whether it went."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from django.conf import settings
-from django.contrib.auth import authenticate, login, logout
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
@@ -22,19 +23,19 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from clusterweb import clock
-from clusterweb.accounts.backends import ClusterLDAPBackend, NoAccess
+from clusterweb.accounts.login.services import user_membership_refresh
 from clusterweb.accounts.models import (
     UNDECIDED_STATES,
     USERNAME_HOLDING_STATES,
     DirectoryUser,
-    DisabledAccount,
-    LoginThrottle,
     Signup,
     SignupState,
     User,
 )
 from clusterweb.accounts.passwords import ldap_password_hash
 from clusterweb.accounts.ssh_keys import PublicKey
+from clusterweb.accounts.tokens import token_hash
+from clusterweb.accounts.tunnels import connect_instructions, signup_tunnel_command
 from clusterweb.audit.services import audit_record
 from clusterweb.errors import DirectoryUnavailable, TransientError
 from clusterweb.failpoints import failpoint
@@ -45,145 +46,18 @@ from clusterweb.tasking import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
-SESSION_LOGIN_AT = "clusterweb_login_at"
-SESSION_LAST_SEEN = "clusterweb_last_seen"
-
-
-@dataclass(frozen=True)
-class LoginOutcome:
-    user: User | None = None
-    # One of: "invalid", "no_access", "locked", "unavailable"; None when the login succeeded.
-    error: str | None = None
-    retry_after_seconds: int = 0
-
-
-def username_key(username: str) -> str:
-    """The form a username is throttled under: LDAP's uid matching ignores case and the library
-    strips spaces, so ``Bob `` and ``bob`` are one account and share one counter."""
-    return username.strip().lower()[:150]
-
-
-def login_attempt(*, request: HttpRequest, username: str, password: str) -> LoginOutcome:
-    """Try to log ``username`` in on ``request``. Failures caused by an unreachable directory never
-    count towards the lockout; a correct password for a user in no group does not count either."""
-    key = username_key(username)
-    now = clock.now()
-    locked_until = (
-        LoginThrottle.objects.filter(username=key, locked_until__gt=now)
-        .values_list("locked_until", flat=True)
-        .first()
-    )
-    if locked_until:
-        audit_record(action="login.refused_locked", actor_username=key, request=request)
-        return LoginOutcome(
-            error="locked", retry_after_seconds=int((locked_until - now).total_seconds()) + 1
-        )
-    try:
-        user = authenticate(request, username=username, password=password)
-    except DirectoryUnavailable:
-        audit_record(action="login.directory_unavailable", actor_username=key, request=request)
-        return LoginOutcome(error="unavailable")
-    except NoAccess as refused:
-        audit_record(action="login.no_access", actor=refused.user, request=request)
-        return LoginOutcome(error="no_access")
-    if user is None:
-        locked = _failure_record(key, now)
-        audit_record(action="login.failed", actor_username=key, request=request)
-        if locked:
-            audit_record(
-                action="login.locked",
-                actor_username=key,
-                request=request,
-                detail={"seconds": settings.LOGIN_LOCKOUT_SECONDS},
-            )
-        return LoginOutcome(error="invalid")
-    LoginThrottle.objects.filter(username=key).delete()
-    login(request, user)
-    request.session[SESSION_LOGIN_AT] = now.timestamp()
-    request.session[SESSION_LAST_SEEN] = now.timestamp()
-    if not user.is_break_glass:
-        User.objects.filter(pk=user.pk).update(groups_checked_at=now)
-        _directory_copy_refresh(user.username)
-    audit_record(
-        action="login.break_glass" if user.is_break_glass else "login.succeeded",
-        actor=user,
-        request=request,
-    )
-    return LoginOutcome(user=user)
-
-
-def _directory_copy_refresh(uid: str) -> None:
-    """Refresh the user's row of the directory copy (the profile page reads it) after a login;
-    a failure here never fails the login: the periodic sync catches up."""
-    from clusterweb.accounts.account_services import directory_user_refresh
-    from clusterweb.errors import IntegrationError
-
-    try:
-        directory_user_refresh(uid=uid)
-    except IntegrationError as exc:
-        logger.warning("directory copy of %s not refreshed at login: %s", uid, exc)
-
-
-def _failure_record(key: str, now) -> bool:
-    """Count one failure for ``key``; lock it when the count reaches the limit. True if locked."""
-    window = timedelta(seconds=settings.LOGIN_LOCKOUT_WINDOW_SECONDS)
-    with transaction.atomic():
-        throttle, _ = LoginThrottle.objects.select_for_update().get_or_create(username=key)
-        if throttle.first_failure_at is None or now - throttle.first_failure_at > window:
-            throttle.failures = 0
-            throttle.first_failure_at = now
-        throttle.failures += 1
-        locked = throttle.failures >= settings.LOGIN_LOCKOUT_FAILURES
-        if locked:
-            # The next failure after the cool-off starts a fresh count.
-            throttle.locked_until = now + timedelta(seconds=settings.LOGIN_LOCKOUT_SECONDS)
-            throttle.failures = 0
-            throttle.first_failure_at = None
-        throttle.save()
-    return locked
-
-
-def logout_perform(*, request: HttpRequest, reason: str = "logout") -> None:
-    """End the session; ``reason`` is what the audit log records (logout, idle, access_revoked)."""
-    user = request.user if request.user.is_authenticated else None
-    logout(request)
-    if user is not None:
-        audit_record(action=f"session.{reason}", actor=user, request=request)
-
-
-def user_membership_refresh(*, user: User) -> User:
-    """Re-read ``user``'s groups from the directory and store the role flags.
-
-    A user no longer in the directory loses both roles. Raises ``DirectoryUnavailable`` when the
-    directory cannot be asked: the caller decides (the middleware keeps the session and asks again
-    at the next request).
-    """
-    refreshed = ClusterLDAPBackend().populate_user(user.username)
-    now = clock.now()
-    # A disabled account has no role, even if someone put it back in a group by hand: an admin
-    # enables it on the Users page (docs/accounts.md).
-    if refreshed is None or DisabledAccount.objects.filter(uid=user.username).exists():
-        User.objects.filter(pk=user.pk).update(
-            is_cluster_admin=False, is_collaborator=False, groups_checked_at=now
-        )
-    else:
-        User.objects.filter(pk=user.pk).update(groups_checked_at=now)
-    user.refresh_from_db()
-    return user
-
-
-# --- Signup: invitations, the signup form, approval and the LDAP account --------------------------
-# The flow and its states are in docs/signup.md. Every write is audited. Writes to the directory
-# and notifications run in tasks (tasks.py) after the row asking for them commits; the invitation
-# mail is sent at once, so the admin who invites sees whether it went.
 
 # A worker holds a signup's provisioning lease this long; the LDAP steps take well under a second,
 # so a lease that lapses means the worker died, and a retry or the sweeper may take over.
 PROVISION_LEASE_SECONDS = 120
+
+
 # Celery retries of an approval waiting for the directory: SIGNUP_RETRY_SECONDS doubling, capped
 # at 30 times it (5 minutes by default, far below Redis's one-hour visibility timeout). After the
 # last one the sweeper carries on every SIGNUP_SWEEP_SECONDS, so an approval is never dropped.
 PROVISION_MAX_RETRIES = 10
+
+
 _RETRY_CAP_FACTOR = 30
 
 
@@ -216,47 +90,12 @@ class InvitationOutcome:
     error: str = ""
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def signup_link(token: str) -> str:
     """The one-time link of an invitation, on the signup site. The token travels in the query
     string, which the access log never records (gunicorn_conf), and the signup site moves it into
-    its session at once (signup_views.signup_invitation)."""
+    its session at once (site_views.signup_invitation)."""
     path = reverse("signup_invitation", urlconf="clusterweb.urls_signup")
     return f"{settings.SIGNUP_BASE_URL.rstrip('/')}{path}?{urlencode({'token': token})}"
-
-
-def _port(url: str, default: int) -> int:
-    return urlsplit(url).port or default
-
-
-def _bind_port(bind: str, default: int) -> int:
-    tail = bind.rsplit(":", 1)[-1]
-    return int(tail) if tail.isdigit() else default
-
-
-def signup_tunnel_command() -> str:
-    """The command that reaches the signup site through the bastion's ``join`` account."""
-    local = _port(settings.SIGNUP_BASE_URL, 8001)
-    remote = _bind_port(settings.SIGNUP_BIND, 8001)
-    return (
-        f"ssh -N -L {local}:{settings.SIGNUP_HOST}:{remote} -p {settings.BASTION_PORT} "
-        f"{settings.SIGNUP_TUNNEL_USER}@{settings.BASTION_HOST}"
-    )
-
-
-def connect_instructions(username: str) -> dict[str, str]:
-    """How a new collaborator connects (the welcome email)."""
-    local = _port(settings.DASHBOARD_BASE_URL, 8000)
-    remote = _bind_port(settings.BIND, 8000)
-    at = f"-p {settings.BASTION_PORT} {username}@{settings.BASTION_HOST}"
-    return {
-        "ssh": f"ssh {at}",
-        "dashboard_tunnel": f"ssh -N -L {local}:{settings.DASHBOARD_HOST}:{remote} {at}",
-        "dashboard_url": settings.DASHBOARD_BASE_URL,
-    }
 
 
 def _require_admin(actor: Any, action: str) -> None:
@@ -943,25 +782,9 @@ def signups_sweep() -> dict[str, int]:
     return counts
 
 
-def user_from_directory(*, uid: str) -> User:
-    """The user ``uid`` as the directory has them now (groups re-read), for the command line's
-    ``--by``. A user who never logged in is created from LDAP; a local break-glass superuser is
-    taken as is. Raises PermissionDenied when the directory does not know ``uid``, and
-    DirectoryUnavailable when it cannot be asked."""
-    local = User.objects.filter(username=uid).first()
-    if local is not None and local.is_break_glass:
-        return local
-    user = ClusterLDAPBackend().populate_user(uid)
-    if user is None:
-        raise PermissionDenied(f"{uid} is not a user in the cluster's directory")
-    User.objects.filter(pk=user.pk).update(groups_checked_at=clock.now())
-    user.refresh_from_db()
-    return user
-
-
 def signup_tasks() -> Any:
     """The tasks module, imported late (it imports this one)."""
-    from clusterweb.accounts import tasks
+    from clusterweb.accounts.signup import tasks
 
     return tasks
 

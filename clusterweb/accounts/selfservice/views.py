@@ -14,12 +14,14 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from clusterweb.accounts import account_services, selectors, throttle
+from clusterweb.accounts import throttle
+from clusterweb.accounts.directory.services import AccountError, AccountStateError
 from clusterweb.accounts.forms import PasswordChangeForm, SSHKeyRemoveForm, SSHKeysAddForm
+from clusterweb.accounts.selfservice import selectors, services
 from clusterweb.accounts.ssh_keys import MAX_KEYS
 from clusterweb.errors import DirectoryUnavailable, IntegrationError
 
-REFUSALS = (account_services.AccountError, account_services.AccountStateError)
+REFUSALS = (AccountError, AccountStateError)
 UNAVAILABLE = (
     "The cluster's directory (LDAP) cannot be reached right now, so nothing was changed. Try "
     "again in a few minutes."
@@ -53,7 +55,7 @@ def profile(request: HttpRequest) -> HttpResponse:
 
 def _service_failed(form, exc: Exception) -> int:
     """Put a service's refusal on the form; the HTTP status to answer with."""
-    if isinstance(exc, account_services.AccountError):
+    if isinstance(exc, AccountError):
         form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         return 200
     if isinstance(exc, DirectoryUnavailable):
@@ -80,7 +82,7 @@ def password_change(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return _render(request, password_form=form)
     try:
-        account_services.password_change(
+        services.password_change(
             user=request.user,
             old_password=form.cleaned_data["old_password"],
             new_password=form.cleaned_data["new_password"],
@@ -104,7 +106,7 @@ def key_add(request: HttpRequest) -> HttpResponse:
         return _render(request, keys_form=form)
     keys = form.cleaned_data["ssh_keys"]
     try:
-        account_services.ssh_keys_add(user=request.user, keys=keys, request=request)
+        services.ssh_keys_add(user=request.user, keys=keys, request=request)
     except (*REFUSALS, IntegrationError) as exc:
         return _render(request, keys_form=form, status=_service_failed(form, exc))
     added = ", ".join(key.fingerprint for key in keys)
@@ -120,7 +122,7 @@ def key_remove(request: HttpRequest) -> HttpResponse:
         return _render(request, remove_form=form)
     fingerprint = form.cleaned_data["fingerprint"]
     try:
-        account_services.ssh_key_remove(user=request.user, fingerprint=fingerprint, request=request)
+        services.ssh_key_remove(user=request.user, fingerprint=fingerprint, request=request)
     except (*REFUSALS, IntegrationError) as exc:
         return _render(request, remove_form=form, status=_service_failed(form, exc))
     messages.success(request, f"Removed the key {fingerprint}.")

@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
 
 from clusterweb import clock
-from clusterweb.accounts import services
+from clusterweb.accounts.login import services
 from clusterweb.errors import DirectoryUnavailable
 
 # Requests that only poll for progress send this header (see base.html): they must not count as

@@ -1,12 +1,15 @@
 """Signup tasks: thin. Each loads by id, claims what it works on with a conditional UPDATE (in
-the service or the model's queryset), calls one service, and is safe to run twice."""
+the service or the model's queryset), calls one service, and is safe to run twice.
+
+Task names are kept from before the accounts package was split by concern
+(``clusterweb.accounts.tasks.*``): beat schedules and queued messages name a task by this string."""
 
 from __future__ import annotations
 
 from celery import shared_task
 from django.conf import settings
 
-from clusterweb.accounts import services
+from clusterweb.accounts.signup import services
 from clusterweb.errors import TransientError
 from clusterweb.health.jobs import periodic_job
 
@@ -51,25 +54,3 @@ def signup_rejection_notify(self, signup_id: int) -> None:
 @periodic_job("signup-sweep", lambda: settings.SIGNUP_SWEEP_SECONDS)
 def signup_sweep() -> dict[str, int]:
     return services.signups_sweep()
-
-
-@shared_task(name="clusterweb.accounts.tasks.directory_sync")
-@periodic_job("directory-sync", lambda: settings.DIRECTORY_SYNC_SECONDS)
-def directory_sync() -> dict[str, int]:
-    """Copy the directory's people, groups, keys and locks into the database (the Users and
-    profile pages read the copy)."""
-    from clusterweb.accounts import account_services
-
-    return account_services.directory_users_sync()
-
-
-@shared_task(name="clusterweb.accounts.tasks.password_reset_self_service", bind=True)
-def password_reset_self_service(self, email: str) -> None:
-    """A self-service reset request: look the address up and send the links, after the
-    response (which says the same whether the address is known or not)."""
-    from clusterweb.accounts import account_services
-
-    try:
-        account_services.password_reset_self_service(email=email)
-    except TransientError as exc:
-        raise self.retry(exc=exc, **_NOTIFY_RETRY) from None

@@ -1,0 +1,1 @@
+"""Directory administration: the directory copy, the Users page and its account actions."""

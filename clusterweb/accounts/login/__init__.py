@@ -1,0 +1,1 @@
+"""Logging in and out, the lockout, and the session rules (see the package docstring)."""
