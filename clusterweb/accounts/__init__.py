@@ -3,7 +3,7 @@
 - ``login/``: logging in with the per-username lockout, logging out, the session rules every
   request passes (idle timeout, group re-check), the ``--by`` user of the command line.
 - ``signup/``: invitations, the signup form (on the signup site), approval or rejection, and
-  provisioning the LDAP account.
+  provisioning the LDAP account (``provisioning.py``).
 - ``directory/``: the database copy of the directory and the Users page: disable, enable,
   promote, demote, and issuing password reset links.
 - ``selfservice/``: the profile page (one's own password and SSH keys) and using a reset link.

@@ -14,7 +14,7 @@ from django.db import connection
 from django.urls import reverse
 
 from clusterweb.accounts.models import Signup, SignupState
-from clusterweb.accounts.signup import services, tasks
+from clusterweb.accounts.signup import provisioning, services, tasks
 from clusterweb.audit.models import AuditEvent
 from sandbox import directory
 from tests.fixtures.personas import user_for
@@ -184,13 +184,13 @@ def test_auto_approval_does_not_trust_an_inviter_who_is_no_longer_admin(
 @pytest.mark.sqlite
 def test_the_provisioning_claim_is_one_conditional_update_with_a_lease(shared_clock):
     signup = make_signup(SignupState.PROVISIONING)
-    assert services.signup_provision_claim(signup_id=signup.pk) is not None
-    assert services.signup_provision_claim(signup_id=signup.pk) is None  # another worker has it
-    shared_clock.advance(services.PROVISION_LEASE_SECONDS + 1)
-    claimed = services.signup_provision_claim(signup_id=signup.pk)
+    assert provisioning.signup_provision_claim(signup_id=signup.pk) is not None
+    assert provisioning.signup_provision_claim(signup_id=signup.pk) is None  # another worker has it
+    shared_clock.advance(provisioning.PROVISION_LEASE_SECONDS + 1)
+    claimed = provisioning.signup_provision_claim(signup_id=signup.pk)
     assert claimed is not None and claimed.attempts == 2
     pending = make_signup(SignupState.PENDING_APPROVAL, username="erin")
-    assert services.signup_provision_claim(signup_id=pending.pk) is None
+    assert provisioning.signup_provision_claim(signup_id=pending.pk) is None
 
 
 def test_the_allocator_skips_a_number_someone_else_claimed(signup_directory, alice):
@@ -302,7 +302,7 @@ def test_a_worker_killed_mid_approval_recovers_to_one_account(
     # The dead worker still holds the lease: nobody else runs it until the lease lapses.
     provision(signup)
     assert Signup.objects.get(pk=signup.pk).state == SignupState.PROVISIONING
-    shared_clock.advance(services.PROVISION_LEASE_SECONDS + 1)
+    shared_clock.advance(provisioning.PROVISION_LEASE_SECONDS + 1)
     provision(signup)
     signup.refresh_from_db()
     assert signup.state == SignupState.ACTIVE

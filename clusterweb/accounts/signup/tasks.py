@@ -9,7 +9,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from clusterweb.accounts.signup import services
+from clusterweb.accounts.signup import provisioning, services
 from clusterweb.errors import TransientError
 from clusterweb.health.jobs import periodic_job
 
@@ -29,15 +29,15 @@ def signup_review(self, signup_id: int) -> None:
 @shared_task(
     name="clusterweb.accounts.tasks.signup_provision",
     bind=True,
-    max_retries=services.PROVISION_MAX_RETRIES,
+    max_retries=provisioning.PROVISION_MAX_RETRIES,
 )
 def signup_provision(self, signup_id: int) -> None:
     """An approved signup: write its LDAP account. Claims the signup's provisioning lease first;
     no claim (another worker has it, or it is done) means nothing to do."""
-    signup = services.signup_provision_claim(signup_id=signup_id)
+    signup = provisioning.signup_provision_claim(signup_id=signup_id)
     if signup is None:
         return
-    delay = services.signup_provision_attempt(signup=signup, retries=self.request.retries)
+    delay = provisioning.signup_provision_attempt(signup=signup, retries=self.request.retries)
     if delay is not None:
         raise self.retry(countdown=delay)
 
