@@ -31,7 +31,7 @@ from billing.models import (
     CostService,
 )
 from billing.money import amount
-from billing.pricebook import PriceBook
+from billing.prices.pricebook import PriceBook
 from clusterweb import clock
 from provisioning.models import (
     BILLED_STATES,

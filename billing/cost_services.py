@@ -35,7 +35,7 @@ from billing.models import (
     PriceKind,
     ResourceKind,
 )
-from billing.pricebook import PriceBook
+from billing.prices.pricebook import PriceBook
 from clusterweb import clock
 from clusterweb.errors import IntegrationError
 from clusterweb.integrations import aws

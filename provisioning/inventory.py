@@ -13,7 +13,7 @@ last error), so one outside system being down never stops or hides the others:
   latest CloudWatch size.
 
 ``spot_prices_sync`` records spot price points for the pools' instance types and zones since the
-last spot sync (``billing.services.spot_price_points_record``).
+last spot sync (``billing.prices.services.spot_price_points_record``).
 
 Both are safe to run twice: a second run over the same answers writes nothing to the inventory,
 and a run that finds another one in progress (a ``SyncClaim`` taken with a conditional UPDATE,
@@ -290,8 +290,8 @@ def _instance_record(instance: aws.InventoryInstance, node: Node | None, now: da
 
 def _price_gap_note(node: Node) -> None:
     """A new node of a type the catalog cannot price: admins see it on the Prices page."""
-    from billing import selectors as prices
-    from billing.services import price_gap_record
+    from billing.prices import selectors as prices
+    from billing.prices.services import price_gap_record
 
     if not prices.on_demand_quote(settings.AWS_REGION, node.instance_type).known:
         price_gap_record(
@@ -566,8 +566,8 @@ def spot_prices_sync(*, now: datetime | None = None) -> SyncResult:
 
 
 def _spot_sync(now: datetime) -> dict[str, Any]:
-    from billing import selectors as prices
-    from billing.services import SpotPoint, spot_price_points_record
+    from billing.prices import selectors as prices
+    from billing.prices.services import SpotPoint, spot_price_points_record
 
     region = settings.AWS_REGION
     types, zones = spot_price_targets()

@@ -17,7 +17,7 @@ from billing.cost_services import cost_rows_refresh
 from billing.costing import Transition, node_runs
 from billing.models import CostMonth, CostRow
 from billing.money import amount
-from billing.services import price_override_add
+from billing.prices.services import price_override_add
 from provisioning.models import ElasticAddress, NodeEvent, StoredData, Volume
 from sandbox.pools import sandbox_pool_data
 from tests.billing.conftest import spot_point, spot_record
