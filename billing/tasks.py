@@ -6,7 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from billing import cost_services
+from billing.costs import services as cost_services
 from clusterweb.errors import PermanentError
 from clusterweb.health.jobs import periodic_job
 

@@ -22,8 +22,8 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
-from billing import costing
-from billing.costing import Charge, Transition
+from billing.costs import costing
+from billing.costs.costing import Charge, Transition
 from billing.models import (
     IPV4_ITEM,
     BilledCost,
