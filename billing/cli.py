@@ -12,7 +12,7 @@ from django.core.management.base import OutputWrapper
 
 from billing.models import PriceOverride
 from billing.money import rate_str
-from billing.selectors import PriceQuote
+from billing.prices.selectors import PriceQuote
 from clusterweb.errors import IntegrationError
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_NOT_PERMITTED = 1, 2, 3

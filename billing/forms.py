@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django import forms
 
-from billing.estimates import MAX_PLAN_CHARS
 from billing.models import PriceKind
+from billing.prices.estimates import MAX_PLAN_CHARS
 
 
 class PlanForm(forms.Form):

@@ -9,9 +9,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from billing import estimates, selectors, services
 from billing.forms import OverrideAddForm, OverrideRemoveForm, PlanForm
 from billing.models import STORAGE_SERVICES, PriceKind
+from billing.prices import estimates, selectors, services
 from clusterweb.permissions import admin_required
 
 

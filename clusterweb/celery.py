@@ -61,7 +61,7 @@ def beat_schedule() -> dict[str, dict]:
         # prices that move a few times a day, and stays well inside SPOT_PRICE_MAX_AGE_HOURS, past
         # which spot prices count as unknown.
         "spot-price-sync": {
-            "task": "provisioning.tasks.spot_prices_sync",
+            "task": "billing.tasks.spot_prices_sync",
             "schedule": float(settings.SPOT_PRICE_SYNC_SECONDS),
         },
         # The cost refresh: recomputes this month's cost rows from the inventory and the price

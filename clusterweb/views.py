@@ -6,7 +6,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from billing.cost_selectors import dashboard_for
+from billing.costs.selectors import dashboard_for
 from clusterweb.health.services import health_report
 
 

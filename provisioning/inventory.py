@@ -12,8 +12,9 @@ last error), so one outside system being down never stops or hides the others:
 - ``storage``: EFS file systems (by tag) and S3 buckets (``S3_BUCKETS``, or by tag) with their
   latest CloudWatch size.
 
-``spot_prices_sync`` records spot price points for the pools' instance types and zones since the
-last spot sync (``billing.services.spot_price_points_record``).
+The spot price sync is billing's job (``billing.tasks.spot_prices_sync``); the inventory only
+answers which instance types and zones it covers (``spot_price_targets``) and lends it the claim
+and the part record (``sync_claim``, ``part_run``: its ``spot_prices`` part).
 
 Both are safe to run twice: a second run over the same answers writes nothing to the inventory,
 and a run that finds another one in progress (a ``SyncClaim`` taken with a conditional UPDATE,
@@ -36,12 +37,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from clusterweb import clock
-from clusterweb.errors import IntegrationError, PermanentError
+from clusterweb.errors import IntegrationError
 from clusterweb.integrations import aws, k8s
 from provisioning.models import (
     PART_EC2,
     PART_KUBERNETES,
-    PART_SPOT,
     PART_STORAGE,
     SPOT_INTERRUPTION_CODES,
     ElasticAddress,
@@ -74,8 +74,6 @@ CPU_PLACES = Decimal("0.001")
 # Windows for the newest CloudWatch datapoint: EFS publishes its size every few minutes, S3 once
 # a day (at midnight UTC), so S3 is read over two days.
 EFS_WINDOW, S3_WINDOW = timedelta(hours=6), timedelta(days=2)
-# How far back the first spot price sync reads (later ones start at the previous sync).
-SPOT_FIRST_WINDOW = timedelta(days=1)
 
 
 # --- Results -------------------------------------------------------------------------------------
@@ -146,7 +144,7 @@ def sync_release(name: str, token: str) -> None:
     SyncClaim.objects.filter(name=name, token=token).update(claimed_until=None, token="")
 
 
-def _part(name: str, work: Callable[[datetime], dict[str, Any]], now: datetime) -> PartResult:
+def part_run(name: str, work: Callable[[datetime], dict[str, Any]], now: datetime) -> PartResult:
     """Run one part and record its outcome in its ``SyncPart`` row. Integration errors are
     recorded and returned, never raised: the other parts still run."""
     SyncPart.objects.get_or_create(name=name)
@@ -176,7 +174,7 @@ def inventory_sync(*, now: datetime | None = None) -> SyncResult:
             (PART_KUBERNETES, _kubernetes_sync),
             (PART_STORAGE, _storage_sync),
         ):
-            result.parts[name] = _part(name, work, now)
+            result.parts[name] = part_run(name, work, now)
         return result
     finally:
         sync_release(INVENTORY_CLAIM, token)
@@ -290,8 +288,8 @@ def _instance_record(instance: aws.InventoryInstance, node: Node | None, now: da
 
 def _price_gap_note(node: Node) -> None:
     """A new node of a type the catalog cannot price: admins see it on the Prices page."""
-    from billing import selectors as prices
-    from billing.services import price_gap_record
+    from billing.prices import selectors as prices
+    from billing.prices.services import price_gap_record
 
     if not prices.on_demand_quote(settings.AWS_REGION, node.instance_type).known:
         price_gap_record(
@@ -549,45 +547,3 @@ def spot_price_targets() -> tuple[list[str], set[str] | None]:
     if not pools or any(not pool.zones for pool in pools):
         zones = None
     return sorted(types), zones
-
-
-def spot_prices_sync(*, now: datetime | None = None) -> SyncResult:
-    """Record spot price points since the region's last spot sync (see the module docstring)."""
-    now = clock.now() if now is None else now
-    token = sync_claim(SPOT_CLAIM, now=now)
-    if not token:
-        return SyncResult(claimed=False, at=now)
-    try:
-        result = SyncResult(claimed=True, at=now)
-        result.parts[PART_SPOT] = _part(PART_SPOT, _spot_sync, now)
-        return result
-    finally:
-        sync_release(SPOT_CLAIM, token)
-
-
-def _spot_sync(now: datetime) -> dict[str, Any]:
-    from billing import selectors as prices
-    from billing.services import SpotPoint, spot_price_points_record
-
-    region = settings.AWS_REGION
-    types, zones = spot_price_targets()
-    if not types:
-        return {"types": 0, "received": 0, "new": 0}
-    last = prices.spot_sync_last(region)
-    since = now - SPOT_FIRST_WINDOW
-    if last is not None and since < last.synced_at <= now:
-        since = last.synced_at
-    history = aws.spot_price_history(types, since)
-    points = [
-        SpotPoint(region, p.zone, p.instance_type, p.price, _utc(p.at))
-        for p in history
-        if p.zone.startswith(region)
-        and (zones is None or p.zone in zones)
-        and p.price.is_finite()
-        and p.price > 0
-    ]
-    try:
-        recorded = spot_price_points_record(points=points, synced_at=now, regions=[region])
-    except ValueError as exc:  # AWS answered something the catalog refuses to store
-        raise PermanentError(str(exc), system="aws", code="spot_price_invalid") from exc
-    return {"types": len(types), "received": recorded.received, "new": recorded.new}

@@ -12,8 +12,8 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Q, QuerySet, Sum
 
-from billing import selectors as prices
-from billing.selectors import PriceQuote
+from billing.prices import selectors as prices
+from billing.prices.selectors import PriceQuote
 from clusterweb import clock
 from clusterweb.permissions import is_admin
 from provisioning.models import (

@@ -1,5 +1,5 @@
-"""Inventory tasks: thin, periodic, safe to run twice (the services claim a row first; a run that
-finds another in progress does nothing)."""
+"""Inventory tasks (the spot price sync is billing's: ``billing.tasks``): thin, periodic, safe to
+run twice (the services claim a row first; a run that finds another in progress does nothing)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def retry_countdown(retries: int) -> int:
     return min(RETRY_FIRST_SECONDS * 2**retries, RETRY_CAP_SECONDS)
 
 
-def _outcome(task, result: inventory.SyncResult) -> dict:
+def sync_outcome(task, result: inventory.SyncResult) -> dict:
     """Retry a transient failure with backoff; raise a permanent one, so the heartbeat records
     it (the parts that worked are recorded either way)."""
     if result.transient_failure:
@@ -38,10 +38,4 @@ def _outcome(task, result: inventory.SyncResult) -> dict:
 @shared_task(name="provisioning.tasks.inventory_sync", bind=True, max_retries=RETRY_MAX)
 @periodic_job("inventory-sync", lambda: settings.INVENTORY_SYNC_SECONDS)
 def inventory_sync(self) -> dict:
-    return _outcome(self, inventory.inventory_sync())
-
-
-@shared_task(name="provisioning.tasks.spot_prices_sync", bind=True, max_retries=RETRY_MAX)
-@periodic_job("spot-price-sync", lambda: settings.SPOT_PRICE_SYNC_SECONDS)
-def spot_prices_sync(self) -> dict:
-    return _outcome(self, inventory.spot_prices_sync())
+    return sync_outcome(self, inventory.inventory_sync())

@@ -33,8 +33,8 @@ from typing import Any
 
 from django.conf import settings
 
-from billing import costing
-from billing.cost_services import cost_explorer_refresh, cost_rows_refresh
+from billing.costs import costing
+from billing.costs.services import cost_explorer_refresh, cost_rows_refresh
 from billing.models import CostRow, CostService
 from clusterweb import clock
 from clusterweb.integrations import aws
@@ -53,7 +53,7 @@ from sandbox.prices import sandbox_spot_prices_seed
 GIB = 1024**3
 HOME_FS, DATA_BUCKET = "sandbox-home", "sandbox-datasets"
 HOME_BYTES, DATA_BYTES = 20 * GIB, 150 * GIB
-# The estimate's services under Cost Explorer's names (billing.cost_selectors.CE_SERVICES).
+# The estimate's services under Cost Explorer's names (billing.costs.selectors.CE_SERVICES).
 CE_NAMES = {
     CostService.COMPUTE: "Amazon Elastic Compute Cloud - Compute",
     CostService.EBS: "EC2 - Other",

@@ -13,8 +13,8 @@ import hashlib
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from billing import selectors
-from billing.services import SpotPoint, SpotRecordResult, spot_price_points_record
+from billing.prices import selectors
+from billing.prices.services import SpotPoint, SpotRecordResult, spot_price_points_record
 from clusterweb import clock
 
 SANDBOX_SPOT_SOURCE = "sandbox (simulated spot price, not from AWS)"

@@ -2,7 +2,7 @@
 
 from django.db import migrations
 
-from billing.catalog import bundled_rows, catalog_rows_store
+from billing.prices.catalog import bundled_rows, catalog_rows_store
 from clusterweb import clock
 
 

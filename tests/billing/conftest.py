@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import pytest
 
-from billing.catalog import bundled_rows, catalog_rows_store
 from billing.models import CatalogPrice
-from billing.services import SpotPoint, spot_price_points_record
+from billing.prices.catalog import bundled_rows, catalog_rows_store
+from billing.prices.services import SpotPoint, spot_price_points_record
 from clusterweb import clock
 
 

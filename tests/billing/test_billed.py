@@ -13,8 +13,8 @@ import pytest
 from django.core.management import call_command
 
 from billing import tasks
-from billing.cost_selectors import month_billed
-from billing.cost_services import cost_explorer_refresh, cost_rows_refresh
+from billing.costs.selectors import month_billed
+from billing.costs.services import cost_explorer_refresh, cost_rows_refresh
 from billing.models import BilledCost, BilledDay, CostExplorerRead, CostRow
 from clusterweb.health.models import Heartbeat
 from clusterweb.integrations import aws as adapter

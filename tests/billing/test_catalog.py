@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 
-from billing.catalog import DATA_DIR, ON_DEMAND_FILE, bundled_rows
 from billing.models import CatalogPrice
+from billing.prices.catalog import DATA_DIR, ON_DEMAND_FILE, bundled_rows
 
 pytestmark = pytest.mark.sqlite
 

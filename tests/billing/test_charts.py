@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from billing.charts import daily_chart, nice_ceiling
+from billing.costs.charts import daily_chart, nice_ceiling
 
 JAN = date(2027, 1, 1)
 

@@ -12,7 +12,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from billing.cost_services import cost_rows_refresh
+from billing.costs.services import cost_rows_refresh
 from billing.models import BilledCost, BilledDay, CostExplorerRead
 from sandbox.pools import sandbox_pool_data
 from tests.provisioning.conftest import node_make

@@ -12,12 +12,12 @@ from decimal import Decimal
 
 import pytest
 
-from billing import costing
-from billing.cost_services import cost_rows_refresh
-from billing.costing import Transition, node_runs
+from billing.costs import costing
+from billing.costs.costing import Transition, node_runs
+from billing.costs.services import cost_rows_refresh
 from billing.models import CostMonth, CostRow
 from billing.money import amount
-from billing.services import price_override_add
+from billing.prices.services import price_override_add
 from provisioning.models import ElasticAddress, NodeEvent, StoredData, Volume
 from sandbox.pools import sandbox_pool_data
 from tests.billing.conftest import spot_point, spot_record

@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from billing.cost_services import cost_rows_refresh
+from billing.costs.services import cost_rows_refresh
 from billing.models import BilledCost, BilledDay, CostExplorerRead
 from clusterweb.accounts.login.services import SESSION_LAST_SEEN
 from sandbox.pools import sandbox_pool_data

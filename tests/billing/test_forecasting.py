@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import time_machine
 
-from billing.forecasting import (
+from billing.costs.forecasting import (
     ADDRESSES,
     BASE,
     BURST,

@@ -5,8 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from billing import selectors
 from billing.models import PriceOverride
+from billing.prices import selectors
 from clusterweb import clock
 from tests.billing.conftest import spot_point, spot_record
 

@@ -9,8 +9,8 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from billing import selectors
 from billing.models import CatalogPrice, PriceOverride
+from billing.prices import selectors
 from clusterweb.audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from billing.cost_selectors import cost_overview
+from billing.costs.selectors import cost_overview
 from billing.models import BilledDay, CostRow
 from provisioning import inventory
 from provisioning.models import Node, NodeEvent, StoredData, Volume

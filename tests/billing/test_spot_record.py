@@ -5,9 +5,9 @@ from decimal import Decimal
 
 import pytest
 
-from billing import selectors
 from billing.models import SpotPricePoint, SpotPriceSync
-from billing.services import SpotPoint, spot_price_points_record
+from billing.prices import selectors
+from billing.prices.services import SpotPoint, spot_price_points_record
 from clusterweb import clock
 from sandbox.prices import SANDBOX_SPOT_SOURCE, sandbox_spot_prices_seed
 from tests.billing.conftest import spot_point

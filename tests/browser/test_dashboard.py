@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from playwright.sync_api import expect
 
-from billing.cost_services import cost_rows_refresh
+from billing.costs.services import cost_rows_refresh
 from tests.billing.conftest import bundled_catalog_ensure
 from tests.billing.test_dashboard import cluster
 from tests.provisioning.conftest import node_make

@@ -10,6 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
+from billing import tasks as billing_tasks
 from billing.models import SpotPricePoint, SpotPriceSync
 from clusterweb import clock
 from clusterweb.celery import beat_schedule
@@ -27,7 +28,7 @@ def test_both_syncs_are_in_the_beat_schedule_at_their_configured_intervals(setti
         "task": "provisioning.tasks.inventory_sync",
         "schedule": 45.0,
     }
-    assert schedule["spot-price-sync"]["task"] == "provisioning.tasks.spot_prices_sync"
+    assert schedule["spot-price-sync"]["task"] == "billing.tasks.spot_prices_sync"
     assert schedule["spot-price-sync"]["schedule"] == float(settings.SPOT_PRICE_SYNC_SECONDS)
 
 
@@ -107,7 +108,7 @@ def _pools():
 def test_the_spot_price_sync_records_points_for_the_pools_types_and_zones(cloud):
     _pools()
 
-    outcome = tasks.spot_prices_sync.apply()
+    outcome = billing_tasks.spot_prices_sync.apply()
 
     assert outcome.successful(), outcome.traceback
     points = SpotPricePoint.objects.all()
@@ -120,7 +121,7 @@ def test_the_spot_price_sync_records_points_for_the_pools_types_and_zones(cloud)
     assert Heartbeat.objects.get(name="spot-price-sync").last_ok_at is not None
 
     count = points.count()
-    tasks.spot_prices_sync.apply()
+    billing_tasks.spot_prices_sync.apply()
     assert SpotPricePoint.objects.count() == count  # points already stored stay as they are
 
 

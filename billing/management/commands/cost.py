@@ -6,7 +6,7 @@ from datetime import date
 from django.core.management.base import BaseCommand
 
 from billing.cli import EXIT_BAD_INPUT, emit_json, fail
-from billing.cost_selectors import NONE, cost_overview
+from billing.costs.selectors import NONE, cost_overview
 from billing.money import amount_str
 from clusterweb import clock
 

@@ -6,8 +6,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand
 
 from billing.cli import EXIT_BAD_INPUT, emit_json, fail
-from billing.estimates import PlanError, estimate_run
 from billing.money import amount_str, rate_str
+from billing.prices.estimates import PlanError, estimate_run
 
 
 class Command(BaseCommand):

@@ -6,7 +6,6 @@ from pathlib import Path
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand
 
-from billing import selectors, services
 from billing.cli import (
     EXIT_BAD_INPUT,
     EXIT_NOT_PERMITTED,
@@ -17,6 +16,7 @@ from billing.cli import (
     quote_json,
 )
 from billing.models import PriceKind
+from billing.prices import selectors, services
 
 
 class Command(BaseCommand):

@@ -17,7 +17,6 @@ from django.db import transaction
 from django.db.models import Count, F
 from django.http import HttpRequest
 
-from billing.catalog import OfferImport, catalog_rows_store, offer_file_parse
 from billing.models import (
     IPV4_ITEM,
     STORAGE_SERVICES,
@@ -31,6 +30,7 @@ from billing.models import (
     SpotPriceSync,
 )
 from billing.money import positive_decimal, rate_str
+from billing.prices.catalog import OfferImport, catalog_rows_store, offer_file_parse
 from clusterweb import clock
 from clusterweb.audit.services import audit_record
 from clusterweb.permissions import is_admin

@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 ON_DEMAND_FILE = DATA_DIR / "on_demand_prices.csv"
 STORAGE_FILE = DATA_DIR / "storage_prices.csv"
 IPV4_FILE = DATA_DIR / "ipv4_prices.csv"

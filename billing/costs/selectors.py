@@ -18,9 +18,9 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Count, Max, Q, Sum
 
-from billing import costing, forecasting
-from billing.cost_services import CE_REQUEST_USD
-from billing.forecasting import Forecast, RunningItem
+from billing.costs import costing, forecasting
+from billing.costs.forecasting import Forecast, RunningItem
+from billing.costs.services import CE_REQUEST_USD
 from billing.models import (
     STORAGE_SERVICES,
     BilledCost,
@@ -31,7 +31,7 @@ from billing.models import (
     CostService,
 )
 from billing.money import amount
-from billing.pricebook import PriceBook
+from billing.prices.pricebook import PriceBook
 from clusterweb import clock
 from provisioning.models import (
     BILLED_STATES,
@@ -489,7 +489,7 @@ def dashboard_for(user: Any, *, now: datetime | None = None) -> dict[str, Any]:
     restricted as on the Nodes page."""
     from django.urls import reverse
 
-    from billing.charts import daily_chart
+    from billing.costs.charts import daily_chart
     from clusterweb.permissions import is_admin
     from provisioning.selectors import node_inventory, nodes_visible_to
 

@@ -24,9 +24,9 @@ from typing import Any
 
 from django.conf import settings
 
-from billing import selectors
 from billing.models import STORAGE_SERVICES, PriceKind
 from billing.money import CURRENCY, MAXIMUM, amount, amount_str, positive_decimal, rate_str
+from billing.prices import selectors
 from clusterweb import clock
 
 MAX_ITEMS = 200
@@ -363,7 +363,7 @@ def estimate_compute(*, plan: dict[str, Any], at: datetime | None = None) -> Est
 def estimate_run(*, plan_text: str, at: datetime | None = None) -> Estimate:
     """Parse and price a plan; a price the catalog lacks is noted for the admins (Prices page)
     before the PlanError goes up to the page or the command line."""
-    from billing.services import INSTANCE_TYPE_RE, price_gap_record
+    from billing.prices.services import INSTANCE_TYPE_RE, price_gap_record
 
     try:
         return estimate_compute(plan=plan_parse(plan_text), at=at)

@@ -1,6 +1,7 @@
-"""Every price of one region over a stretch of time, loaded in a fixed number of queries, answering
-"what did X cost per unit at T" with the same rules as ``billing.selectors`` (which answers one
-question per few queries: right for a page showing one price, wrong for a month of pieces).
+"""Every price of one region over a stretch of time, loaded in a fixed number of queries,
+answering "what did X cost per unit at T" with the same rules as ``billing.prices.selectors``
+(which answers one question per few queries: right for a page showing one price, wrong for a
+month of pieces).
 
 The cost refresh asks it for every piece of every resource of a month; the dashboard's forecast
 asks it for today's prices of what runs now. ``breakpoints`` tells where a price may change, so
@@ -25,7 +26,7 @@ from billing.models import (
     SpotPricePoint,
     SpotPriceSync,
 )
-from billing.selectors import PriceQuote, _catalog_resolve, _spot_resolve
+from billing.prices.selectors import PriceQuote, _catalog_resolve, _spot_resolve
 
 
 class PriceBook:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from billing.costing import HOUR, cut, month_after, month_seconds, month_start, seconds
+from billing.costs.costing import HOUR, cut, month_after, month_seconds, month_start, seconds
 from billing.money import amount
 
 BASE, BURST, STORAGE, ADDRESSES, PLANNED = "base", "burst", "storage", "addresses", "planned"

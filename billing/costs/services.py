@@ -22,8 +22,8 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
-from billing import costing
-from billing.costing import Charge, Transition
+from billing.costs import costing
+from billing.costs.costing import Charge, Transition
 from billing.models import (
     IPV4_ITEM,
     BilledCost,
@@ -35,7 +35,7 @@ from billing.models import (
     PriceKind,
     ResourceKind,
 )
-from billing.pricebook import PriceBook
+from billing.prices.pricebook import PriceBook
 from clusterweb import clock
 from clusterweb.errors import IntegrationError
 from clusterweb.integrations import aws

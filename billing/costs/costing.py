@@ -1,5 +1,5 @@
 """The cost model: how lifetimes, sizes and prices become money. Pure functions, no database: the
-price of a moment comes from a callable (``billing.pricebook.PriceBook`` in production).
+price of a moment comes from a callable (``billing.prices.pricebook.PriceBook`` in production).
 
 The rules (docs/costs.md says why each one holds):
 
@@ -138,7 +138,7 @@ def node_runs(
 
 # --- Pricing pieces of time ----------------------------------------------------------------------
 class Quote(Protocol):
-    """What a charge needs from a price lookup (``billing.selectors.PriceQuote`` has it)."""
+    """What a charge needs from a price lookup (``billing.prices.selectors.PriceQuote`` has it)."""
 
     price: Decimal | None
     kind: str

@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
+from billing.cli import EXIT_FAILED, emit_json, fail
+from billing.tasks import spot_prices_run
 from provisioning import inventory
-from provisioning.cli import EXIT_FAILED, emit_json, fail
 
 
+# In billing, not provisioning: it runs the inventory sync and billing's spot price sync, and the
+# inventory imports nothing from billing's jobs (tests/test_layers.py).
 class Command(BaseCommand):
     help = (
         "Run one inventory sync now (EC2, Kubernetes, volumes, storage sizes, public IPv4) and "
@@ -21,7 +24,7 @@ class Command(BaseCommand):
     def handle(self, *args, no_spot_prices: bool, json: bool, **options):
         results = {"inventory": inventory.inventory_sync()}
         if not no_spot_prices:
-            results["spot_prices"] = inventory.spot_prices_sync()
+            results["spot_prices"] = spot_prices_run()
         if json:
             emit_json(self.stdout, {"sync": {k: r.as_json() for k, r in results.items()}})
         else:
