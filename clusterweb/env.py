@@ -161,6 +161,34 @@ def database_url_problem(url: str) -> str | None:
     return None
 
 
+def env_choice(name: str, default: str, help: str, *, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (case-insensitive; returned as spelled in ``choices``)."""
+    _register(name, "string", default, f"{help} One of {', '.join(choices)}.")
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    for choice in choices:
+        if value.lower() == choice.lower():
+            return choice
+    raise _bad(name, value, f"expected one of {', '.join(choices)}")
+
+
+def env_bind(name: str, default: str, help: str) -> str:
+    """A listen address for gunicorn: ``HOST:PORT``, ``[V6]:PORT`` or ``unix:PATH``."""
+    _register(name, "string", default, help)
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    if value.startswith("unix:"):
+        if len(value) > len("unix:"):
+            return value
+    else:
+        host, sep, port = value.rpartition(":")
+        if sep and host and port.isdigit() and 1 <= int(port) <= 65535:
+            return value
+    raise _bad(name, value, "expected HOST:PORT (a port from 1 to 65535) or unix:PATH")
+
+
 def env_secret(name: str, default: str, help: str) -> str:
     """A secret from ``NAME`` or from the file named by ``NAME_FILE`` (Kubernetes secrets, Docker
     secrets). Never include the value in an error message."""

@@ -18,7 +18,9 @@ from django.core.exceptions import ImproperlyConfigured
 from clusterweb.env import (
     REGISTRY,
     database_url_problem,
+    env_bind,
     env_bool,
+    env_choice,
     env_float,
     env_int,
     env_list,
@@ -74,12 +76,12 @@ IN_CLUSTER = env_bool(
     "the bastion (no Ingress): only then may the web server bind a "
     "non-loopback address.",
 )
-BIND = env_str(
+BIND = env_bind(
     "CLUSTERWEB_BIND",
     "127.0.0.1:8000",
     "Address the web server (gunicorn) binds. Must be loopback unless CLUSTERWEB_IN_CLUSTER=1.",
 )
-SIGNUP_BIND = env_str(
+SIGNUP_BIND = env_bind(
     "CLUSTERWEB_SIGNUP_BIND",
     "127.0.0.1:8001",
     "Address the signup site binds. Same loopback rule as CLUSTERWEB_BIND.",
@@ -111,7 +113,12 @@ ALLOWED_HOSTS = env_list(
     "answer every request with 400.",
     required=True,
 )
-LOG_LEVEL = env_str("LOG_LEVEL", "INFO", "Level of the application's log (DEBUG, INFO, WARNING).")
+LOG_LEVEL = env_choice(
+    "LOG_LEVEL",
+    "INFO",
+    "Level of the application's log.",
+    choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+)
 
 # --- Applications -------------------------------------------------------------------------------
 INSTALLED_APPS = [

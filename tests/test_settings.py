@@ -82,6 +82,9 @@ BREAKS_EVERY_PAGE = [
     ("SESSION_MAX_AGE_SECONDS", str(10**20)),
     ("AUTH_RECHECK_SECONDS", str(10**15)),
     ("PASSWORD_RESET_HOURS", str(10**12)),
+    ("LOG_LEVEL", "LOUD"),  # logging.config fails with a traceback in every process
+    ("CLUSTERWEB_BIND", "127.0.0.1:abc"),
+    ("CLUSTERWEB_SIGNUP_BIND", "127.0.0.1"),
 ]
 
 
