@@ -38,6 +38,7 @@ MAX_TIMEOUT_SECONDS = 600  # the longest any single outside call may hang a work
 MAX_INTERVAL_SECONDS = 366 * 24 * 3600  # a year: no interval or lifetime here is longer
 MAX_INTERVAL_HOURS = 366 * 24
 MAX_COUNT = 100_000
+
 VAR_DIR = Path(
     env_str(
         "CLUSTERWEB_VAR_DIR",
