@@ -5,15 +5,11 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clusterweb.settings")
-    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 
-    try:
-        from django.conf import settings
+    from clusterweb.startup import exit_on_configuration_error
 
-        settings.INSTALLED_APPS  # noqa: B018 - reads the environment now, to report it cleanly
-    except ImproperlyConfigured as exc:
-        sys.exit(f"clusterweb: configuration error: {exc}")
+    exit_on_configuration_error()  # reads the environment now, to report it in one line
     execute_from_command_line(sys.argv)
 
 

@@ -1,9 +1,9 @@
 """The one clock domain code reads.
 
-``now()`` is timezone-aware UTC. Under test settings (``CLUSTERWEB_TEST``) it adds an offset in
-seconds read from the file named by ``CLUSTERWEB_CLOCK_FILE``, so a test can move time for every
-process of the run at once (the web server, a Celery worker subprocess, beat). In every other
-configuration the file is never read.
+``now()`` is timezone-aware UTC. Under the test settings (``TESTING``, tests/settings.py) it adds
+an offset in seconds read from the file named by ``CLUSTERWEB_CLOCK_FILE``, so a test can move
+time for every process of the run at once (the web server, a Celery worker subprocess, beat). In
+every other configuration the file is never read.
 """
 
 from __future__ import annotations

@@ -4,11 +4,15 @@ Each reader registers the variable it reads (name, kind, default, meaning) in ``
 settings module is the one list of configuration: ``.env.example``, the README table and the
 compose file are checked against it by tests.
 
-A malformed value raises ``ImproperlyConfigured`` naming the variable, which stops start-up.
+A malformed value raises ``ImproperlyConfigured`` naming the variable, which stops start-up. So
+does a value that parses but could not work: every number is finite and has an upper bound (a
+duration of 10**20 seconds overflows ``timedelta`` in the middleware on every request), a database
+URL names its database, a list that must not be empty is not.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +28,7 @@ class Var:
     default: str
     help: str
     secret: bool = False
+    maximum: float | None = None
 
 
 REGISTRY: dict[str, Var] = {}
@@ -32,8 +37,15 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-def _register(name: str, kind: str, default: object, help: str, secret: bool = False) -> None:
-    REGISTRY[name] = Var(name, kind, "" if default is None else str(default), help, secret)
+def _register(
+    name: str,
+    kind: str,
+    default: object,
+    help: str,
+    secret: bool = False,
+    maximum: float | None = None,
+) -> None:
+    REGISTRY[name] = Var(name, kind, "" if default is None else str(default), help, secret, maximum)
 
 
 def _raw(name: str) -> str | None:
@@ -66,7 +78,10 @@ def env_bool(name: str, default: bool, help: str) -> bool:
 def env_int(
     name: str, default: int, help: str, *, minimum: int = 0, maximum: int | None = None
 ) -> int:
-    _register(name, "integer", default, help)
+    """A whole number in ``[minimum, maximum]``. Give every reader a maximum (a test checks the
+    registry): each number Clusterweb reads is a count, a size or a duration, and an unbounded one
+    fails later, on every request."""
+    _register(name, "integer", default, help, maximum=maximum)
     value = _raw(name)
     if value is None or value == "":
         return default
@@ -80,8 +95,11 @@ def env_int(
     return number
 
 
-def env_float(name: str, default: float, help: str, *, minimum: float = 0.0) -> float:
-    _register(name, "number", default, help)
+def env_float(
+    name: str, default: float, help: str, *, minimum: float = 0.0, maximum: float | None = None
+) -> float:
+    """A finite number in ``[minimum, maximum]`` (``inf`` and ``nan`` parse as floats: refused)."""
+    _register(name, "number", default, help, maximum=maximum)
     value = _raw(name)
     if value is None or value == "":
         return default
@@ -89,17 +107,22 @@ def env_float(name: str, default: float, help: str, *, minimum: float = 0.0) -> 
         number = float(value)
     except ValueError:
         raise _bad(name, value, "expected a number") from None
-    if number < minimum or number != number:  # NaN fails the second test
-        raise _bad(name, value, f"expected a number of at least {minimum}")
+    if not math.isfinite(number) or number < minimum or (maximum is not None and number > maximum):
+        upper = "" if maximum is None else f" and at most {maximum}"
+        raise _bad(name, value, f"expected a finite number of at least {minimum}{upper}")
     return number
 
 
-def env_list(name: str, default: list[str], help: str) -> list[str]:
+def env_list(name: str, default: list[str], help: str, *, required: bool = False) -> list[str]:
+    """Comma-separated items; ``required`` refuses a value with no item in it."""
     _register(name, "comma-separated list", ",".join(default), help)
     value = _raw(name)
     if value is None:
         return list(default)
-    return [item.strip() for item in value.split(",") if item.strip()]
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if required and not items:
+        raise _bad(name, value, "expected at least one item")
+    return items
 
 
 def env_url(
@@ -111,14 +134,59 @@ def env_url(
         return default
     parts = urlsplit(value)
     if parts.scheme not in schemes:
-        raise _bad(name, _redact(value), f"expected a URL starting with {' or '.join(schemes)}")
+        raise _bad(name, redact_url(value), f"expected a URL starting with {' or '.join(schemes)}")
     try:
         parts.port  # noqa: B018 - a non-numeric port raises ValueError here
     except ValueError:
-        raise _bad(name, _redact(value), "the port is not a number") from None
+        raise _bad(name, redact_url(value), "the port is not a number") from None
     if parts.scheme not in ("sqlite", "file") and not parts.hostname:
-        raise _bad(name, _redact(value), "the URL has no host")
+        raise _bad(name, redact_url(value), "the URL has no host")
     return value
+
+
+def database_url_problem(url: str) -> str | None:
+    """What makes a database URL unusable although it parses, or None. ``sqlite://x.db`` reads
+    ``x.db`` as a host and ``sqlite://`` as nothing: dj-database-url turns both into an in-memory
+    database that each process (web, worker, beat) holds alone and loses on exit."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        if (
+            parts.netloc
+            or not parts.path.startswith("/")
+            or parts.path.strip("/") in ("", ":memory:")
+        ):
+            return "expected sqlite:///ABSOLUTE/PATH (three slashes, then a file)"
+    elif not parts.path.strip("/"):
+        return "the URL names no database (postgres://USER:PASSWORD@HOST:PORT/NAME)"
+    return None
+
+
+def env_choice(name: str, default: str, help: str, *, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (case-insensitive; returned as spelled in ``choices``)."""
+    _register(name, "string", default, f"{help} One of {', '.join(choices)}.")
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    for choice in choices:
+        if value.lower() == choice.lower():
+            return choice
+    raise _bad(name, value, f"expected one of {', '.join(choices)}")
+
+
+def env_bind(name: str, default: str, help: str) -> str:
+    """A listen address for gunicorn: ``HOST:PORT``, ``[V6]:PORT`` or ``unix:PATH``."""
+    _register(name, "string", default, help)
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    if value.startswith("unix:"):
+        if len(value) > len("unix:"):
+            return value
+    else:
+        host, sep, port = value.rpartition(":")
+        if sep and host and port.isdigit() and 1 <= int(port) <= 65535:
+            return value
+    raise _bad(name, value, "expected HOST:PORT (a port from 1 to 65535) or unix:PATH")
 
 
 def env_secret(name: str, default: str, help: str) -> str:
@@ -138,7 +206,7 @@ def env_secret(name: str, default: str, help: str) -> str:
     return default if value is None or value == "" else value
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password:
         return url.replace(f":{parts.password}@", ":***@", 1)

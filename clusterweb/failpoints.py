@@ -1,7 +1,7 @@
 """Named failpoints: let a test crash, fail or pause a process at an exact step.
 
 ``failpoint("launch.after_run_instances")`` does nothing unless the test settings are active
-(``CLUSTERWEB_TEST``) and ``CLUSTERWEB_FAILPOINTS`` arms that name. The variable holds
+(``TESTING`` in tests/settings.py) and ``CLUSTERWEB_FAILPOINTS`` arms that name. The variable holds
 ``name=action;name=action`` or ``@PATH``, a file holding the same text and re-read when it changes,
 so a test can arm a failpoint in a worker that is already running. Actions:
 

@@ -11,6 +11,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clusterweb.settings")
 from django.conf import settings
 
 from clusterweb.bind import bind_refusal
+from clusterweb.startup import exit_on_configuration_error
+
+# Before anything reads a setting: a bad variable stops the arbiter with one line.
+exit_on_configuration_error()
 
 # The signup site (CLUSTERWEB_SITE=signup) is the same application on its own address.
 bind = [settings.SIGNUP_BIND if settings.SITE == "signup" else settings.BIND]

@@ -17,16 +17,28 @@ from django.core.exceptions import ImproperlyConfigured
 
 from clusterweb.env import (
     REGISTRY,
+    database_url_problem,
+    env_bind,
     env_bool,
+    env_choice,
     env_float,
     env_int,
     env_list,
     env_secret,
     env_str,
     env_url,
+    redact_url,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# Upper bounds of the numbers read below: every one is finite and bounded (a duration of 10**20
+# seconds passes a "whole number" test and then overflows timedelta on every request).
+MAX_TIMEOUT_SECONDS = 600  # the longest any single outside call may hang a worker
+MAX_INTERVAL_SECONDS = 366 * 24 * 3600  # a year: no interval or lifetime here is longer
+MAX_INTERVAL_HOURS = 366 * 24
+MAX_COUNT = 100_000
+
 VAR_DIR = Path(
     env_str(
         "CLUSTERWEB_VAR_DIR",
@@ -37,16 +49,16 @@ VAR_DIR = Path(
 )
 
 # --- Process mode -------------------------------------------------------------------------------
-TESTING = env_bool(
-    "CLUSTERWEB_TEST",
-    False,
-    "Set by the test settings: enables the shared test "
-    "clock and failpoints. Never set it in production.",
-)
+# The test seams (the movable clock, failpoints, a fast password hasher) are switched on by the
+# test settings module (tests/settings.py) and by nothing this module reads: a variable left set
+# in a production environment cannot change how Clusterweb behaves. (A web, worker or beat start
+# that finds CLUSTERWEB_TEST set refuses to run: clusterweb.startup.)
+TESTING = False
 SANDBOX_ENV_FILE = VAR_DIR / "sandbox" / "env"
-if not TESTING and SANDBOX_ENV_FILE.exists():
+if SANDBOX_ENV_FILE.exists():
     # `make run` writes this file so that manage.py in the same checkout reaches the running
-    # sandbox. Variables already set in the environment win.
+    # sandbox. Variables already set in the environment win. (The test settings give every run
+    # its own CLUSTERWEB_VAR_DIR, where no such file exists.)
     for _line in SANDBOX_ENV_FILE.read_text().splitlines():
         _key, _sep, _value = _line.partition("=")
         if _sep and _key.strip() and not _key.lstrip().startswith("#"):
@@ -65,12 +77,12 @@ IN_CLUSTER = env_bool(
     "the bastion (no Ingress): only then may the web server bind a "
     "non-loopback address.",
 )
-BIND = env_str(
+BIND = env_bind(
     "CLUSTERWEB_BIND",
     "127.0.0.1:8000",
     "Address the web server (gunicorn) binds. Must be loopback unless CLUSTERWEB_IN_CLUSTER=1.",
 )
-SIGNUP_BIND = env_str(
+SIGNUP_BIND = env_bind(
     "CLUSTERWEB_SIGNUP_BIND",
     "127.0.0.1:8001",
     "Address the signup site binds. Same loopback rule as CLUSTERWEB_BIND.",
@@ -98,9 +110,16 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list(
     "ALLOWED_HOSTS",
     ["127.0.0.1", "localhost", "[::1]"],
-    "Host names the site answers to (the tunnel's end is 127.0.0.1).",
+    "Host names the site answers to (the tunnel's end is 127.0.0.1). Never empty: Django would "
+    "answer every request with 400.",
+    required=True,
 )
-LOG_LEVEL = env_str("LOG_LEVEL", "INFO", "Level of the application's log (DEBUG, INFO, WARNING).")
+LOG_LEVEL = env_choice(
+    "LOG_LEVEL",
+    "INFO",
+    "Level of the application's log.",
+    choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+)
 
 # --- Applications -------------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -184,7 +203,13 @@ DATABASE_TIMEOUT = env_int(
     5,
     "Seconds to wait for a database connection or (SQLite) a write lock.",
     minimum=1,
+    maximum=MAX_TIMEOUT_SECONDS,
 )
+_problem = database_url_problem(DATABASE_URL)
+if _problem:
+    raise ImproperlyConfigured(
+        f"Environment variable DATABASE_URL={redact_url(DATABASE_URL)!r} is malformed: {_problem}"
+    )
 _db = dj_database_url.parse(DATABASE_URL)
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
@@ -232,6 +257,7 @@ LDAP_TIMEOUT = env_float(
     "Seconds before an LDAP connect or operation is "
     "given up (the login page then says the directory is unreachable).",
     minimum=0.1,
+    maximum=MAX_TIMEOUT_SECONDS,
 )
 LDAP_START_TLS = env_bool("LDAP_START_TLS", False, "Use StartTLS on ldap:// connections.")
 AUTH_RECHECK_SECONDS = env_int(
@@ -239,6 +265,7 @@ AUTH_RECHECK_SECONDS = env_int(
     300,
     "How often a logged-in user's groups are re-read from the directory.",
     minimum=1,
+    maximum=MAX_INTERVAL_SECONDS,
 )
 
 AUTH_LDAP_SERVER_URI = LDAP_URI
@@ -277,12 +304,21 @@ LOGIN_LOCKOUT_FAILURES = env_int(
     5,
     "Failed logins for one username (within the window) that lock it.",
     minimum=1,
+    maximum=MAX_COUNT,
 )
 LOGIN_LOCKOUT_WINDOW_SECONDS = env_int(
-    "LOGIN_LOCKOUT_WINDOW_SECONDS", 900, "Window in which failures are counted.", minimum=1
+    "LOGIN_LOCKOUT_WINDOW_SECONDS",
+    900,
+    "Window in which failures are counted.",
+    minimum=1,
+    maximum=MAX_INTERVAL_SECONDS,
 )
 LOGIN_LOCKOUT_SECONDS = env_int(
-    "LOGIN_LOCKOUT_SECONDS", 900, "How long a locked username stays locked (cool-off).", minimum=1
+    "LOGIN_LOCKOUT_SECONDS",
+    900,
+    "How long a locked username stays locked (cool-off).",
+    minimum=1,
+    maximum=MAX_INTERVAL_SECONDS,
 )
 
 # --- Sessions and cookies -----------------------------------------------------------------------
@@ -293,9 +329,14 @@ SESSION_IDLE_SECONDS = env_int(
     3600,
     "Inactivity after which a session ends (background polling does not count as activity).",
     minimum=60,
+    maximum=MAX_INTERVAL_SECONDS,
 )
 SESSION_COOKIE_AGE = env_int(
-    "SESSION_MAX_AGE_SECONDS", 12 * 3600, "Absolute session lifetime.", minimum=60
+    "SESSION_MAX_AGE_SECONDS",
+    12 * 3600,
+    "Absolute session lifetime.",
+    minimum=60,
+    maximum=MAX_INTERVAL_SECONDS,
 )
 # The signup site has its own cookie names: a dashboard session means nothing there.
 SESSION_COOKIE_NAME = "clusterweb_signup_session" if SITE == "signup" else "clusterweb_session"
@@ -338,7 +379,11 @@ REDIS_URL = env_url(
     schemes=("redis", "rediss"),
 )
 REDIS_TIMEOUT = env_float(
-    "REDIS_TIMEOUT", 2.0, "Seconds before a Redis connect or command is given up.", minimum=0.1
+    "REDIS_TIMEOUT",
+    2.0,
+    "Seconds before a Redis connect or command is given up.",
+    minimum=0.1,
+    maximum=MAX_TIMEOUT_SECONDS,
 )
 CELERY_BROKER_URL = REDIS_URL
 # No result backend: every task's outcome is a row in the database (status, error, log). A Redis
@@ -375,7 +420,11 @@ CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 HEARTBEAT_INTERVAL_SECONDS = env_int(
-    "HEARTBEAT_INTERVAL_SECONDS", 60, "Interval of the heartbeat and watchdog jobs.", minimum=1
+    "HEARTBEAT_INTERVAL_SECONDS",
+    60,
+    "Interval of the heartbeat and watchdog jobs.",
+    minimum=1,
+    maximum=MAX_INTERVAL_SECONDS,
 )
 ALERT_EMAILS = env_list(
     "ALERT_EMAILS",
@@ -393,7 +442,11 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "", "SMTP user name (empty: no auth
 EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD", "", "SMTP password.")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False, "STARTTLS to the SMTP server.")
 EMAIL_TIMEOUT = env_int(
-    "EMAIL_TIMEOUT", 10, "Seconds before an SMTP connection is given up.", minimum=1
+    "EMAIL_TIMEOUT",
+    10,
+    "Seconds before an SMTP connection is given up.",
+    minimum=1,
+    maximum=MAX_TIMEOUT_SECONDS,
 )
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "clusterweb@localhost", "Sender of every mail.")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
@@ -412,13 +465,18 @@ AWS_ENDPOINT_URL = env_str(
 )
 AWS_REGION = env_str("AWS_REGION", "eu-west-1", "The AWS region of the cluster.")
 AWS_CONNECT_TIMEOUT = env_float(
-    "AWS_CONNECT_TIMEOUT", 5.0, "Seconds before connecting to an AWS API is given up.", minimum=0.1
+    "AWS_CONNECT_TIMEOUT",
+    5.0,
+    "Seconds before connecting to an AWS API is given up.",
+    minimum=0.1,
+    maximum=MAX_TIMEOUT_SECONDS,
 )
 AWS_READ_TIMEOUT = env_float(
     "AWS_READ_TIMEOUT",
     20.0,
     "Seconds to wait for an AWS API's answer (Cost Explorer is the slow one).",
     minimum=0.1,
+    maximum=MAX_TIMEOUT_SECONDS,
 )
 AWS_MAX_ATTEMPTS = env_int(
     "AWS_MAX_ATTEMPTS",
@@ -436,6 +494,7 @@ KUBE_REQUEST_TIMEOUT = env_float(
     10.0,
     "Seconds before a Kubernetes API request is given up.",
     minimum=0.1,
+    maximum=MAX_TIMEOUT_SECONDS,
 )
 
 # --- JupyterHub ---------------------------------------------------------------------------------
@@ -460,6 +519,7 @@ JUPYTERHUB_TIMEOUT = env_float(
     "Seconds before a JupyterHub API request is given up (each request; waiting for a server to "
     "start takes longer).",
     minimum=0.1,
+    maximum=MAX_TIMEOUT_SECONDS,
 )
 
 # --- Signup -------------------------------------------------------------------------------------
@@ -500,7 +560,11 @@ DASHBOARD_HOST = env_str(
     "Where the bastion forwards a user's dashboard tunnel to (named in the welcome email).",
 )
 SIGNUP_INVITATION_HOURS = env_int(
-    "SIGNUP_INVITATION_HOURS", 72, "How long an invitation link stays valid.", minimum=1
+    "SIGNUP_INVITATION_HOURS",
+    72,
+    "How long an invitation link stays valid.",
+    minimum=1,
+    maximum=MAX_INTERVAL_HOURS,
 )
 SIGNUP_AUTO_APPROVE = env_bool(
     "SIGNUP_AUTO_APPROVE",
@@ -519,7 +583,11 @@ if SIGNUP_PASSWORD_SCHEME not in ("ARGON2", "SSHA512"):
         "expected ARGON2 or SSHA512"
     )
 SIGNUP_PASSWORD_MIN_LENGTH = env_int(
-    "SIGNUP_PASSWORD_MIN_LENGTH", 12, "Shortest password a signup may choose.", minimum=8
+    "SIGNUP_PASSWORD_MIN_LENGTH",
+    12,
+    "Shortest password a signup may choose.",
+    minimum=8,
+    maximum=128,
 )
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -558,6 +626,7 @@ SIGNUP_UID_NUMBER_MIN = env_int(
     10001,
     "Lowest uidNumber given to a new account (the allocator starts above the directory's highest).",
     minimum=1000,
+    maximum=2_000_000_000,
 )
 SIGNUP_UID_LOCKS_DN = env_str(
     "SIGNUP_UID_LOCKS_DN",
@@ -566,19 +635,21 @@ SIGNUP_UID_LOCKS_DN = env_str(
     "race). Clusterweb's service account needs write access there.",
 )
 SIGNUP_SSH_RSA_MIN_BITS = env_int(
-    "SIGNUP_SSH_RSA_MIN_BITS", 3072, "Smallest RSA SSH key accepted.", minimum=2048
+    "SIGNUP_SSH_RSA_MIN_BITS", 3072, "Smallest RSA SSH key accepted.", minimum=2048, maximum=16384
 )
 SIGNUP_RETRY_SECONDS = env_int(
     "SIGNUP_RETRY_SECONDS",
     10,
     "First retry delay of an approval waiting for the directory; it doubles up to 30 times this.",
     minimum=1,
+    maximum=3600,
 )
 SIGNUP_SWEEP_SECONDS = env_int(
     "SIGNUP_SWEEP_SECONDS",
     300,
     "Interval of the signup sweeper (expires invitations, re-enqueues stuck approvals).",
     minimum=10,
+    maximum=MAX_INTERVAL_SECONDS,
 )
 
 # --- Prices -------------------------------------------------------------------------------------
@@ -591,6 +662,7 @@ SPOT_PRICE_MAX_AGE_HOURS = env_int(
     "Hours after the last successful spot price sync of a region during which its spot prices "
     "are used; after that spot prices count as unknown and on-demand prices are shown instead.",
     minimum=1,
+    maximum=MAX_INTERVAL_HOURS,
 )
 
 # --- Inventory ----------------------------------------------------------------------------------
@@ -602,6 +674,7 @@ INVENTORY_SYNC_SECONDS = env_int(
     "Interval of the inventory sync (EC2 instances, Kubernetes nodes, volumes, storage sizes, "
     "public IPv4 addresses). Pages warn when its last success is older than three intervals.",
     minimum=10,
+    maximum=MAX_INTERVAL_SECONDS,
 )
 SPOT_PRICE_SYNC_SECONDS = env_int(
     "SPOT_PRICE_SYNC_SECONDS",
@@ -609,6 +682,7 @@ SPOT_PRICE_SYNC_SECONDS = env_int(
     "Interval of the spot price sync (describe_spot_price_history for the pools' instance types "
     "and zones). Keep it well below SPOT_PRICE_MAX_AGE_HOURS.",
     minimum=60,
+    maximum=MAX_INTERVAL_SECONDS,
 )
 S3_BUCKETS = env_list(
     "S3_BUCKETS",
@@ -627,7 +701,11 @@ POOLS_FILE = env_str(
 # Self-service (profile, password reset links) and administration (disable, enable, promote) of
 # directory accounts; rate limits of the forms strangers reach. See docs/accounts.md.
 PASSWORD_RESET_HOURS = env_int(
-    "PASSWORD_RESET_HOURS", 24, "How long a password reset link stays valid.", minimum=1
+    "PASSWORD_RESET_HOURS",
+    24,
+    "How long a password reset link stays valid.",
+    minimum=1,
+    maximum=MAX_INTERVAL_HOURS,
 )
 PASSWORD_RESET_SELF_SERVICE = env_bool(
     "PASSWORD_RESET_SELF_SERVICE",
@@ -641,6 +719,7 @@ DIRECTORY_SYNC_SECONDS = env_int(
     "Interval of the directory sync that copies people, groups, SSH keys and locks into the "
     "database (the Users and profile pages read only the copy).",
     minimum=30,
+    maximum=MAX_INTERVAL_SECONDS,
 )
 ACCOUNTS_ATTEMPT_LIMIT = env_int(
     "ACCOUNTS_ATTEMPT_LIMIT",
@@ -648,12 +727,14 @@ ACCOUNTS_ATTEMPT_LIMIT = env_int(
     "Attempts allowed per window for each invitation (signup form), reset link, user name "
     "(reset, password change) and email address (reset requests).",
     minimum=1,
+    maximum=MAX_COUNT,
 )
 ACCOUNTS_ATTEMPT_WINDOW_SECONDS = env_int(
     "ACCOUNTS_ATTEMPT_WINDOW_SECONDS",
     900,
     "The window of ACCOUNTS_ATTEMPT_LIMIT.",
     minimum=1,
+    maximum=MAX_INTERVAL_SECONDS,
 )
 # Django refuses (HTTP 400) a request body larger than this before any form parses it, so a
 # megabyte pasted into a key field never reaches the key parser. The largest legitimate form
@@ -664,6 +745,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(
     "Largest request body (form data) accepted, in bytes; larger ones are refused with HTTP 400 "
     "before parsing.",
     minimum=64 * 1024,
+    maximum=100 * 1024 * 1024,
 )
 
 # --- Cost ---------------------------------------------------------------------------------------
@@ -676,6 +758,7 @@ COST_REFRESH_SECONDS = env_int(
     "Interval of the cost refresh, which recomputes this month's per-resource, per-day cost rows "
     "from the inventory and the price catalog (database only, no AWS call).",
     minimum=10,
+    maximum=MAX_INTERVAL_SECONDS,
 )
 COST_EXPLORER_ENABLED = env_bool(
     "COST_EXPLORER_ENABLED",
@@ -689,20 +772,13 @@ COST_EXPLORER_INTERVAL_HOURS = env_int(
     "Hours between two Cost Explorer reads (AWS refreshes its cost data at most three times a "
     "day, 8 to 24 hours late); after a failed read it is tried again after one hour.",
     minimum=1,
+    maximum=MAX_INTERVAL_HOURS,
 )
 
-# --- Test seams (no-ops unless CLUSTERWEB_TEST) -------------------------------------------------
-CLOCK_FILE = env_str(
-    "CLUSTERWEB_CLOCK_FILE",
-    "",
-    "Test only: file holding the shared clock "
-    "offset in seconds, read by every process of a test run.",
-)
-FAILPOINTS = env_str(
-    "CLUSTERWEB_FAILPOINTS",
-    "",
-    "Test only: failpoints to arm, `name=action;...` or `@FILE` to read them from a file.",
-)
+# --- Test seams ---------------------------------------------------------------------------------
+# Empty here: only the test settings module (tests/settings.py) sets them, with TESTING.
+CLOCK_FILE = ""
+FAILPOINTS = ""
 
 # --- Internationalisation and time --------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -722,8 +798,5 @@ LOGGING = {
         "django_auth_ldap": {"level": "ERROR"},
     },
 }
-
-if TESTING:
-    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 ENV_REGISTRY = REGISTRY

@@ -31,4 +31,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
-    return render(request, "errors/csrf.html", status=403)
+    response = render(request, "errors/csrf.html", status=403)
+    # static/clusterweb-errors.js tells an expired form from any other 403 by this header.
+    response["X-Clusterweb-Error"] = "csrf"
+    return response

@@ -1,6 +1,11 @@
 """Test settings: the product's settings module, with the test seams switched on and every
 outside service pointed at a throwaway server on a free loopback port.
 
+This module is the only switch of test behaviour (TESTING: the shared clock, failpoints, a fast
+password hasher); the product reads no variable for it. Subprocesses a test starts (a Celery
+worker, manage.py) inherit DJANGO_SETTINGS_MODULE=tests.settings from pytest-django, and with it
+this module.
+
 The ports are chosen here, before Django reads its settings, and exported in the environment, so
 the fixtures start each server on its port and every subprocess (a Celery worker) inherits them.
 """
@@ -11,7 +16,6 @@ import tempfile
 
 from sandbox.services.base import free_port
 
-os.environ["CLUSTERWEB_TEST"] = "1"
 if not os.environ.get("CLUSTERWEB_TEST_RUN_DIR"):
     os.environ["CLUSTERWEB_TEST_RUN_DIR"] = tempfile.mkdtemp(prefix="clusterweb-test-")
     os.environ["CLUSTERWEB_TEST_RUN_OWNER"] = str(os.getpid())
@@ -44,6 +48,12 @@ for _key in ("CLUSTERWEB_SANDBOX", "CLUSTERWEB_IN_CLUSTER", "ALERT_EMAILS", "KUB
 
 from clusterweb.settings import *  # noqa: E402, F403
 from clusterweb.settings import DATABASES  # noqa: E402
+
+TESTING = True
+# The shared clock offset and the armed failpoints, read by every process of the run.
+CLOCK_FILE = os.environ["CLUSTERWEB_CLOCK_FILE"]
+FAILPOINTS = os.environ["CLUSTERWEB_FAILPOINTS"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory: a Celery worker subprocess must see the same test database.

@@ -183,3 +183,119 @@ def test_runserver_refuses_a_public_bind():
     )
     assert result.returncode != 0
     assert "Refusing to listen on 0.0.0.0:8999" in result.stderr
+
+
+@pytest.fixture
+def public_address():
+    """A non-loopback IPv4 address of this machine: an existing one, or one on a dummy
+    interface created for the test. Traffic to it never leaves the machine."""
+    out = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True, check=True)
+    for line in out.stdout.splitlines():
+        address = line.split()[3].split("/")[0]
+        if not address.startswith("127."):
+            yield address
+            return
+    link = f"cwt{os.getpid() % 100000}"
+    subprocess.run(["ip", "link", "add", link, "type", "dummy"], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", "198.18.0.1/32", "dev", link], check=True)
+        subprocess.run(["ip", "link", "set", link, "up"], check=True)
+        yield "198.18.0.1"
+    finally:
+        subprocess.run(["ip", "link", "del", link], check=False)
+
+
+def _get(url: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - our own server
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_bare_gunicorn_on_every_address_answers_only_requests_that_arrive_on_loopback(
+    tmp_path, public_address
+):
+    # Without the project's config nothing stops the bind: the application refuses by the
+    # address each connection arrived on (gunicorn.socket's getsockname), not by the Host header.
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-b",
+            f"0.0.0.0:{port}",
+            "--workers",
+            "1",
+            "clusterweb.wsgi",
+        ],
+        env=_env(CLUSTERWEB_VAR_DIR=str(tmp_path), ALLOWED_HOSTS=f"127.0.0.1,{public_address}"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not port_open(port):
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+            time.sleep(0.1)
+        status, body = _get(f"http://{public_address}:{port}/login/")
+        assert status == 403
+        assert "only on a loopback address" in body
+        status, body = _get(f"http://127.0.0.1:{port}/login/")
+        assert status == 200
+        assert 'name="password"' in body
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_runserver_passes_the_arrival_address_the_check_reads(tmp_path):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+        env=_env(CLUSTERWEB_VAR_DIR=str(tmp_path)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not port_open(port):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        status, _ = _get(f"http://127.0.0.1:{port}/login/")
+        assert status == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.mark.parametrize(
+    ("environ", "in_cluster", "served"),
+    [
+        ({"clusterweb.local_address": "127.0.0.1"}, False, True),
+        ({"clusterweb.local_address": "::ffff:127.0.0.1"}, False, True),
+        ({"clusterweb.local_address": "192.0.2.2"}, False, False),
+        ({"SERVER_NAME": "127.0.0.1", "HTTP_HOST": "127.0.0.1"}, False, False),  # no signal
+        ({"clusterweb.local_address": "10.0.3.7"}, True, True),
+    ],
+)
+def test_the_arrival_rule(environ, in_cluster, served, settings):
+    from clusterweb.bind import LoopbackOnly
+
+    settings.IN_CLUSTER = in_cluster
+    seen = []
+
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        seen.append(True)
+        return [b"ok"]
+
+    statuses = []
+    LoopbackOnly(app)(environ, lambda status, headers: statuses.append(status))
+    assert bool(seen) is served
+    assert statuses == ["200 OK" if served else "403 Forbidden"]

@@ -4,75 +4,17 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import subprocess
 from pathlib import Path
 
 import ldap
 
+from deploy.ldap import slapd_setup
 from sandbox import directory
 from sandbox.services.base import ManagedProcess, free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
 SLAPD = shutil.which("slapd") or "/usr/sbin/slapd"
 SLAPADD = shutil.which("slapadd") or "/usr/sbin/slapadd"
-
-CONFIG = """\
-include /etc/ldap/schema/core.schema
-include /etc/ldap/schema/cosine.schema
-include /etc/ldap/schema/inetorgperson.schema
-include /etc/ldap/schema/nis.schema
-include {lpk_schema}
-modulepath /usr/lib/ldap
-moduleload back_mdb
-moduleload ppolicy
-# Password schemes the signup writes pre-hashed: ARGON2 (the default) and SSHA512.
-moduleload argon2
-moduleload pw-sha2
-pidfile {dir}/slapd.pid
-argsfile {dir}/slapd.args
-password-hash {{SSHA}}
-loglevel none
-
-database mdb
-maxsize 104857600
-suffix "{suffix}"
-rootdn "{root_dn}"
-rootpw {root_pw}
-directory {dir}/data
-index objectClass eq
-index uid,cn,memberUid,uidNumber,gidNumber,mail eq
-
-# The password policy overlay: the Users page locks accounts with pwdAccountLockedTime.
-overlay ppolicy
-ppolicy_default "{policy_dn}"
-
-# Clusterweb's service account writes accounts and group memberships (signup approval) and
-# uidNumber claims; it may set a person's password but never read one back.
-access to dn.subtree="{people_dn}" attrs=userPassword
-  by self write
-  by dn.exact="{service_dn}" =w
-  by anonymous auth
-  by * none
-access to attrs=userPassword
-  by self write
-  by anonymous auth
-  by * none
-access to dn.subtree="{people_dn}"
-  by dn.exact="{service_dn}" write
-  by users read
-  by * none
-access to dn.subtree="{groups_dn}"
-  by dn.exact="{service_dn}" write
-  by users read
-  by * none
-access to dn.subtree="{uidnumbers_dn}"
-  by dn.exact="{service_dn}" write
-  by * none
-access to *
-  by dn.exact="{service_dn}" read
-  by users read
-  by * none
-"""
 
 
 class SlapdServer:
@@ -103,27 +45,12 @@ class SlapdServer:
         }
 
     def _load(self) -> None:
-        (self.dir / "data").mkdir(parents=True, exist_ok=True)
-        conf = self.dir / "slapd.conf"
-        conf.write_text(
-            CONFIG.format(
-                lpk_schema=REPO / "deploy" / "ldap" / "openssh-lpk.schema",
-                dir=self.dir,
-                suffix=directory.SUFFIX,
-                root_dn=directory.ROOT_DN,
-                root_pw=self.root_password,
-                policy_dn=directory.POLICY_DN,
-                service_dn=directory.SERVICE_DN,
-                people_dn=directory.PEOPLE_DN,
-                groups_dn=directory.GROUPS_DN,
-                uidnumbers_dn=directory.UIDNUMBERS_DN,
-            )
-        )
-        conf.chmod(0o600)
-        ldif = self.dir / "base.ldif"
-        ldif.write_text(directory.base_ldif(self.service_password))
-        subprocess.run(
-            [SLAPADD, "-q", "-f", str(conf), "-l", str(ldif)], check=True, capture_output=True
+        # The configuration and layout of deploy/ldap/slapd_setup.py, the compose image's too.
+        slapd_setup.load(
+            self.dir,
+            root_password=self.root_password,
+            service_password=self.service_password,
+            personas=directory.PERSONAS,
         )
         self._loaded = True
 

@@ -27,6 +27,7 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 
 
 def test_compose_has_every_service_of_the_stack(compose):
+    # What each service binds and talks to: tests/deploy/test_compose.py runs it.
     assert set(compose["services"]) == CLUSTERWEB_SERVICES | {
         "redis",
         "postgres",
@@ -48,14 +49,6 @@ def test_clusterweb_services_use_the_project_image_and_known_variables(compose):
         assert service["build"] == "." and service["image"] == "clusterweb:latest"
         unknown = set(service["environment"]) - set(settings.ENV_REGISTRY)
         assert not unknown, f"{name} sets variables settings never reads: {sorted(unknown)}"
-
-
-def test_the_two_sites_bind_their_ports_and_the_signup_site_is_marked(compose):
-    web, signup = compose["services"]["web"], compose["services"]["signup"]
-    assert web["environment"]["CLUSTERWEB_BIND"].endswith(":8000")
-    assert signup["environment"]["CLUSTERWEB_BIND"].endswith(":8001")
-    assert signup["environment"]["CLUSTERWEB_SITE"] == "signup"
-    assert "CLUSTERWEB_SITE" not in web["environment"]
 
 
 def test_the_dockerfile_runs_as_a_non_root_user():

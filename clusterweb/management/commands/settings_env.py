@@ -1,6 +1,16 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+# Read by docker-compose.yml only (from .env), never by Clusterweb: the compose stack refuses to
+# start without them (tests/deploy/test_compose.py keeps this list equal to the file's).
+COMPOSE_ONLY = {
+    "POSTGRES_PASSWORD": "Password of the compose stack's PostgreSQL user `clusterweb`.",
+    "LDAP_ROOT_PASSWORD": "Password of the compose directory's root DN "
+    "(cn=admin,dc=cluster,dc=local).",
+    "LDAP_SERVICE_PASSWORD": "Password of Clusterweb's service account in the compose directory "
+    "(cn=clusterweb,ou=services,dc=cluster,dc=local); compose passes it as LDAP_BIND_PASSWORD.",
+}
+
 
 class Command(BaseCommand):
     help = "Print every environment variable Clusterweb reads, as .env.example or a README table."
@@ -25,3 +35,11 @@ class Command(BaseCommand):
             self.stdout.write(f"# {var.help} ({var.kind})")
             default = "" if var.secret else var.default.replace(checkout, "<checkout>")
             self.stdout.write(f"#{var.name}={default}")
+        self.stdout.write("")
+        self.stdout.write(
+            "# --- Compose only: docker-compose.yml reads these from .env (required there)."
+        )
+        for name, help in COMPOSE_ONLY.items():
+            self.stdout.write("")
+            self.stdout.write(f"# {help} (secret)")
+            self.stdout.write(f"#{name}=")
