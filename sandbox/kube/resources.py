@@ -10,6 +10,7 @@ immutable fields). Each check cites the behaviour it models; messages follow api
 
 from __future__ import annotations
 
+import base64
 import copy
 import ipaddress
 import re
@@ -938,6 +939,61 @@ class EventStrategy(Strategy):
         return errors
 
 
+_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+MAX_SECRET_SIZE = 1024 * 1024  # core/v1 validation: MaxSecretSize
+
+
+class SecretStrategy(Strategy):
+    """core/v1 Secrets ("Secrets"): ``type`` defaults to Opaque and is immutable; ``stringData``
+    is folded into ``data`` (base64) on write and never stored; keys are config keys; 1 MiB in
+    all. A Secret has no status."""
+
+    def default(self, obj: dict[str, Any], store: Store) -> None:
+        obj.setdefault("type", "Opaque")
+        string_data = obj.pop("stringData", None)
+        if string_data:
+            data = obj.setdefault("data", {})
+            for key, value in string_data.items():
+                data[key] = base64.b64encode(str(value).encode()).decode()
+
+    def validate(self, obj: dict[str, Any]) -> list[FieldError]:
+        errors: list[FieldError] = []
+        total = 0
+        for key, value in (obj.get("data") or {}).items():
+            if not _CONFIG_KEY.match(key) or len(key) > 253 or key in (".", ".."):
+                errors.append(
+                    invalid(
+                        "data",
+                        key,
+                        "a valid config key must consist of alphanumeric characters, '-', '_' "
+                        "or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used "
+                        "for validation is '[-._a-zA-Z0-9]+')",
+                    )
+                )
+            try:
+                total += len(base64.b64decode(value or "", validate=True))
+            except ValueError:
+                errors.append(invalid(f"data[{key}]", "<value omitted>", "illegal base64 data"))
+        if total > MAX_SECRET_SIZE:
+            errors.append(
+                FieldError("FieldValueTooLong", "data", f"may not be more than {MAX_SECRET_SIZE}")
+            )
+        return errors
+
+    def validate_update(self, new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+        errors: list[FieldError] = []
+        if new.get("type") != old.get("type"):
+            errors.append(invalid("type", new.get("type"), "field is immutable"))
+        if old.get("immutable") and (
+            new.get("data") != old.get("data") or not new.get("immutable")
+        ):
+            errors.append(forbidden("data", "field is immutable when `immutable` is set"))
+        return errors
+
+    def generation_changed(self, new: dict[str, Any], old: dict[str, Any]) -> bool:
+        return False
+
+
 # -- the table -----------------------------------------------------------------------------------
 
 
@@ -984,6 +1040,12 @@ def _node_fields(obj: dict[str, Any]) -> dict[str, str]:
 def _namespace_fields(obj: dict[str, Any]) -> dict[str, str]:
     fields = _meta_fields(obj)
     fields["status.phase"] = (obj.get("status") or {}).get("phase", "")
+    return fields
+
+
+def _secret_fields(obj: dict[str, Any]) -> dict[str, str]:
+    fields = _meta_fields(obj)
+    fields["type"] = obj.get("type", "")
     return fields
 
 
@@ -1121,6 +1183,18 @@ EVENTS = ResourceType(
     allow_create_on_update=True,
     field_labels=_labels_of(_event_fields),
 )
+SECRETS = ResourceType(
+    "",
+    "v1",
+    "secrets",
+    "secret",
+    "Secret",
+    True,
+    SecretStrategy(),
+    dns1123_subdomain_errors,
+    _secret_fields,
+    field_labels=_labels_of(_secret_fields),
+)
 DEPLOYMENTS = ResourceType(
     "apps",
     "v1",
@@ -1165,6 +1239,7 @@ TYPES: tuple[ResourceType, ...] = (
     PODS,
     SERVICES,
     EVENTS,
+    SECRETS,
     DEPLOYMENTS,
     REPLICASETS,
 )
