@@ -192,16 +192,16 @@ def _cpu_reserved_millicores(cores: int) -> int:
 
 def node_resources(instance_type: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
     """(capacity, allocatable) for an EC2 instance type, as a kubelet on the EKS AMI reports
-    them ("Reserve Compute Resources for System Daemons"): memory capacity about 5% below the
-    nominal size (what the kernel keeps), allocatable minus kube-reserved (255 MiB + 11 MiB per
-    pod; CPU by the AMI's table) and the 100 MiB hard eviction threshold; GPUs as
-    ``nvidia.com/gpu`` (as the NVIDIA device plugin advertises them)."""
+    them at registration ("Reserve Compute Resources for System Daemons"): memory capacity about
+    5% below the nominal size (what the kernel keeps), allocatable minus kube-reserved (255 MiB +
+    11 MiB per pod; CPU by the AMI's table) and the 100 MiB hard eviction threshold. No
+    ``nvidia.com/gpu``: that appears only when the NVIDIA device plugin runs on the node
+    (:func:`gpu_count` is what it will find)."""
     cores = int((instance_type.get("VCpuInfo") or {}).get("DefaultVCpus", 1))
     mib = int((instance_type.get("MemoryInfo") or {}).get("SizeInMiB", 1024))
     pods = max_pods(instance_type)
     memory_ki = int(mib * 1024 * 0.95)
     reserved_ki = (255 + 11 * pods + _EVICTION_HARD_MEMORY_MI) * 1024
-    gpus = sum(int(g.get("Count", 0)) for g in (instance_type.get("GpuInfo") or {}).get("Gpus", ()))
     capacity = {
         "cpu": str(cores),
         "ephemeral-storage": f"{_ROOT_VOLUME_KI}Ki",
@@ -219,9 +219,13 @@ def node_resources(instance_type: Mapping[str, Any]) -> tuple[dict[str, str], di
         "memory": f"{max(memory_ki - reserved_ki, 0)}Ki",
         "pods": str(pods),
     }
-    if gpus:
-        capacity[GPU_RESOURCE] = allocatable[GPU_RESOURCE] = str(gpus)
     return capacity, allocatable
+
+
+def gpu_count(instance_type: Mapping[str, Any]) -> int:
+    """The NVIDIA GPUs of an instance type (``GpuInfo``)."""
+    gpus = (instance_type.get("GpuInfo") or {}).get("Gpus", ())
+    return sum(int(g.get("Count", 0)) for g in gpus if g.get("Manufacturer", "NVIDIA") == "NVIDIA")
 
 
 def _arch(instance: Mapping[str, Any], instance_type: Mapping[str, Any]) -> str:
@@ -567,6 +571,11 @@ class CloudBridge:
                     instance_id, name, labels, taints, time.monotonic()
                 )
                 return
+        gpus = gpu_count(type_info)
+        if gpus:
+            self.store.devices[name] = {GPU_RESOURCE: gpus}
+        else:
+            self.store.devices.pop(name, None)
         created = self.store.seed([body])[0]
         self.problems.pop(instance_id, None)
         member = _Member(instance_id, name, labels, taints, time.monotonic())

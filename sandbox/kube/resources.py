@@ -176,6 +176,16 @@ def validate_quantities(
     return errors
 
 
+BUILTIN_PRIORITIES = {"system-node-critical": 2000001000, "system-cluster-critical": 2000000000}
+
+
+def overcommit_allowed(name: str) -> bool:
+    """helper.IsOvercommitAllowed: native resources (no domain, or kubernetes.io) except
+    hugepages."""
+    native = "/" not in name or name.split("/", 1)[0].endswith("kubernetes.io")
+    return native and not name.startswith("hugepages-")
+
+
 def _image_pull_policy(image: str) -> str:
     # API defaulting: ":latest" or no tag means Always, anything pinned means IfNotPresent.
     if "@" in image:
@@ -216,7 +226,8 @@ def admit_pod_spec(spec: dict[str, Any]) -> None:
     # ServiceAccount admission (without the token volume) and Priority admission.
     spec.setdefault("serviceAccountName", "default")
     spec.setdefault("serviceAccount", spec["serviceAccountName"])
-    spec.setdefault("priority", 0)
+    # Priority admission: the two built-in PriorityClasses, else the default 0.
+    spec.setdefault("priority", BUILTIN_PRIORITIES.get(spec.get("priorityClassName", ""), 0))
     spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
     # DefaultTolerationSeconds admission: tolerate not-ready/unreachable nodes for 300 s.
     tolerations = spec.setdefault("tolerations", [])
@@ -302,6 +313,15 @@ def validate_pod_spec(spec: dict[str, Any], path: str) -> list[FieldError]:
             errors.extend(validate_quantities(requests, f"{where}.resources.requests"))
             for name, amount in requests.items():
                 if name not in limits:
+                    # ValidateResourceRequirements: extended resources and hugepages are not
+                    # overcommitable (helper.IsOvercommitAllowed), so they need a limit.
+                    if not overcommit_allowed(name):
+                        errors.append(
+                            required(
+                                f"{where}.resources.limits",
+                                "Limit must be set for non overcommitable resources",
+                            )
+                        )
                     continue
                 try:
                     have, cap = quantity.value(amount), quantity.value(limits[name])
@@ -911,6 +931,56 @@ class ReplicaSetStrategy(Strategy):
         return []
 
 
+DAEMONSET_STATUS_COUNTS = (
+    "currentNumberScheduled",
+    "numberMisscheduled",
+    "desiredNumberScheduled",
+    "numberReady",
+)
+
+
+class DaemonSetStrategy(Strategy):
+    """apps/v1 DaemonSets ("DaemonSet"): defaults of SetDefaults_DaemonSet, the workload checks
+    shared with ReplicaSets (no replicas), an immutable selector, the update strategy."""
+
+    def prepare_for_create(self, obj: dict[str, Any], store: Store) -> None:
+        obj["status"] = dict.fromkeys(DAEMONSET_STATUS_COUNTS, 0)
+
+    def default(self, obj: dict[str, Any], store: Store) -> None:
+        spec = obj.setdefault("spec", {})
+        strategy = spec.setdefault("updateStrategy", {})
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = strategy.setdefault("rollingUpdate", {})
+            rolling.setdefault("maxUnavailable", 1)
+            rolling.setdefault("maxSurge", 0)
+        spec.setdefault("revisionHistoryLimit", 10)
+        template = spec.setdefault("template", {})
+        default_pod_spec(template.setdefault("spec", {}), pod=False)
+
+    def validate(self, obj: dict[str, Any]) -> list[FieldError]:
+        spec = obj.get("spec") or {}
+        errors = validate_workload_spec(spec, "daemonset")
+        kind = (spec.get("updateStrategy") or {}).get("type", "RollingUpdate")
+        if kind not in ("OnDelete", "RollingUpdate"):
+            errors.append(
+                not_supported("spec.updateStrategy.type", kind, ("OnDelete", "RollingUpdate"))
+            )
+        status = obj.get("status") or {}
+        for key in (*DAEMONSET_STATUS_COUNTS, "numberAvailable", "numberUnavailable"):
+            value = status.get(key)
+            if isinstance(value, int) and value < 0:
+                errors.append(invalid(f"status.{key}", value, "must be greater than or equal to 0"))
+        return errors
+
+    def validate_update(self, new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+        old_sel = (old.get("spec") or {}).get("selector")
+        new_sel = (new.get("spec") or {}).get("selector")
+        if new_sel != old_sel:
+            return [invalid("spec.selector", new_sel, "field is immutable")]
+        return []
+
+
 class EventStrategy(Strategy):
     def validate(self, obj: dict[str, Any]) -> list[FieldError]:
         # ValidateEventCreate for core/v1 (legacy) events.
@@ -1232,6 +1302,21 @@ REPLICASETS = ResourceType(
     tracks_generation=True,
     field_labels=_labels_of(_meta_fields),
 )
+DAEMONSETS = ResourceType(
+    "apps",
+    "v1",
+    "daemonsets",
+    "daemonset",
+    "DaemonSet",
+    True,
+    DaemonSetStrategy(),
+    dns1123_subdomain_errors,
+    _meta_fields,
+    ("ds",),
+    (_status("DaemonSet", "apps"),),
+    tracks_generation=True,
+    field_labels=_labels_of(_meta_fields),
+)
 
 TYPES: tuple[ResourceType, ...] = (
     NAMESPACES,
@@ -1242,6 +1327,7 @@ TYPES: tuple[ResourceType, ...] = (
     SECRETS,
     DEPLOYMENTS,
     REPLICASETS,
+    DAEMONSETS,
 )
 BY_RESOURCE: dict[tuple[str, str], ResourceType] = {(t.group, t.resource): t for t in TYPES}
 BY_KIND: dict[tuple[str, str], ResourceType] = {(t.api_version, t.kind): t for t in TYPES}
