@@ -3,19 +3,33 @@
 Production pools differ, so they are not a migration: `sandbox_seed` calls
 :func:`sandbox_pools_seed`, which creates the launch templates in the simulated AWS through
 boto3 (found by name first, created with a ClientToken: running it twice creates nothing twice)
-and stores the pools with their template ids.
+and stores the pools with their template ids. Each template's user data is the pool's join
+script (``docs/node-join.md``, written by ``provisioning.node_join``) with a bootstrap token the
+sandbox mints in the cluster the ``KUBECONFIG`` setting names (an admin's: `make run` runs the
+seed with the set-up identity), valid for kubeadm's default 24 h.
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any
+from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 from django.conf import settings
 
+from clusterweb import clock
 from clusterweb.integrations import aws
 from provisioning.models import Pool
+from provisioning.node_join import JoinSpec, join_script
 from provisioning.services import PoolSpec, pool_spec_clean, pools_store
+from sandbox.kube.join import (
+    CA_CERT_HASH,
+    DEFAULT_TOKEN_TTL,
+    TOKEN_NAMESPACE,
+    new_token,
+    token_secret_manifest,
+)
 
 SPARK_TYPES = ["t2.xlarge", "m5.xlarge", "m5.2xlarge", "m5.4xlarge", "m5.8xlarge", "m5.12xlarge"]
 GPU_TAINT = "nvidia.com/gpu=present:NoSchedule"
@@ -52,7 +66,39 @@ def sandbox_pool_data(region: str) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def launch_template_ensure(spec: PoolSpec, image_id: str) -> str:
+def join_token_mint() -> tuple[str, str]:
+    """(API server endpoint, token): a fresh bootstrap token stored as its Secret in the
+    cluster ``settings.KUBE_CONFIG_PATH`` names, as ``kubeadm token create`` does."""
+    from kubernetes import client, config
+
+    api = config.new_client_from_config(settings.KUBE_CONFIG_PATH)
+    try:
+        token = new_token()
+        manifest = token_secret_manifest(token, clock.now() + DEFAULT_TOKEN_TTL)
+        client.CoreV1Api(api).create_namespaced_secret(
+            TOKEN_NAMESPACE, manifest, _request_timeout=settings.KUBE_REQUEST_TIMEOUT
+        )
+        server = urlsplit(api.configuration.host)
+        endpoint = f"{server.hostname}:{server.port or 443}"
+    finally:
+        api.close()
+    return endpoint, token
+
+
+def pool_user_data(spec: PoolSpec, api_server: str, token: str) -> str:
+    """The pool's join script: its labels and taints, the token, the sandbox's CA pin."""
+    return join_script(
+        JoinSpec(
+            api_server=api_server,
+            token=token,
+            ca_cert_hash=CA_CERT_HASH,
+            labels=spec.labels,
+            taints=spec.taints,
+        )
+    )
+
+
+def launch_template_ensure(spec: PoolSpec, image_id: str, user_data: str = "") -> str:
     """The id of the pool's launch template, created if no template has its name."""
     ec2 = aws.client("ec2")
     with aws.translated():
@@ -73,6 +119,9 @@ def launch_template_ensure(spec: PoolSpec, image_id: str) -> str:
                 "ImageId": image_id,
                 "InstanceType": spec.instance_types[0],
                 "MetadataOptions": {"HttpTokens": "required"},
+                **(
+                    {"UserData": base64.b64encode(user_data.encode()).decode()} if user_data else {}
+                ),
                 "TagSpecifications": [
                     {"ResourceType": "instance", "Tags": tags},
                     {"ResourceType": "volume", "Tags": tags},
@@ -90,9 +139,12 @@ def sandbox_pools_seed() -> list[Pool]:
     with aws.translated():
         images = aws.client("ec2").describe_images(Owners=["amazon"])["Images"]
     image_id = sorted(i["ImageId"] for i in images)[0]
+    api_server, token = join_token_mint()
     stored = []
     for spec in specs:
-        template_id = launch_template_ensure(spec, image_id)
+        template_id = launch_template_ensure(
+            spec, image_id, pool_user_data(spec, api_server, token)
+        )
         stored.append(pool_spec_clean({**spec.as_dict(), "launch_template_id": template_id}))
     pools_store(stored, username="sandbox")
     return list(Pool.objects.filter(slug__in=[s.slug for s in stored]))

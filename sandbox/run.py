@@ -23,6 +23,7 @@ from sandbox import directory
 from sandbox.aws import AwsLayer
 from sandbox.jupyterhub import JupyterHubHarness
 from sandbox.kube import KubeSimulator, bootstrap
+from sandbox.kube.join import CA_CERT_HASH, mint_token
 from sandbox.services.base import ManagedProcess, port_open, reserve_port, wait_for_port
 from sandbox.services.celery_worker import CeleryWorker
 from sandbox.services.redis import RedisServer
@@ -87,17 +88,19 @@ class Sandbox:
             "CLUSTERWEB_BIND": f"127.0.0.1:{self.web_port}",
             "CLUSTERWEB_SIGNUP_BIND": f"127.0.0.1:{self.signup_port}",
         }
-        seed_aws(moto.url)
-        say("seeded AWS: a t2.micro control node and two t2.small admin nodes")
         sim = self._push(KubeSimulator().start())
-        kubeconfig = sim.write_kubeconfig(SANDBOX_DIR / "kubeconfig")
+        # The product's identity for the product; the admin's for set-up (docs/node-join.md).
+        kubeconfig = sim.write_kubeconfig(SANDBOX_DIR / "kubeconfig", identity="clusterweb")
+        admin_kubeconfig = sim.write_kubeconfig(SANDBOX_DIR / "kubeconfig-admin")
+        seed_aws(moto.url, api_server=f"{sim.host}:{sim.port}", token=mint_token(sim.store))
+        say("seeded AWS: a t2.micro control node and two t2.small admin nodes, with join scripts")
         bootstrap(sim, cluster=CLUSTER_NAME, aws_env=moto.env(), region=REGION)
         say(f"Kubernetes API simulator on {sim.url}: three Ready nodes, Spark master running")
         # Pushed after the simulator so it stops first: stopping the hub stops every server and
         # deletes its Pod.
         hub = self._push(
             JupyterHubHarness(
-                kubeconfig,
+                sim.write_kubeconfig(SANDBOX_DIR / "kubeconfig-hub", identity="jupyterhub"),
                 workdir=SANDBOX_DIR / "jupyterhub",
                 log=logs / "jupyterhub.log",
                 start_timeout=300,
@@ -113,7 +116,8 @@ class Sandbox:
 
         self._manage(child_env, "migrate", "--noinput", "-v", "0")
         self._manage(child_env, "collectstatic", "--noinput", "-v", "0")
-        self._manage(child_env, "sandbox_seed")
+        # Set-up mints the launch templates' bootstrap token: the admin's identity.
+        self._manage({**child_env, "KUBECONFIG": str(admin_kubeconfig)}, "sandbox_seed")
         # CONVENTIONS: seeding and one sync finish before port 8000 answers.
         self._manage(child_env, "sync")
 
@@ -194,10 +198,13 @@ class Sandbox:
         say("stopped")
 
 
-def seed_aws(endpoint: str) -> None:
+def seed_aws(endpoint: str, *, api_server: str, token: str) -> None:
     """The always-on part of the platform: one t2.micro control-plane node and two t2.small admin
-    nodes, tagged as cluster members."""
+    nodes, tagged as cluster members, each joining through its pool's join script with
+    ``token`` (docs/node-join.md)."""
     import boto3
+
+    from provisioning.node_join import JoinSpec, join_script
 
     ec2 = boto3.client(
         "ec2",
@@ -208,6 +215,8 @@ def seed_aws(endpoint: str) -> None:
     )
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     for pool, instance_type, count in (("control", "t2.micro", 1), ("admin", "t2.small", 2)):
+        labels = {"clusterweb.io/pool": pool, "clusterweb.io/capacity-type": "on-demand"}
+        user_data = join_script(JoinSpec(api_server, token, CA_CERT_HASH, labels))
         for index in range(count):
             ec2.run_instances(
                 ImageId=image,
@@ -215,6 +224,8 @@ def seed_aws(endpoint: str) -> None:
                 MinCount=1,
                 MaxCount=1,
                 ClientToken=f"sandbox-{pool}-{index}",
+                UserData=user_data,
+                MetadataOptions={"HttpTokens": "required"},
                 Placement={"AvailabilityZone": f"{REGION}a"},
                 TagSpecifications=[
                     {

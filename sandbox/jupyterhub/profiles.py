@@ -10,10 +10,11 @@ be handed to a real KubeSpawner (``c.KubeSpawner.profile_list``) unchanged.
 from __future__ import annotations
 
 import hashlib
-import re
 import string
 from collections.abc import Mapping
 from typing import Any
+
+from sandbox.kube.selectors import is_label_value
 
 NAMESPACE = "jupyter"
 POOL_LABEL = "clusterweb.io/pool"
@@ -89,7 +90,6 @@ OVERRIDABLE = (
 )
 
 _SAFE = set(string.ascii_lowercase + string.digits)
-_LABEL_VALUE = re.compile(r"^([a-z0-9]([-a-z0-9_.]*[a-z0-9])?)?$")
 _UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
@@ -131,7 +131,7 @@ def escape_slug(name: str) -> str:
 def label_value(escaped: str, raw: str) -> str:
     """``escaped`` if it is a valid label value; otherwise a shortened form ending in a hash of
     ``raw`` (label values hold at most 63 characters and must start and end alphanumeric)."""
-    if len(escaped) <= 63 and _LABEL_VALUE.match(escaped):
+    if is_label_value(escaped):
         return escaped
     digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
     head = escaped.strip("-")[:54].rstrip("-")

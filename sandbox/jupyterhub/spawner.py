@@ -24,7 +24,6 @@ import contextlib
 import ctypes
 import json
 import os
-import re
 import signal
 import sys
 import time
@@ -39,11 +38,16 @@ from tornado import web
 from traitlets import Dict, Float, List, Unicode, default
 
 from sandbox.jupyterhub import profiles
+from sandbox.kube.selectors import is_label_value
 
 STANDIN = Path(__file__).with_name("singleuser.py")
-_LABEL_VALUE = re.compile(r"^[a-z0-9]([-a-z0-9_.]{0,61}[a-z0-9])?$")
 
 _api_clients: dict[str, client.ApiClient] = {}
+
+
+def request_id_valid(request: Any) -> bool:
+    """A launch request id goes in a label: a non-empty label value (selectors.is_label_value)."""
+    return isinstance(request, str | int) and str(request) != "" and is_label_value(str(request))
 
 
 def _core(kubeconfig: str) -> client.CoreV1Api:
@@ -139,9 +143,7 @@ class SimulatedKubeSpawner(SimpleLocalProcessSpawner):
         except profiles.UnknownProfile as exc:
             raise web.HTTPError(400, str(exc)) from None
         request = options.get("request")
-        if request is not None and (
-            not isinstance(request, str | int) or not _LABEL_VALUE.match(str(request))
-        ):
+        if request is not None and not request_id_valid(request):
             raise web.HTTPError(400, "user_options.request must be a launch request id")
         for name, value in self._configured.items():
             setattr(self, name, value)

@@ -1,8 +1,9 @@
 """The cloud bridge: EC2 instances of the cluster join the simulated cluster as Nodes.
 
-It plays the parts a real EKS cluster splits between the kubelet (registration with labels and
-taints from its flags, the node's capacity, NotReady then Ready) and the AWS cloud controller
-manager (providerID, zone and instance-type labels, addresses, the shutdown taint, deleting the
+It plays the parts a real cluster splits between the instance's first boot (the join script of
+docs/node-join.md: ``kubeadm join`` with a bootstrap token, checked by ``join.py``), the kubelet
+(registration with labels, taints and provider ID from its flags only, the node's capacity,
+NotReady then Ready) and the cloud controller manager (addresses, the shutdown taint, deleting the
 Node of an instance that is gone). It follows the AWS side with boto3 against
 ``AWS_ENDPOINT_URL`` (the moto server or the AWS layer), polling every ``interval`` seconds, and
 writes through the simulator's store, so every Node it writes is validated. See README.md,
@@ -16,7 +17,6 @@ import gzip
 import logging
 import math
 import os
-import re
 import threading
 import time
 import uuid
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .controllers.base import EventRecorder, node_ready_status, set_condition, stamp
 from .errors import ApiError
+from .join import JoinError, check_token, read_join_script
 from .resources import NODES, validate_labels
 from .schema import KUBERNETES_VERSION
 from .selectors import label_value_errors, qualified_name_errors
@@ -37,12 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CLUSTER_TAG = "clusterweb:cluster"
-TAG_LABELS = {
-    "clusterweb:pool": "clusterweb.io/pool",
-    "clusterweb:owner": "clusterweb.io/owner",
-    "clusterweb:request": "clusterweb.io/request",
-}
-CAPACITY_TYPE_LABEL = "clusterweb.io/capacity-type"
+INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
+ZONE_LABEL = "topology.kubernetes.io/zone"
 SHUTDOWN_TAINT = "node.cloudprovider.kubernetes.io/shutdown"
 GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -64,10 +61,6 @@ _KUBELET_LABELS = frozenset(
     }
 )
 _KUBELET_NAMESPACES = ("kubelet.kubernetes.io", "node.kubernetes.io")
-
-_FLAG = r"--{name}(?:=|\s+)([\"']?)([^\s\"']+)\1"
-_NODE_LABELS = re.compile(_FLAG.format(name="node-labels"))
-_REGISTER_TAINTS = re.compile(_FLAG.format(name="register-with-taints"))
 
 # The kubelet's first status on a new node, before the CNI plugin is up.
 _NOT_READY_MESSAGE = (
@@ -99,21 +92,18 @@ def parse_user_data(value: str) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def kubelet_flags(user_data: str) -> tuple[dict[str, str], list[dict[str, str]]]:
-    """The node labels and taints that the kubelet flags in ``user_data`` ask for.
-
-    Reads every ``--node-labels=k=v,k2=v2`` and ``--register-with-taints=key=value:Effect,...``
-    (``=`` or a space before the value, optionally quoted) anywhere in the text, so EKS's
-    ``bootstrap.sh --kubelet-extra-args '...'`` and nodeadm's ``kubelet.flags`` list both work.
-    Raises :class:`UserDataError` where the kubelet would refuse to start.
+def kubelet_flags(flags: Mapping[str, str]) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """The node labels and taints the kubelet's ``--node-labels=k=v,k2=v2`` and
+    ``--register-with-taints=key=value:Effect,...`` ask for (flag name → value, as the join
+    script's ``KUBELET_EXTRA_ARGS`` gives them). Raises :class:`UserDataError` where the
+    kubelet would refuse to start.
     """
     labels: dict[str, str] = {}
-    for match in _NODE_LABELS.finditer(user_data):
-        for item in filter(None, match.group(2).split(",")):
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise UserDataError(f"invalid --node-labels entry {item!r}: want key=value")
-            labels[key] = value
+    for item in filter(None, flags.get("node-labels", "").split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserDataError(f"invalid --node-labels entry {item!r}: want key=value")
+        labels[key] = value
     problems = [
         f"--node-labels {e.field}: {e.message()}" for e in validate_labels(labels, "labels")
     ]
@@ -124,12 +114,11 @@ def kubelet_flags(user_data: str) -> tuple[dict[str, str], list[dict[str, str]]]
             + str(restricted)
         )
     taints: list[dict[str, str]] = []
-    for match in _REGISTER_TAINTS.finditer(user_data):
-        for item in filter(None, match.group(2).split(",")):
-            try:
-                taints.append(_parse_taint(item))
-            except UserDataError as exc:
-                problems.append(str(exc))
+    for item in filter(None, flags.get("register-with-taints", "").split(",")):
+        try:
+            taints.append(_parse_taint(item))
+        except UserDataError as exc:
+            problems.append(str(exc))
     seen: set[tuple[str, str]] = set()
     for taint in taints:
         pair = (taint["key"], taint["effect"])
@@ -203,16 +192,16 @@ def _cpu_reserved_millicores(cores: int) -> int:
 
 def node_resources(instance_type: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
     """(capacity, allocatable) for an EC2 instance type, as a kubelet on the EKS AMI reports
-    them ("Reserve Compute Resources for System Daemons"): memory capacity about 5% below the
-    nominal size (what the kernel keeps), allocatable minus kube-reserved (255 MiB + 11 MiB per
-    pod; CPU by the AMI's table) and the 100 MiB hard eviction threshold; GPUs as
-    ``nvidia.com/gpu`` (as the NVIDIA device plugin advertises them)."""
+    them at registration ("Reserve Compute Resources for System Daemons"): memory capacity about
+    5% below the nominal size (what the kernel keeps), allocatable minus kube-reserved (255 MiB +
+    11 MiB per pod; CPU by the AMI's table) and the 100 MiB hard eviction threshold. No
+    ``nvidia.com/gpu``: that appears only when the NVIDIA device plugin runs on the node
+    (:func:`gpu_count` is what it will find)."""
     cores = int((instance_type.get("VCpuInfo") or {}).get("DefaultVCpus", 1))
     mib = int((instance_type.get("MemoryInfo") or {}).get("SizeInMiB", 1024))
     pods = max_pods(instance_type)
     memory_ki = int(mib * 1024 * 0.95)
     reserved_ki = (255 + 11 * pods + _EVICTION_HARD_MEMORY_MI) * 1024
-    gpus = sum(int(g.get("Count", 0)) for g in (instance_type.get("GpuInfo") or {}).get("Gpus", ()))
     capacity = {
         "cpu": str(cores),
         "ephemeral-storage": f"{_ROOT_VOLUME_KI}Ki",
@@ -230,9 +219,13 @@ def node_resources(instance_type: Mapping[str, Any]) -> tuple[dict[str, str], di
         "memory": f"{max(memory_ki - reserved_ki, 0)}Ki",
         "pods": str(pods),
     }
-    if gpus:
-        capacity[GPU_RESOURCE] = allocatable[GPU_RESOURCE] = str(gpus)
     return capacity, allocatable
+
+
+def gpu_count(instance_type: Mapping[str, Any]) -> int:
+    """The NVIDIA GPUs of an instance type (``GpuInfo``)."""
+    gpus = (instance_type.get("GpuInfo") or {}).get("Gpus", ())
+    return sum(int(g.get("Count", 0)) for g in gpus if g.get("Manufacturer", "NVIDIA") == "NVIDIA")
 
 
 def _arch(instance: Mapping[str, Any], instance_type: Mapping[str, Any]) -> str:
@@ -469,45 +462,62 @@ class CloudBridge:
         # the update can lose a race with another controller writing the same Node.
         self._set_taint(member, SHUTDOWN_TAINT, present=False)
 
+    def _join(self, instance: dict[str, Any]) -> tuple[dict[str, str], list[dict[str, str]]]:
+        """Run the instance's user data as the join specification says (``join.py``): the
+        labels and taints its kubelet registers with, or :class:`JoinError` /
+        :class:`UserDataError` when it never becomes a node."""
+        instance_id = instance["InstanceId"]
+        zone = (instance.get("Placement") or {}).get("AvailabilityZone", "")
+        type_name = instance.get("InstanceType", "")
+        if (instance.get("MetadataOptions") or {}).get("HttpEndpoint") == "disabled":
+            raise JoinError("the instance metadata service is disabled: curl fails")
+        metadata = {
+            "instance-id": instance_id,
+            "instance-type": type_name,
+            "placement/availability-zone": zone,
+            "placement/region": zone[:-1] if zone else self.region,
+            "local-ipv4": instance.get("PrivateIpAddress", ""),
+            "local-hostname": instance.get("PrivateDnsName", ""),
+            "ami-id": instance.get("ImageId", ""),
+        }
+        request = read_join_script(self._flags(instance_id), metadata)
+        labels, taints = kubelet_flags(request.flags)
+        provider_id = f"aws:///{zone}/{instance_id}"
+        if request.flags.get("provider-id") != provider_id:
+            raise JoinError(
+                f"--provider-id must be {provider_id} (read from the metadata service), "
+                f"not {request.flags.get('provider-id', '(missing)')!r}"
+            )
+        for label, value in ((INSTANCE_TYPE_LABEL, type_name), (ZONE_LABEL, zone)):
+            if labels.get(label) != value:
+                raise JoinError(f"--node-labels must set {label}={value} from the metadata service")
+        check_token(self.store, request)
+        return labels, taints
+
     def _register(self, instance: dict[str, Any], tags: dict[str, str], report: SyncReport) -> None:
         instance_id = instance["InstanceId"]
+        if instance_id in self.problems:
+            return  # user data runs once, at first boot: a failed join stays failed
         try:
-            labels, taints = kubelet_flags(self._flags(instance_id))
-        except UserDataError as exc:
-            if self.problems.get(instance_id) != str(exc):
-                log.warning("instance %s cannot join: %s", instance_id, exc)
+            labels, taints = self._join(instance)
+        except (JoinError, UserDataError) as exc:
+            log.warning("instance %s cannot join: %s", instance_id, exc)
             self.problems[instance_id] = str(exc)
             return
         zone = (instance.get("Placement") or {}).get("AvailabilityZone", "")
-        region = zone[:-1] if zone else self.region
         name = instance.get("PrivateDnsName") or instance_id
         type_name = instance.get("InstanceType", "")
         type_info = self._instance_type(type_name)
         arch = _arch(instance, type_info)
+        # What the kubelet sets on itself; everything else comes from --node-labels.
         standard = {
             "kubernetes.io/hostname": name,
             "kubernetes.io/os": "linux",
             "kubernetes.io/arch": arch,
             "beta.kubernetes.io/os": "linux",
             "beta.kubernetes.io/arch": arch,
-            "node.kubernetes.io/instance-type": type_name,
-            "beta.kubernetes.io/instance-type": type_name,
-            "topology.kubernetes.io/zone": zone,
-            "topology.kubernetes.io/region": region,
-            "failure-domain.beta.kubernetes.io/zone": zone,
-            "failure-domain.beta.kubernetes.io/region": region,
-            CAPACITY_TYPE_LABEL: "spot"
-            if instance.get("InstanceLifecycle") == "spot"
-            else "on-demand",
         }
-        from_tags = {label: tags[tag] for tag, label in TAG_LABELS.items() if tags.get(tag)}
-        all_labels = {**labels, **standard, **from_tags}
-        bad_tags = validate_labels(from_tags, "labels")
-        if bad_tags:
-            self.problems[instance_id] = "; ".join(
-                f"tag {e.field}: {e.message()}" for e in bad_tags
-            )
-            return
+        all_labels = {**labels, **standard}
         capacity, allocatable = node_resources(type_info)
         addresses = []
         if instance.get("PrivateIpAddress"):
@@ -561,6 +571,11 @@ class CloudBridge:
                     instance_id, name, labels, taints, time.monotonic()
                 )
                 return
+        gpus = gpu_count(type_info)
+        if gpus:
+            self.store.devices[name] = {GPU_RESOURCE: gpus}
+        else:
+            self.store.devices.pop(name, None)
         created = self.store.seed([body])[0]
         self.problems.pop(instance_id, None)
         member = _Member(instance_id, name, labels, taints, time.monotonic())

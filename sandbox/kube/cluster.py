@@ -1,6 +1,7 @@
 """The sandbox's cluster as ``make run`` starts it: the always-on instances as Ready nodes, the
-control node marked as kubeadm marks a control plane, the ``spark`` and ``jupyter`` namespaces,
-and a Spark master (Deployment and Service) on the admin nodes.
+control node marked as kubeadm marks a control plane, the system DaemonSets (the Flannel CNI,
+kube-proxy, the NVIDIA device plugin), the ``spark`` and ``jupyter`` namespaces, and a Spark
+master (Deployment and Service) on the admin nodes.
 
     sim = KubeSimulator().start()
     cluster = bootstrap(sim, cluster="sandbox", aws_env=moto.env())
@@ -20,7 +21,7 @@ from .bridge import CloudBridge
 from .controllers import ControllerOptions, Controllers
 from .controllers.base import controller_of, is_ready
 from .errors import ApiError
-from .resources import DEPLOYMENTS, NAMESPACES, NODES, PODS, SERVICES
+from .resources import DAEMONSETS, DEPLOYMENTS, NAMESPACES, NODES, PODS, SERVICES
 from .server import KubeSimulator
 
 SPARK_NAMESPACE = "spark"
@@ -106,6 +107,121 @@ def spark_master_manifests(namespace: str = SPARK_NAMESPACE) -> tuple[dict, dict
     return deployment, service
 
 
+def _daemonset(
+    namespace: str, name: str, labels: dict[str, str], spec: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+        "spec": {
+            "selector": {"matchLabels": dict(labels)},
+            "template": {"metadata": {"labels": dict(labels)}, "spec": spec},
+        },
+    }
+
+
+FLANNEL_NAMESPACE = "kube-flannel"
+
+
+def system_daemonsets() -> list[dict[str, Any]]:
+    """The DaemonSets every node of a kubeadm cluster runs, from their upstream manifests
+    (trimmed to what the simulator uses):
+
+    - ``kube-flannel/kube-flannel-ds`` (kube-flannel.yml): the CNI; tolerates every NoSchedule
+      taint, requests 100m CPU and 50Mi memory on every node;
+    - ``kube-system/kube-proxy`` (kubeadm's addon): tolerates everything, no requests (it still
+      takes a pod slot);
+    - ``kube-system/nvidia-device-plugin-daemonset`` (NVIDIA's nvidia-device-plugin.yml):
+      tolerates ``nvidia.com/gpu``; on a GPU node it makes ``nvidia.com/gpu`` allocatable.
+    """
+    linux = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}
+                        ]
+                    }
+                ]
+            }
+        }
+    }
+    flannel = _daemonset(
+        FLANNEL_NAMESPACE,
+        "kube-flannel-ds",
+        {"app": "flannel", "tier": "node"},
+        {
+            "affinity": linux,
+            "hostNetwork": True,
+            "priorityClassName": "system-node-critical",
+            "tolerations": [{"operator": "Exists", "effect": "NoSchedule"}],
+            "containers": [
+                {
+                    "name": "kube-flannel",
+                    "image": "ghcr.io/flannel-io/flannel:v0.26.7",
+                    "command": ["/opt/bin/flanneld"],
+                    "args": ["--ip-masq", "--kube-subnet-mgr"],
+                    "resources": {"requests": {"cpu": "100m", "memory": "50Mi"}},
+                }
+            ],
+        },
+    )
+    proxy = _daemonset(
+        "kube-system",
+        "kube-proxy",
+        {"k8s-app": "kube-proxy"},
+        {
+            "nodeSelector": {"kubernetes.io/os": "linux"},
+            "hostNetwork": True,
+            "priorityClassName": "system-node-critical",
+            "tolerations": [{"operator": "Exists"}],
+            "containers": [
+                {
+                    "name": "kube-proxy",
+                    "image": "registry.k8s.io/kube-proxy:v1.33.0",
+                    "command": [
+                        "/usr/local/bin/kube-proxy",
+                        "--config=/var/lib/kube-proxy/config.conf",
+                        "--hostname-override=$(NODE_NAME)",
+                    ],
+                }
+            ],
+        },
+    )
+    device_plugin = _daemonset(
+        "kube-system",
+        "nvidia-device-plugin-daemonset",
+        {"name": "nvidia-device-plugin-ds"},
+        {
+            "priorityClassName": "system-node-critical",
+            "tolerations": [
+                {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+            ],
+            "containers": [
+                {
+                    "name": "nvidia-device-plugin-ctr",
+                    "image": "nvcr.io/nvidia/k8s-device-plugin:v0.17.1",
+                    "env": [{"name": "FAIL_ON_INIT_ERROR", "value": "false"}],
+                }
+            ],
+        },
+    )
+    return [flannel, proxy, device_plugin]
+
+
+def system_daemonsets_create(sim: KubeSimulator) -> None:
+    """Create the system DaemonSets (and Flannel's namespace); safe to run twice."""
+    _create(
+        sim,
+        NAMESPACES,
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": FLANNEL_NAMESPACE}},
+    )
+    for body in system_daemonsets():
+        _create(sim, DAEMONSETS, body)
+
+
 def _create(sim: KubeSimulator, resource: Any, body: dict[str, Any]) -> None:
     try:
         sim.store.create(resource, copy.deepcopy(body))
@@ -154,6 +270,7 @@ def bootstrap(
     """
     deadline = time.monotonic() + timeout
     controllers = sim.start_controllers(controller_options)
+    system_daemonsets_create(sim)
     bridge = CloudBridge(
         sim, cluster, aws_env=aws_env, region=region, interval=interval, ready_delay=ready_delay
     )

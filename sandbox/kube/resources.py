@@ -10,6 +10,7 @@ immutable fields). Each check cites the behaviour it models; messages follow api
 
 from __future__ import annotations
 
+import base64
 import copy
 import ipaddress
 import re
@@ -175,6 +176,16 @@ def validate_quantities(
     return errors
 
 
+BUILTIN_PRIORITIES = {"system-node-critical": 2000001000, "system-cluster-critical": 2000000000}
+
+
+def overcommit_allowed(name: str) -> bool:
+    """helper.IsOvercommitAllowed: native resources (no domain, or kubernetes.io) except
+    hugepages."""
+    native = "/" not in name or name.split("/", 1)[0].endswith("kubernetes.io")
+    return native and not name.startswith("hugepages-")
+
+
 def _image_pull_policy(image: str) -> str:
     # API defaulting: ":latest" or no tag means Always, anything pinned means IfNotPresent.
     if "@" in image:
@@ -215,7 +226,8 @@ def admit_pod_spec(spec: dict[str, Any]) -> None:
     # ServiceAccount admission (without the token volume) and Priority admission.
     spec.setdefault("serviceAccountName", "default")
     spec.setdefault("serviceAccount", spec["serviceAccountName"])
-    spec.setdefault("priority", 0)
+    # Priority admission: the two built-in PriorityClasses, else the default 0.
+    spec.setdefault("priority", BUILTIN_PRIORITIES.get(spec.get("priorityClassName", ""), 0))
     spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
     # DefaultTolerationSeconds admission: tolerate not-ready/unreachable nodes for 300 s.
     tolerations = spec.setdefault("tolerations", [])
@@ -301,6 +313,15 @@ def validate_pod_spec(spec: dict[str, Any], path: str) -> list[FieldError]:
             errors.extend(validate_quantities(requests, f"{where}.resources.requests"))
             for name, amount in requests.items():
                 if name not in limits:
+                    # ValidateResourceRequirements: extended resources and hugepages are not
+                    # overcommitable (helper.IsOvercommitAllowed), so they need a limit.
+                    if not overcommit_allowed(name):
+                        errors.append(
+                            required(
+                                f"{where}.resources.limits",
+                                "Limit must be set for non overcommitable resources",
+                            )
+                        )
                     continue
                 try:
                     have, cap = quantity.value(amount), quantity.value(limits[name])
@@ -910,6 +931,56 @@ class ReplicaSetStrategy(Strategy):
         return []
 
 
+DAEMONSET_STATUS_COUNTS = (
+    "currentNumberScheduled",
+    "numberMisscheduled",
+    "desiredNumberScheduled",
+    "numberReady",
+)
+
+
+class DaemonSetStrategy(Strategy):
+    """apps/v1 DaemonSets ("DaemonSet"): defaults of SetDefaults_DaemonSet, the workload checks
+    shared with ReplicaSets (no replicas), an immutable selector, the update strategy."""
+
+    def prepare_for_create(self, obj: dict[str, Any], store: Store) -> None:
+        obj["status"] = dict.fromkeys(DAEMONSET_STATUS_COUNTS, 0)
+
+    def default(self, obj: dict[str, Any], store: Store) -> None:
+        spec = obj.setdefault("spec", {})
+        strategy = spec.setdefault("updateStrategy", {})
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = strategy.setdefault("rollingUpdate", {})
+            rolling.setdefault("maxUnavailable", 1)
+            rolling.setdefault("maxSurge", 0)
+        spec.setdefault("revisionHistoryLimit", 10)
+        template = spec.setdefault("template", {})
+        default_pod_spec(template.setdefault("spec", {}), pod=False)
+
+    def validate(self, obj: dict[str, Any]) -> list[FieldError]:
+        spec = obj.get("spec") or {}
+        errors = validate_workload_spec(spec, "daemonset")
+        kind = (spec.get("updateStrategy") or {}).get("type", "RollingUpdate")
+        if kind not in ("OnDelete", "RollingUpdate"):
+            errors.append(
+                not_supported("spec.updateStrategy.type", kind, ("OnDelete", "RollingUpdate"))
+            )
+        status = obj.get("status") or {}
+        for key in (*DAEMONSET_STATUS_COUNTS, "numberAvailable", "numberUnavailable"):
+            value = status.get(key)
+            if isinstance(value, int) and value < 0:
+                errors.append(invalid(f"status.{key}", value, "must be greater than or equal to 0"))
+        return errors
+
+    def validate_update(self, new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+        old_sel = (old.get("spec") or {}).get("selector")
+        new_sel = (new.get("spec") or {}).get("selector")
+        if new_sel != old_sel:
+            return [invalid("spec.selector", new_sel, "field is immutable")]
+        return []
+
+
 class EventStrategy(Strategy):
     def validate(self, obj: dict[str, Any]) -> list[FieldError]:
         # ValidateEventCreate for core/v1 (legacy) events.
@@ -936,6 +1007,61 @@ class EventStrategy(Strategy):
             if not obj.get("action"):
                 errors.append(required("action"))
         return errors
+
+
+_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+MAX_SECRET_SIZE = 1024 * 1024  # core/v1 validation: MaxSecretSize
+
+
+class SecretStrategy(Strategy):
+    """core/v1 Secrets ("Secrets"): ``type`` defaults to Opaque and is immutable; ``stringData``
+    is folded into ``data`` (base64) on write and never stored; keys are config keys; 1 MiB in
+    all. A Secret has no status."""
+
+    def default(self, obj: dict[str, Any], store: Store) -> None:
+        obj.setdefault("type", "Opaque")
+        string_data = obj.pop("stringData", None)
+        if string_data:
+            data = obj.setdefault("data", {})
+            for key, value in string_data.items():
+                data[key] = base64.b64encode(str(value).encode()).decode()
+
+    def validate(self, obj: dict[str, Any]) -> list[FieldError]:
+        errors: list[FieldError] = []
+        total = 0
+        for key, value in (obj.get("data") or {}).items():
+            if not _CONFIG_KEY.match(key) or len(key) > 253 or key in (".", ".."):
+                errors.append(
+                    invalid(
+                        "data",
+                        key,
+                        "a valid config key must consist of alphanumeric characters, '-', '_' "
+                        "or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used "
+                        "for validation is '[-._a-zA-Z0-9]+')",
+                    )
+                )
+            try:
+                total += len(base64.b64decode(value or "", validate=True))
+            except ValueError:
+                errors.append(invalid(f"data[{key}]", "<value omitted>", "illegal base64 data"))
+        if total > MAX_SECRET_SIZE:
+            errors.append(
+                FieldError("FieldValueTooLong", "data", f"may not be more than {MAX_SECRET_SIZE}")
+            )
+        return errors
+
+    def validate_update(self, new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+        errors: list[FieldError] = []
+        if new.get("type") != old.get("type"):
+            errors.append(invalid("type", new.get("type"), "field is immutable"))
+        if old.get("immutable") and (
+            new.get("data") != old.get("data") or not new.get("immutable")
+        ):
+            errors.append(forbidden("data", "field is immutable when `immutable` is set"))
+        return errors
+
+    def generation_changed(self, new: dict[str, Any], old: dict[str, Any]) -> bool:
+        return False
 
 
 # -- the table -----------------------------------------------------------------------------------
@@ -984,6 +1110,12 @@ def _node_fields(obj: dict[str, Any]) -> dict[str, str]:
 def _namespace_fields(obj: dict[str, Any]) -> dict[str, str]:
     fields = _meta_fields(obj)
     fields["status.phase"] = (obj.get("status") or {}).get("phase", "")
+    return fields
+
+
+def _secret_fields(obj: dict[str, Any]) -> dict[str, str]:
+    fields = _meta_fields(obj)
+    fields["type"] = obj.get("type", "")
     return fields
 
 
@@ -1121,6 +1253,18 @@ EVENTS = ResourceType(
     allow_create_on_update=True,
     field_labels=_labels_of(_event_fields),
 )
+SECRETS = ResourceType(
+    "",
+    "v1",
+    "secrets",
+    "secret",
+    "Secret",
+    True,
+    SecretStrategy(),
+    dns1123_subdomain_errors,
+    _secret_fields,
+    field_labels=_labels_of(_secret_fields),
+)
 DEPLOYMENTS = ResourceType(
     "apps",
     "v1",
@@ -1158,6 +1302,21 @@ REPLICASETS = ResourceType(
     tracks_generation=True,
     field_labels=_labels_of(_meta_fields),
 )
+DAEMONSETS = ResourceType(
+    "apps",
+    "v1",
+    "daemonsets",
+    "daemonset",
+    "DaemonSet",
+    True,
+    DaemonSetStrategy(),
+    dns1123_subdomain_errors,
+    _meta_fields,
+    ("ds",),
+    (_status("DaemonSet", "apps"),),
+    tracks_generation=True,
+    field_labels=_labels_of(_meta_fields),
+)
 
 TYPES: tuple[ResourceType, ...] = (
     NAMESPACES,
@@ -1165,8 +1324,10 @@ TYPES: tuple[ResourceType, ...] = (
     PODS,
     SERVICES,
     EVENTS,
+    SECRETS,
     DEPLOYMENTS,
     REPLICASETS,
+    DAEMONSETS,
 )
 BY_RESOURCE: dict[tuple[str, str], ResourceType] = {(t.group, t.resource): t for t in TYPES}
 BY_KIND: dict[tuple[str, str], ResourceType] = {(t.api_version, t.kind): t for t in TYPES}

@@ -16,6 +16,9 @@ from typing import Any
 from .errors import bad_request
 
 _NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+# apimachinery's label value (validation.IsValidLabelValue): the sandbox's one definition.
+LABEL_VALUE_MAX = 63
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
@@ -54,13 +57,17 @@ def qualified_name_errors(key: str) -> list[str]:
     return []
 
 
+def is_label_value(value: str) -> bool:
+    return not label_value_errors(value)
+
+
 def label_value_errors(value: str) -> list[str]:
     """apimachinery's IsValidLabelValue: empty, or up to 63 name characters."""
     if value == "":
         return []
-    if len(value) > 63:
-        return ["must be no more than 63 characters"]
-    if not _NAME.match(value):
+    if len(value) > LABEL_VALUE_MAX:
+        return [f"must be no more than {LABEL_VALUE_MAX} characters"]
+    if not LABEL_VALUE.match(value):
         return [
             "a valid label must be an empty string or consist of alphanumeric characters, '-', "
             "'_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  "

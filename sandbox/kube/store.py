@@ -165,6 +165,10 @@ class Store:
         self._ip_counter = itertools.count(10)
         self._node_port_counter = itertools.count(30000)
         self.disruption_blocks: list[DisruptionBlock] = []
+        # The hardware behind each Node (what a device plugin finds on the host): node name ->
+        # extended resource -> count. Written by the cloud bridge; read by the kubelet stand-in
+        # when a device plugin's pod runs there. Not an API object.
+        self.devices: dict[str, dict[str, int]] = {}
         self.reset()
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -185,6 +189,7 @@ class Store:
             self._compacted = self._rv
             self._epoch += 1
             self.disruption_blocks.clear()
+            self.devices.clear()
             self.bugs.clear()
             for name in SYSTEM_NAMESPACES:
                 self.create(

@@ -56,6 +56,7 @@ class Cloud:
         cluster: str | None = CLUSTER,
         count: int = 1,
         name: str = "",
+        user_data: str = "",
     ) -> list[str]:
         tags = [{"Key": "clusterweb:pool", "Value": pool}]
         if owner:
@@ -72,6 +73,7 @@ class Cloud:
             Placement={"AvailabilityZone": zone},
             TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
             **({"InstanceMarketOptions": {"MarketType": "spot"}} if spot else {}),
+            **({"UserData": user_data} if user_data else {}),
         )
         return [i["InstanceId"] for i in answer["Instances"]]
 

@@ -249,7 +249,8 @@ def test_aws_throttling_fails_the_ec2_part_only_and_keeps_the_last_known_state(c
 
 @pytest.mark.simulator_only
 def test_nodes_the_cloud_bridge_registers_are_merged_and_their_end_recorded(cloud):
-    [spot] = cloud.launch(spot=True, zone="eu-west-1c", owner="bob")
+    script = cloud.kube.join_script({"clusterweb.io/pool": "spark"})  # docs/node-join.md
+    [spot] = cloud.launch(spot=True, zone="eu-west-1c", owner="bob", user_data=script)
     bridge = cloud.kube.cloud_bridge("sandbox", aws_env=cloud.aws.env())
     bridge.wait_ready(10)
 

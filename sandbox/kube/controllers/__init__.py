@@ -18,6 +18,7 @@ from ..errors import ApiError, SimulatorBug
 from ..resources import EVENTS
 from ..store import Store
 from .base import Context, Controller, ControllerOptions, EventRecorder, Timers, parse_stamp
+from .daemonsets import DaemonSetController
 from .kubelet import Kubelet
 from .nodes import NodeLifecycleController, PodGarbageCollector, TaintEvictionController
 from .scheduler import SCHEDULER_NAME, Scheduler
@@ -33,8 +34,9 @@ class Controllers:
 
     Each pass hands every new change to every controller (``observe``), runs the timers that are
     due, then lets each controller act (``sync``) in this order: node lifecycle, taint eviction,
-    pod GC, deployments, replicasets, scheduler, kubelet. The thread sleeps on the store's
-    condition variable until the next write or the next timer; it wakes for nothing else.
+    pod GC, deployments, replicasets, daemonsets, scheduler, kubelet. The thread sleeps on the
+    store's condition variable until the next write or the next timer; it wakes for nothing
+    else.
     """
 
     def __init__(self, store: Store, options: ControllerOptions | None = None, **timings: Any):
@@ -48,6 +50,7 @@ class Controllers:
         self.pod_gc = PodGarbageCollector(ctx)
         self.deployments = DeploymentController(ctx)
         self.replicasets = ReplicaSetController(ctx)
+        self.daemonsets = DaemonSetController(ctx)
         self.scheduler = Scheduler(ctx)
         self.kubelet = Kubelet(ctx)
         self.controllers: list[Controller] = [
@@ -56,6 +59,7 @@ class Controllers:
             self.pod_gc,
             self.deployments,
             self.replicasets,
+            self.daemonsets,
             self.scheduler,
             self.kubelet,
         ]

@@ -9,6 +9,13 @@ images are not pulled. A pod on a node that is not Ready waits; a Running pod th
 readiness with its node (the node lifecycle controller marks it) is ready again when the node is.
 Graceful deletion is finished by the store's own stand-in (see ``Store.termination_delay``).
 
+Device plugins ("Device Plugins"; the NVIDIA device plugin): a node registers without
+``nvidia.com/gpu``. When a pod of the NVIDIA device plugin's image runs on a node whose hardware
+has GPUs (``Store.devices``, from the cloud bridge), the plugin registers with the kubelet, which
+then reports the GPUs in ``capacity`` and ``allocatable``; when that pod goes away, the devices
+are unhealthy and ``allocatable`` drops to 0 (capacity stays), as the kubelet's device manager
+does.
+
 Pod IPs come from the node's ``spec.podCIDR`` when it has one, else from one /24 per node in
 100.64.0.0/16 (the bridge's EC2 nodes have no podCIDR: on EKS the VPC CNI hands out VPC
 addresses, often from a 100.64.0.0/10 secondary range; moto's VPC is elsewhere).
@@ -21,6 +28,7 @@ import ipaddress
 import time
 from typing import Any
 
+from ..errors import ApiError
 from ..resources import NODES, PODS
 from ..store import Event, Key
 from .base import (
@@ -33,6 +41,16 @@ from .base import (
 )
 
 COMPONENT = "kubelet"
+# The image of the NVIDIA device plugin (nvcr.io/nvidia/k8s-device-plugin:vX.Y.Z).
+DEVICE_PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin"
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+def is_device_plugin(pod: dict[str, Any]) -> bool:
+    return any(
+        (c.get("image") or "").startswith(DEVICE_PLUGIN_IMAGE + ":")
+        for c in (pod.get("spec") or {}).get("containers") or ()
+    )
 
 
 def _bound_and_live(pod: dict[str, Any]) -> bool:
@@ -62,6 +80,7 @@ class Kubelet(Controller):
         self.dirty: set[Key] = set()
         self.due: dict[Key, float] = {}  # monotonic time a pod's containers are up
         self._subnets: dict[str, ipaddress.IPv4Network] = {}
+        self._unplugged: set[str] = set()  # nodes whose device plugin pod went away
         self._next_host: dict[str, int] = {}
 
     def resync(self) -> None:
@@ -74,6 +93,15 @@ class Kubelet(Controller):
 
     def observe(self, event: Event) -> None:
         if event.resource is PODS:
+            node_name = (event.entry.obj.get("spec") or {}).get("nodeName")
+            if (
+                node_name
+                and is_device_plugin(event.entry.obj)
+                and (
+                    event.type == "DELETED" or event.entry.obj["metadata"].get("deletionTimestamp")
+                )
+            ):
+                self._unplugged.add(node_name)
             if event.type == "DELETED" or not _needs_kubelet(event.entry.obj):
                 self.due.pop(event.key, None)
                 self.dirty.discard(event.key)
@@ -93,6 +121,37 @@ class Kubelet(Controller):
     def sync(self) -> None:
         dirty, self.dirty = self.dirty, set()
         self.each(dirty, self._sync, self.dirty.add)
+        unplugged, self._unplugged = self._unplugged, set()
+        for node_name in unplugged:
+            self._advertise(node_name, healthy=False)
+
+    def _advertise(self, node_name: str, *, healthy: bool) -> None:
+        """The device manager's view of the node's GPUs in its status: all of them while the
+        plugin runs, none allocatable once it is gone."""
+        count = self.store.devices.get(node_name, {}).get(GPU_RESOURCE, 0)
+        if not count:
+            return
+        for _ in range(3):  # a 409 means the Node changed meanwhile: read it again
+            entry = self.store.peek(NODES, "", node_name)
+            if entry is None:
+                return
+            node = entry.copy()
+            status = node.setdefault("status", {})
+            capacity = status.setdefault("capacity", {})
+            allocatable = status.setdefault("allocatable", {})
+            wanted = str(count) if healthy else "0"
+            if GPU_RESOURCE not in capacity and not healthy:
+                return
+            if capacity.get(GPU_RESOURCE) == str(count) and allocatable.get(GPU_RESOURCE) == wanted:
+                return
+            capacity[GPU_RESOURCE] = str(count)
+            allocatable[GPU_RESOURCE] = wanted
+            try:
+                self.store.update(NODES, node, subresource="status")
+                return
+            except ApiError as exc:
+                if exc.code != 409:
+                    return
 
     def _sync(self, key: Key) -> None:
         entry = self.store.peek(PODS, *key)
@@ -221,6 +280,8 @@ class Kubelet(Controller):
             for container_status in status.get("containerStatuses") or ():
                 container_status["ready"] = True
         self.store.update(PODS, pod, subresource="status")
+        if is_device_plugin(pod):
+            self._advertise(node["metadata"]["name"], healthy=True)
         if not was_running:
             for container in spec.get("containers") or ():
                 self.ctx.events.record(
