@@ -365,6 +365,7 @@ def test_a_day_cost_explorer_has_no_data_for_yet_is_not_compared_as_zero_billed(
     said = page[page.index('id="compared-days"') :]
     assert "Compared over the days AWS has reported in full: Jan 1–Jan 12 (12 days)" in said
     assert "Jan 14 (no data from AWS yet)" in said and "Jan 13 (AWS" in said
+    assert "same services over the 12 days reported in full: $3.63" in page
 
 
 @pytest.mark.parametrize("failed_first", [True, False], ids=["failed-first", "ok-first"])
