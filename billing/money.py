@@ -2,8 +2,9 @@
 
 Amounts are shown and serialized with 2 decimals; totals are sums of the rounded items. Rates keep
 the precision they were published with (AWS lists some GPU prices with 5 decimals, e.g. 6.33167),
-shown with at least 2 decimals; prices a person types in are limited to 4 decimals for hourly rates
-and GB-month prices, 2 for monthly amounts.
+shown with at least 2 decimals and at most 6 (a computed rate, such as a volume's share of a
+GB-month price, is rounded to 6); prices a person types in may have up to 6 decimals for hourly
+rates and GB-month prices, as AWS lists them, and 2 for monthly amounts.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 CENT = Decimal("0.01")
+RATE_DECIMALS = 6  # AWS lists rates with up to 6 decimals (CONVENTIONS.md)
+RATE_PLACES = Decimal("0.000001")
 CURRENCY = "USD"
 
 

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db.models import Q, QuerySet, Sum
 
 from billing.prices import selectors as prices
+from billing.prices.pricebook import PriceBook
 from billing.prices.selectors import PriceQuote
 from clusterweb import clock
 from clusterweb.permissions import is_admin
@@ -118,23 +119,12 @@ def sync_status(now: datetime | None = None) -> SyncStatus:
 
 # --- Prices --------------------------------------------------------------------------------------
 class _Quotes:
-    """Price lookups of one page, each asked once."""
+    """Storage and address price lookups of one page, each asked once (a handful of services);
+    nodes are priced from a ``PriceBook`` (``node_rows``)."""
 
     def __init__(self, region: str, at: datetime) -> None:
         self.region, self.at = region, at
         self._cache: dict[tuple, PriceQuote] = {}
-
-    def instance(self, node: Node) -> PriceQuote:
-        key = (node.capacity_type, node.instance_type, node.zone)
-        if key not in self._cache:
-            if node.capacity_type == Lifecycle.SPOT:
-                quote = prices.spot_quote(
-                    self.region, node.instance_type, self.at, zone=node.zone or None
-                )
-            else:
-                quote = prices.on_demand_quote(self.region, node.instance_type, self.at)
-            self._cache[key] = quote
-        return self._cache[key]
 
     def ipv4(self) -> PriceQuote:
         if ("ipv4",) not in self._cache:
@@ -277,16 +267,23 @@ def month_start(now: datetime) -> datetime:
 
 
 def node_rows(nodes: Iterable[Node], *, now: datetime, region: str) -> list[NodeRow]:
-    quotes = _Quotes(region, now)
+    """Each node with its prices at ``now``, from one price book: the same few queries whatever
+    the number of nodes, instance types, zones and lifecycles (the lookups' rules)."""
+    nodes = list(nodes)
+    book = PriceBook.load(region, now, now, {n.instance_type for n in nodes if n.billed})
     rows = []
     for node in nodes:
         billed = node.billed
+        price = None
+        if billed:
+            spot = node.capacity_type == Lifecycle.SPOT
+            price = book.instance(node.instance_type, spot=spot, zone=node.zone or None, at=now)
         rows.append(
             NodeRow(
                 node=node,
                 uptime=node.uptime(now),
-                price=quotes.instance(node) if billed else None,
-                ipv4=quotes.ipv4() if billed and node.public_ipv4 else None,
+                price=price,
+                ipv4=book.ipv4(now) if billed and node.public_ipv4 else None,
             )
         )
     return rows
@@ -355,9 +352,6 @@ class StorageSummary:
     public_ipv4_count: int
 
 
-_EBS_SERVICES = {"gp3": "ebs-gp3", "gp2": "ebs-gp2", "st1": "ebs-st1", "sc1": "ebs-sc1"}
-
-
 def storage_summary(now: datetime | None = None) -> StorageSummary:
     """EBS by volume type, EFS and S3 sizes, and the public IPv4 addresses, each with the
     catalog's price (GB-month or address-hour) and its source."""
@@ -371,7 +365,9 @@ def storage_summary(now: datetime | None = None) -> StorageSummary:
         .order_by("volume_type")
     )
     for group in volumes:
-        service = _EBS_SERVICES.get(group["volume_type"], "ebs-standard")
+        # Each volume type at its own price: a type the catalog lacks (io1, io2: their
+        # provisioned IOPS are billed too) is unpriced, never priced as another type.
+        service = f"ebs-{group['volume_type']}"
         lines.append(
             StorageLine(
                 label=f"EBS {group['volume_type']}",

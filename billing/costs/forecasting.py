@@ -44,7 +44,9 @@ GROUPS = {
 class RunningItem:
     """Something that costs money by the hour now: a node, a volume, a file system or bucket, a
     public address. ``hourly`` None: the catalog has no price for it. ``limit``: when a burst
-    node's time is up (None: no limit)."""
+    node's time is up (None: no limit). ``node``: the name of the node the item goes with (its
+    public IPv4 address, its root volume), which shares its limit; empty for a node itself and
+    for what stands alone. Only nodes are counted as nodes."""
 
     key: str
     label: str
@@ -54,6 +56,7 @@ class RunningItem:
     limit_source: str = ""
     pool: str = ""
     owner: str = ""
+    node: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class ForecastLine:
     cost: Decimal  # rounded to the cent
     overdue: bool = False
     limit: datetime | None = None
+    node: str = ""  # the node this line goes with (its address, its volume); empty for a node
 
     @property
     def unknown(self) -> bool:
@@ -169,12 +173,14 @@ def forecast_month(
     for item in running:
         until, late = end, False
         if item.group == BURST:
+            # An address or volume of a burst node runs as long as its node; only nodes count.
+            counted = not item.node
             if item.limit is None:
-                unlimited += 1
+                unlimited += counted
             elif item.limit <= at:
                 late = True
             else:
-                limited += 1
+                limited += counted
                 until = min(item.limit, end)
         span_end = max(until, at)
         cost = Decimal("0.00")
@@ -191,9 +197,10 @@ def forecast_month(
             cost=cost,
             overdue=late,
             limit=item.limit,
+            node=item.node,
         )
         lines.append(line)
-        if late:
+        if late and not item.node:
             overdue.append(line)
     planned = list(planned)
     for plan in planned:
@@ -272,7 +279,7 @@ def _assumptions(
     for line in overdue:
         said.append(
             f"{line.label} is past its time limit ({line.limit:%Y-%m-%d %H:%M} UTC) and still "
-            "running: counted to the month's end."
+            "running: counted to the month's end, with its public IPv4 address and volumes."
         )
     if any(line.group in (BASE, BURST) for line in lines):
         said.append("Spot nodes keep today's spot price; storage keeps its last measured size.")

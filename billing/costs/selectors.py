@@ -20,7 +20,7 @@ from django.db.models import Count, Max, Q, Sum
 
 from billing.costs import costing, forecasting
 from billing.costs.forecasting import Forecast, RunningItem
-from billing.costs.services import CE_REQUEST_USD
+from billing.costs.services import CE_LATEST_FIRST, CE_REQUEST_USD
 from billing.models import (
     STORAGE_SERVICES,
     BilledCost,
@@ -217,6 +217,9 @@ class BilledSummary:
     comparison: list[ServiceComparison]
     requests_this_month: int
     daily: dict[date, Decimal] = field(default_factory=dict)
+    # The days the comparison covers: present in full. The others, with why they are left out.
+    compared_days: list[date] = field(default_factory=list)
+    not_compared: list[tuple[date, str]] = field(default_factory=list)
 
     @property
     def as_of(self) -> datetime | None:
@@ -262,33 +265,76 @@ class BilledSummary:
     def last_day(self) -> date | None:
         return self.days[-1] if self.days else None
 
+    @property
+    def compared_spans(self) -> list[tuple[date, date]]:
+        """The compared days as runs of consecutive days (first, last)."""
+        spans: list[list[date]] = []
+        for day in self.compared_days:
+            if spans and (day - spans[-1][1]).days == 1:
+                spans[-1][1] = day
+            else:
+                spans.append([day, day])
+        return [(a, b) for a, b in spans]
+
+
+NO_DATA_YET = "no data from AWS yet"
+LATEST_PARTIAL = "AWS's latest day, may still be partial"
+
+
+def complete_days(
+    days: Iterable[date], with_data: set[date], *, latest_with_data: date | None, final: bool
+) -> tuple[list[date], list[tuple[date, str]]]:
+    """Which billed days are present in full, so that comparing them with the estimate means
+    something: a day for which Cost Explorer returned no cost at all is not there yet (it is
+    not $0 billed), and AWS's latest day with data is routinely partial (it fills days in
+    order: a day followed by a day with data is complete). Every day of a final month is."""
+    compared, left_out = [], []
+    for day in sorted(days):
+        if final or (day in with_data and latest_with_data is not None and day < latest_with_data):
+            compared.append(day)
+        else:
+            left_out.append((day, NO_DATA_YET if day not in with_data else LATEST_PARTIAL))
+    return compared, left_out
+
 
 def month_billed(start: datetime) -> BilledSummary:
     """The bill of the month starting at ``start`` as the Cost Explorer job stored it, and the
-    estimate over the same days (seven queries)."""
+    estimate over the days present in full (nine queries)."""
     month = start.date()
     end = costing.month_after(start)
     days = list(BilledDay.objects.filter(month=month).values_list("day", flat=True).order_by("day"))
     costs = BilledCost.objects.filter(billed_day__month=month)
-    by_ce = [
-        (r["service"], amount(r["total"] or Decimal(0)), CE_SERVICES.get(r["service"]))
-        for r in costs.values("service").annotate(total=Sum("amount")).order_by("service")
-    ]
     daily = {
         r["billed_day__day"]: r["total"] or Decimal(0)
         for r in costs.values("billed_day__day").annotate(total=Sum("amount")).order_by()
     }
-    same_days = CostRow.objects.filter(
-        month=month, day__in=BilledDay.objects.filter(month=month).values("day")
+    reads = CostExplorerRead.objects.filter(period_start__lt=end.date(), period_end__gt=month)
+    compared, left_out = complete_days(
+        days,
+        set(daily),
+        latest_with_data=BilledCost.objects.aggregate(m=Max("billed_day__day"))["m"],
+        final=CostExplorerRead.objects.filter(month=month, final=True).exists(),
     )
+    by_ce = [
+        (r["service"], amount(r["total"] or Decimal(0)), CE_SERVICES.get(r["service"]))
+        for r in costs.values("service").annotate(total=Sum("amount")).order_by("service")
+    ]
+    compared_by_ce = [
+        (r["service"], amount(r["total"] or Decimal(0)), CE_SERVICES.get(r["service"]))
+        for r in costs.filter(billed_day__day__in=compared)
+        .values("service")
+        .annotate(total=Sum("amount"))
+        .order_by("service")
+    ]
+    same_days = CostRow.objects.filter(month=month, day__in=compared)
     estimate_by_service = {
         r["service"]: amount(r["total"] or Decimal(0))
         for r in same_days.values("service").annotate(total=Sum("cost")).order_by()
     }
     comparison = []
-    if days:
+    if compared:
         for service, label in CostService.choices:
-            billed = sum((v for _, v, ours in by_ce if ours == service), ZERO)
+            billed = sum((v for _, v, ours in compared_by_ce if ours == service), ZERO)
             comparison.append(
                 ServiceComparison(service, label, billed, estimate_by_service.get(service, ZERO))
             )
@@ -297,15 +343,15 @@ def month_billed(start: datetime) -> BilledSummary:
         month=month,
         enabled=settings.COST_EXPLORER_ENABLED,
         interval_hours=settings.COST_EXPLORER_INTERVAL_HOURS,
-        last_ok=CostExplorerRead.objects.filter(month=month, ok=True)
-        .order_by("-finished_at")
-        .first(),
-        last_attempt=CostExplorerRead.objects.order_by("-started_at").first(),
+        last_ok=reads.filter(ok=True).order_by("-finished_at", "-pk").first(),
+        last_attempt=CostExplorerRead.objects.order_by(*CE_LATEST_FIRST).first(),
         days=days,
         by_ce_service=by_ce,
         comparison=comparison,
         requests_this_month=requests.aggregate(n=Sum("requests"))["n"] or 0,
         daily=daily,
+        compared_days=compared,
+        not_compared=left_out,
     )
 
 
@@ -321,6 +367,7 @@ def running_items(at: datetime) -> list[RunningItem]:
     book = PriceBook.load(region, at, at, {n.instance_type for n in nodes})
     items: list[RunningItem] = []
     limits: dict[int, tuple[datetime | None, str]] = {}
+    names: dict[int, str] = {node.pk: node.name for node in nodes}
     ipv4 = book.ipv4(at).price
     for node in nodes:
         pool = pools.get(node.pool)
@@ -359,6 +406,7 @@ def running_items(at: datetime) -> list[RunningItem]:
                     limit_source=source,
                     pool=node.pool,
                     owner=node.owner,
+                    node=node.name,
                 )
             )
     for volume in Volume.objects.filter(deleted_at__isnull=True).order_by("volume_id"):
@@ -376,6 +424,7 @@ def running_items(at: datetime) -> list[RunningItem]:
                 if price is None
                 else forecasting.storage_hourly(Decimal(volume.size_gib), price, at),
                 limit=limit if burst else None,
+                node=names[volume.node_id] if burst else "",
             )
         )
     for data in StoredData.objects.filter(gone_at__isnull=True, size_bytes__isnull=False):

@@ -69,6 +69,9 @@ CE_RETRY_AFTER_FAILURE = timedelta(hours=1)
 CE_PAST_MONTH_DAYS = 15
 # A month of daily results by service fits one page; this only bounds a misbehaving answer.
 CE_MAX_PAGES = 20
+# The latest read first; of reads started at the same moment a failed one first, then the newest
+# row: "was the last read a failure?" has one answer whatever order the database returns ties in.
+CE_LATEST_FIRST = ("-started_at", "ok", "-pk")
 
 ROW_FIELDS = (
     "month",
@@ -453,24 +456,24 @@ class CostExplorerOutcome:
         }
 
 
-def cost_explorer_periods(today: date, *, previous_final: bool) -> list[tuple[date, date, date]]:
-    """The (month, start, end) periods to read on ``today``: this month's full days (none on the
-    1st: Cost Explorer refuses Start == End, and today is not over), then last month while it
-    is not final and we are less than CE_PAST_MONTH_DAYS into this one."""
+def cost_explorer_period(today: date, *, previous_final: bool) -> tuple[date, date] | None:
+    """The one period ``[start, end)`` to read on ``today``, in ONE get_cost_and_usage request:
+    this month's full days, preceded by last month while it is not final and we are less than
+    CE_PAST_MONTH_DAYS into this one. On the 1st this month has no full day (Cost Explorer
+    refuses Start == End, and today is not over): last month alone, or nothing."""
     current = today.replace(day=1)
-    periods = []
-    if today > current:
-        periods.append((current, current, today))
+    start = current
     if not previous_final and (today - current).days < CE_PAST_MONTH_DAYS:
-        previous = (current - timedelta(days=1)).replace(day=1)
-        periods.append((previous, previous, current))
-    return periods
+        start = (current - timedelta(days=1)).replace(day=1)
+    if today <= start:
+        return None
+    return start, today
 
 
 def cost_explorer_due(now: datetime) -> tuple[bool, str]:
     """Whether a read is due: never read, or the last read is COST_EXPLORER_INTERVAL_HOURS old
     (CE_RETRY_AFTER_FAILURE after a failure, if that is shorter)."""
-    last = CostExplorerRead.objects.order_by("-started_at").first()
+    last = CostExplorerRead.objects.order_by(*CE_LATEST_FIRST).first()
     if last is None:
         return True, "never read"
     interval = timedelta(hours=settings.COST_EXPLORER_INTERVAL_HOURS)
@@ -484,8 +487,9 @@ def cost_explorer_refresh(
     *, now: datetime | None = None, force: bool = False
 ) -> CostExplorerOutcome:
     """Read the bill from Cost Explorer when a read is due (or ``force``): this month's full
-    days, and last month until it is final. Each period's days replace those stored before. A
-    failure is recorded on its read (the estimate is never touched) and tried again later."""
+    days, and last month until it is final, in one request (one read; more only if AWS pages the
+    answer). The days read replace those stored before. A failure is recorded on its read (the
+    estimate is never touched) and tried again later."""
     now = clock.now() if now is None else now
     if not settings.COST_EXPLORER_ENABLED:
         return CostExplorerOutcome(at=now, reason="disabled (COST_EXPLORER_ENABLED is off)")
@@ -500,8 +504,9 @@ def cost_explorer_refresh(
         today = now.date()
         previous = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
         final = CostExplorerRead.objects.filter(month=previous, final=True).exists()
-        for month, start, end in cost_explorer_periods(today, previous_final=final):
-            read, permanent = _period_read(month, start, end, now=now, today=today)
+        period = cost_explorer_period(today, previous_final=final)
+        if period is not None:
+            read, permanent = _period_read(*period, now=now, today=today)
             outcome.reads.append(read)
             outcome.permanent |= permanent
         return outcome
@@ -510,8 +515,11 @@ def cost_explorer_refresh(
 
 
 def _period_read(
-    month: date, start: date, end: date, *, now: datetime, today: date
+    start: date, end: date, *, now: datetime, today: date
 ) -> tuple[CostExplorerRead, bool]:
+    """One read of ``[start, end)``; its ``month`` is the first month it covers, and ``final``
+    says whether that month is final (a past month, every day present and none estimated)."""
+    month = start.replace(day=1)
     read = CostExplorerRead.objects.create(
         month=month, period_start=start, period_end=end, started_at=now
     )
@@ -538,7 +546,7 @@ def _period_read(
             billed, _ = BilledDay.objects.update_or_create(
                 day=day,
                 defaults={
-                    "month": month,
+                    "month": day.replace(day=1),
                     "estimated": found.estimated,
                     "read": read,
                     "fetched_at": now,
@@ -554,11 +562,14 @@ def _period_read(
         read.ok = True
         read.days = len(wanted)
         read.finished_at = now
-        expected = (end - start).days
+        month_end = (month + timedelta(days=32)).replace(day=1)
+        first_month = [found for day, found in wanted.items() if day < month_end]
+        expected = (min(end, month_end) - start).days
         read.final = (
-            end <= today.replace(day=1)
-            and len(wanted) == expected
-            and not any(day.estimated for day in wanted.values())
+            month < today.replace(day=1)
+            and start == month
+            and len(first_month) == expected
+            and not any(day.estimated for day in first_month)
         )
         read.save(update_fields=["requests", "ok", "days", "finished_at", "final"])
     return read, False

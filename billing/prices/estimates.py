@@ -25,12 +25,23 @@ from typing import Any
 from django.conf import settings
 
 from billing.models import STORAGE_SERVICES, PriceKind
-from billing.money import CURRENCY, MAXIMUM, amount, amount_str, positive_decimal, rate_str
+from billing.money import (
+    CURRENCY,
+    MAXIMUM,
+    RATE_DECIMALS,
+    amount,
+    amount_str,
+    positive_decimal,
+    rate_str,
+)
 from billing.prices import selectors
 from clusterweb import clock
 
 MAX_ITEMS = 200
 MAX_PLAN_CHARS = 100_000
+# A plan is 3 levels deep ({plan: [items: {item}]}); JSON deeper than this is refused before it is
+# parsed (Python's parser would overflow its recursion limit on a few thousand brackets).
+MAX_DEPTH = 10
 KINDS = ("instance", "storage", "fixed")
 LIFECYCLES = ("spot", "on-demand")
 FIELDS = {
@@ -126,6 +137,7 @@ def plan_parse(text: str) -> dict[str, Any]:
     """The plan object of a JSON text; numbers become Decimal, never float."""
     if len(text) > MAX_PLAN_CHARS:
         raise PlanError(f"plan: longer than {MAX_PLAN_CHARS} characters")
+    _depth_check(text)
     try:
         plan = json.loads(text, parse_float=Decimal, parse_int=Decimal)
     except json.JSONDecodeError as exc:
@@ -135,6 +147,46 @@ def plan_parse(text: str) -> dict[str, Any]:
     if not isinstance(plan, dict):
         raise PlanError('plan: must be a JSON object like {"region": ..., "items": [...]}')
     return plan
+
+
+def _depth_check(text: str) -> None:
+    """Refuse JSON nested deeper than MAX_DEPTH, naming the item and the field where it happens
+    (a scan of brackets outside strings; the text need not be valid JSON past that point)."""
+    path: list[list[Any]] = []  # per open bracket: [kind, key or index]
+    in_string = escaped = False
+    key_start = -1
+    last_string = ""
+    for position, char in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+                last_string = text[key_start + 1 : position]
+            continue
+        if char == '"':
+            in_string, key_start = True, position
+        elif char == ":" and path and path[-1][0] == "{":
+            path[-1][1] = last_string
+        elif char == "," and path and path[-1][0] == "[":
+            path[-1][1] += 1
+        elif char in "[{":
+            path.append([char, 0 if char == "[" else None])
+            if len(path) > MAX_DEPTH:
+                index = field = None
+                if len(path) > 2 and path[0] == ["{", "items"] and path[1][0] == "[":
+                    index = path[1][1]
+                    if path[2][0] == "{" and len(path) > 3:
+                        field = path[2][1]
+                raise PlanError(
+                    f"nested deeper than {MAX_DEPTH} levels of JSON arrays and objects",
+                    index=index,
+                    field=field or ("" if index is not None else "plan"),
+                )
+        elif char in "]}" and path:
+            path.pop()
 
 
 # Bounds that keep every product exact in Decimal's 28 digits (and plans plausible).
@@ -166,6 +218,15 @@ def _count(item: dict, index: int, label: str) -> Decimal:
             field="count",
         ) from None
     return count.quantize(Decimal(1))
+
+
+def _choice(item: dict, name: str, choices: Any, index: int, label: str) -> str:
+    value = item[name]
+    if not isinstance(value, str) or value not in choices:
+        raise PlanError(
+            f"must be one of {', '.join(choices)}", index=index, label=label, field=name
+        )
+    return value
 
 
 def _text(item: dict, name: str, index: int, label: str) -> str:
@@ -225,15 +286,12 @@ def _item_check(raw: Any, index: int) -> tuple[dict, str, str]:
 
 def _instance_line(item: dict, index: int, label: str, region: str, at: datetime) -> EstimateLine:
     instance_type = _text(item, "instance_type", index, label)
-    lifecycle = item["lifecycle"]
-    if lifecycle not in LIFECYCLES:
-        raise PlanError(
-            f"must be one of {', '.join(LIFECYCLES)}", index=index, label=label, field="lifecycle"
-        )
+    lifecycle = _choice(item, "lifecycle", LIFECYCLES, index, label)
     count = _count(item, index, label)
     hours = _number(item, "hours", places=4, index=index, label=label)
     on_demand = selectors.on_demand_quote(region, instance_type, at)
-    if not on_demand.known:
+    # A price given in the plan overrides the catalog's, so it prices a type the catalog lacks.
+    if not on_demand.known and "hourly" not in item:
         raise PlanError(
             f"no price for {instance_type!r} in {region} (price unknown); an admin can add one "
             "on the Prices page",
@@ -243,7 +301,7 @@ def _instance_line(item: dict, index: int, label: str, region: str, at: datetime
             gap=(PriceKind.ON_DEMAND, region, instance_type),
         )
     if "hourly" in item:
-        hourly = _number(item, "hourly", places=4, index=index, label=label)
+        hourly = _number(item, "hourly", places=RATE_DECIMALS, index=index, label=label)
         quote = selectors.PriceQuote(
             price=hourly,
             source="given in the plan",
@@ -254,7 +312,7 @@ def _instance_line(item: dict, index: int, label: str, region: str, at: datetime
         quote = selectors.spot_quote(region, instance_type, at)
     else:
         quote = on_demand
-    assert quote.price is not None  # on-demand is known, so every branch has a price
+    assert quote.price is not None  # given, or on-demand is known: every branch has a price
     basis = "spot" if quote.kind == PriceKind.SPOT else "on-demand"
     return EstimateLine(
         index=index,
@@ -270,18 +328,11 @@ def _instance_line(item: dict, index: int, label: str, region: str, at: datetime
 
 
 def _storage_line(item: dict, index: int, label: str, region: str, at: datetime) -> EstimateLine:
-    service = item["service"]
-    if service not in STORAGE_SERVICES:
-        raise PlanError(
-            f"must be one of {', '.join(STORAGE_SERVICES)}",
-            index=index,
-            label=label,
-            field="service",
-        )
+    service = _choice(item, "service", STORAGE_SERVICES, index, label)
     gb = _number(item, "gb", places=4, index=index, label=label)
     months = _number(item, "months", places=4, index=index, label=label)
     if "gb_month" in item:
-        gb_month = _number(item, "gb_month", places=4, index=index, label=label)
+        gb_month = _number(item, "gb_month", places=RATE_DECIMALS, index=index, label=label)
         quote = selectors.PriceQuote(
             price=gb_month,
             source="given in the plan",

@@ -29,7 +29,7 @@ from billing.models import (
     SpotPricePoint,
     SpotPriceSync,
 )
-from billing.money import positive_decimal, rate_str
+from billing.money import RATE_DECIMALS, positive_decimal, rate_str
 from billing.prices.catalog import OfferImport, catalog_rows_store, offer_file_parse
 from clusterweb import clock
 from clusterweb.audit.services import audit_record
@@ -37,8 +37,9 @@ from clusterweb.permissions import is_admin
 
 REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 INSTANCE_TYPE_RE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")
-# Prices a person types: hourly and GB-month rates to 4 decimals (CONVENTIONS.md).
-OVERRIDE_PLACES = 4
+# Prices a person types: hourly and GB-month rates with up to 6 decimals, as AWS lists them
+# (CONVENTIONS.md), so a listed price never has to be rounded into another one.
+OVERRIDE_PLACES = RATE_DECIMALS
 SPOT_SYNC_SOURCE = "AWS EC2 describe_spot_price_history"
 
 

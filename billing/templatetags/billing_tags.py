@@ -7,7 +7,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django import template
 
-from billing.money import amount_str, rate_str
+from billing.money import RATE_PLACES, amount_str, rate_str
 
 register = template.Library()
 
@@ -23,8 +23,10 @@ def rate(value: Decimal | None) -> str:
 
 
 @register.filter
-def rate4(value: Decimal | None) -> str:
-    """A computed hourly rate (a volume's share of a GB-month price) to at most 4 decimals."""
+def rate6(value: Decimal | None) -> str:
+    """An hourly rate to at most 6 decimals, the precision AWS lists rates with (CONVENTIONS):
+    a published rate (0.07976) is shown as it is, a computed one (a volume's share of a
+    GB-month price) rounded to 6 decimals."""
     if value is None:
         return "unknown"
-    return rate_str(value.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
+    return rate_str(value.quantize(RATE_PLACES, rounding=ROUND_HALF_UP))

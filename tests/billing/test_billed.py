@@ -13,9 +13,10 @@ import pytest
 from django.core.management import call_command
 
 from billing import tasks
+from billing.costs import selectors as cost_selectors
 from billing.costs.selectors import month_billed
-from billing.costs.services import cost_explorer_refresh, cost_rows_refresh
-from billing.models import BilledCost, BilledDay, CostExplorerRead, CostRow
+from billing.costs.services import cost_explorer_due, cost_explorer_refresh, cost_rows_refresh
+from billing.models import BilledCost, BilledDay, CostExplorerRead, CostRow, CostService
 from clusterweb.health.models import Heartbeat
 from clusterweb.integrations import aws as adapter
 from sandbox.history import ce_result, ce_results_inject
@@ -59,6 +60,12 @@ def inject(layer, *results) -> None:
     ce_results_inject(layer.url, list(results))
 
 
+def merged(*results: dict) -> dict:
+    """One GetCostAndUsage answer holding the days of ``results`` in order (last month's final
+    days and this month's estimated ones, as AWS answers a period spanning both)."""
+    return {**results[0], "ResultsByTime": [r for res in results for r in res["ResultsByTime"]]}
+
+
 @pytest.fixture
 def pools():
     from provisioning.services import pool_spec_clean, pools_store
@@ -70,51 +77,59 @@ def test_the_job_reads_this_months_full_days_by_service_and_last_month_until_fin
     now = clock_at(at(15, 10))
     inject(
         ce,
-        ce_result(days(date(2027, 1, 1), 14, {COMPUTE: "1.50", OTHER: "0.20"})),
-        ce_result(days(date(2026, 12, 1), 31, {COMPUTE: "1.40"}), estimated=False),
+        merged(
+            ce_result(days(date(2026, 12, 1), 31, {COMPUTE: "1.40"}), estimated=False),
+            ce_result(days(date(2027, 1, 1), 14, {COMPUTE: "1.50", OTHER: "0.20"})),
+        ),
     )
+    before = ce_calls(ce)
 
     outcome = cost_explorer_refresh(now=now)
 
-    january, december = outcome.reads
-    assert (january.period_start, january.period_end) == (date(2027, 1, 1), date(2027, 1, 15))
-    assert (december.period_start, december.period_end) == (date(2026, 12, 1), date(2027, 1, 1))
-    assert january.ok and january.days == 14 and not january.final
-    assert december.ok and december.days == 31 and december.final
+    # Issue 14 finding 2: December and January in ONE request (one read).
+    [read] = outcome.reads
+    assert ce_calls(ce) - before == 1 and read.requests == 1
+    assert (read.month, read.period_start, read.period_end) == (
+        date(2026, 12, 1), date(2026, 12, 1), date(2027, 1, 15),
+    )  # fmt: skip
+    assert read.ok and read.days == 45 and read.final  # December is final
     assert BilledDay.objects.filter(month=date(2027, 1, 1)).count() == 14
+    assert BilledDay.objects.filter(month=date(2026, 12, 1)).count() == 31
     assert BilledCost.objects.get(billed_day__day=date(2027, 1, 3), service=OTHER).amount == (
         Decimal("0.2")
     )
     billed = month_billed(at(1))
     assert billed.total == Decimal("23.80") and billed.as_of == now
-    assert billed.requests_this_month == 2 and billed.requests_cost == Decimal("0.02")
+    assert billed.requests_this_month == 1 and billed.requests_cost == Decimal("0.01")
+    assert month_billed(at(1, month=12, year=2026)).total == Decimal("43.40")
+    assert month_billed(at(1, month=12, year=2026)).as_of == now
 
     # The next day a read is due again; December is final, so only January is read.
     later = clock_at(at(16, 2))
     inject(ce, ce_result(days(date(2027, 1, 1), 15, {COMPUTE: "1.55"})))
     outcome = cost_explorer_refresh(now=later)
-    assert [read.month for read in outcome.reads] == [date(2027, 1, 1)]
+    assert [(r.period_start, r.period_end) for r in outcome.reads] == [
+        (date(2027, 1, 1), date(2027, 1, 16))
+    ]
     assert month_billed(at(1)).total == Decimal("23.25")  # the newer read replaced the days
-    assert month_billed(at(1)).requests_this_month == 3
+    assert month_billed(at(1)).requests_this_month == 2
 
 
 def test_every_page_of_results_is_a_request_counted_this_month(ce, clock_at):
     now = clock_at(at(15, 10))
-    first = ce_result(days(date(2027, 1, 1), 7, {COMPUTE: "1.00"}))
-    first["NextPageToken"] = "page-2"
-    inject(
-        ce,
-        first,
-        ce_result(days(date(2027, 1, 8), 7, {COMPUTE: "2.00"})),
+    first = merged(
         ce_result(days(date(2026, 12, 1), 31, {COMPUTE: "1.00"}), estimated=False),
+        ce_result(days(date(2027, 1, 1), 7, {COMPUTE: "1.00"})),
     )
+    first["NextPageToken"] = "page-2"
+    inject(ce, first, ce_result(days(date(2027, 1, 8), 7, {COMPUTE: "2.00"})))
     before = ce_calls(ce)
 
-    january, december = cost_explorer_refresh(now=now).reads
+    [read] = cost_explorer_refresh(now=now).reads
 
-    assert (january.requests, january.days, december.requests) == (2, 14, 1)
-    assert ce_calls(ce) - before == 3
-    assert month_billed(at(1)).requests_this_month == 3
+    assert (read.requests, read.days) == (2, 45)
+    assert ce_calls(ce) - before == 2
+    assert month_billed(at(1)).requests_this_month == 2
     assert month_billed(at(1)).total == Decimal("21.00")
 
 
@@ -174,7 +189,7 @@ def test_a_throttled_cost_explorer_leaves_the_estimate_alone_and_says_when_the_b
     assert list(CostRow.objects.values_list("pk", "cost")) == stored
     billed = month_billed(at(1))
     assert billed.total == billed_before and billed.failing
-    assert billed.requests_this_month == 4  # January and December, read, then failed
+    assert billed.requests_this_month == 2  # December and January in one read, then a failure
     page = logged_in_client(alice).get("/").content.decode()
     assert "The latest read" in page and "failed: ThrottlingException" in page
     assert "The bill shown was read <time" in page and "2027-01-15 10:00 UTC" in page
@@ -218,18 +233,20 @@ def test_billed_is_compared_with_the_estimate_over_the_same_days_only(ce, clock_
     billed = month_billed(at(1))
 
     assert (billed.first_day, billed.last_day) == (date(2027, 1, 1), date(2027, 1, 14))
+    # Jan 14 is AWS's latest day (may be partial): Jan 1-13 are compared.
+    assert billed.compared_spans == [(date(2027, 1, 1), date(2027, 1, 13))]
     compute = next(c for c in billed.comparison if c.service == "compute")
     assert (compute.billed, compute.estimate, compute.percent) == (
-        Decimal("4.23"),
-        Decimal("4.23"),
+        Decimal("3.93"),
+        Decimal("3.93"),
         Decimal("0.0"),
-    )  # fmt: skip  (14 x 24 x 0.0126, not the 15th's 10 hours)
+    )  # fmt: skip  (13 x 24 x 0.0126, not the 15th's 10 hours)
     assert not compute.highlight
     ebs = next(c for c in billed.comparison if c.service == "ebs")
-    assert (ebs.billed, ebs.estimate, ebs.highlight) == (Decimal("0.70"), Decimal("0.00"), True)
+    assert (ebs.billed, ebs.estimate, ebs.highlight) == (Decimal("0.65"), Decimal("0.00"), True)
     assert billed.billed_only == [("AWS Data Transfer", Decimal("0.14")), ("Tax", Decimal("0.28"))]
-    assert billed.total == Decimal("5.35")  # every billed service, each rounded
-    assert billed.modelled.highlight  # 4.93 billed against 4.23 estimated: more than 10 %
+    assert billed.total == Decimal("5.35")  # every billed service and day read, each rounded
+    assert billed.modelled.highlight  # 4.58 billed against 3.93 estimated: more than 10 %
 
 
 def test_no_page_and_no_command_calls_cost_explorer(ce, clock_at, pools, alice, bob):
@@ -238,7 +255,7 @@ def test_no_page_and_no_command_calls_cost_explorer(ce, clock_at, pools, alice, 
     inject(ce, ce_result(days(date(2027, 1, 1), 14, {COMPUTE: "0.3024"})))
     before = ce_calls(ce)
     cost_explorer_refresh(now=at(15, 10))
-    assert ce_calls(ce) == before + 2  # the job: January and December
+    assert ce_calls(ce) == before + 1  # the job: December and January in one request
     after_job = ce_calls(ce)
 
     for persona in (alice, bob):
@@ -319,3 +336,74 @@ def test_a_simulated_month_whose_bill_equals_the_modelled_services_agrees_within
     assert abs(modelled.billed - modelled.estimate) <= modelled.billed / 100
     assert all(not c.highlight for c in billed.comparison)
     assert billed.billed_only == [("Amazon CloudWatch", Decimal("0.31"))]
+
+
+def test_a_day_cost_explorer_has_no_data_for_yet_is_not_compared_as_zero_billed(
+    ce, clock_at, pools, alice
+):
+    """Issue 14 finding 2: AWS's latest day is routinely empty or partial. Jan 14 came back with
+    no data and Jan 13 is the latest with data: only Jan 1-12 are compared, and the page says so."""
+    node_make(pool="control", instance_type="t2.micro", launched_at=at(1), owner="")
+    cost_rows_refresh(now=clock_at(at(15, 10)))
+    billed_days = days(date(2027, 1, 1), 12, {COMPUTE: "0.3024"})  # 24 h x 0.0126
+    billed_days[date(2027, 1, 13)] = {COMPUTE: Decimal("0.1512")}  # half there
+    billed_days[date(2027, 1, 14)] = {}  # no data yet
+    inject(ce, ce_result(billed_days))
+    cost_explorer_refresh(now=at(15, 10))
+
+    billed = month_billed(at(1))
+
+    compute = next(c for c in billed.comparison if c.service == CostService.COMPUTE)
+    assert not compute.highlight, (compute.billed, compute.estimate, compute.percent)
+    assert compute.billed == compute.estimate == Decimal("3.63")  # 12 x 0.3024
+    assert billed.compared_days == [date(2027, 1, 1) + timedelta(days=n) for n in range(12)]
+    assert billed.not_compared == [
+        (date(2027, 1, 13), cost_selectors.LATEST_PARTIAL),
+        (date(2027, 1, 14), cost_selectors.NO_DATA_YET),
+    ]
+    page = logged_in_client(alice).get("/").content.decode()
+    said = page[page.index('id="compared-days"') :]
+    assert "Compared over the days AWS has reported in full: Jan 1–Jan 12 (12 days)" in said
+    assert "Jan 14 (no data from AWS yet)" in said and "Jan 13 (AWS" in said
+    assert "same services over the 12 days reported in full: $3.63" in page
+
+
+@pytest.mark.parametrize("failed_first", [True, False], ids=["failed-first", "ok-first"])
+def test_whether_a_failed_read_is_retried_after_an_hour_does_not_depend_on_row_order(
+    ce, failed_first
+):
+    """Issue 14 finding 2: two reads started at the same moment, one failed: the retry comes
+    after 1 h (not 8 h) whichever row the database returns first."""
+    moment = at(15, 10)
+    common = {
+        "month": date(2027, 1, 1), "period_start": date(2027, 1, 1),
+        "period_end": date(2027, 1, 15), "started_at": moment, "finished_at": moment,
+        "requests": 1,
+    }  # fmt: skip
+    rows = [{"ok": False, "error": "ThrottlingException: slow down"}, {"ok": True, "days": 14}]
+    for extra in rows if failed_first else rows[::-1]:
+        CostExplorerRead.objects.create(**common, **extra)
+
+    due, reason = cost_explorer_due(moment + timedelta(hours=1))
+
+    assert due, reason
+    assert month_billed(at(1)).failing
+
+
+def test_the_default_schedule_makes_three_requests_a_day_with_last_month_not_final(ce, clock_at):
+    """Issue 14 finding 2: every 8 h, this month and last month in one request each time."""
+    inject(
+        ce,
+        merged(
+            ce_result(days(date(2026, 12, 1), 31, {COMPUTE: "1.00"})),  # still estimated
+            ce_result(days(date(2027, 1, 1), 4, {COMPUTE: "1.00"})),
+        ),
+    )
+    before = ce_calls(ce)
+    reads = []
+    for hour in range(24):
+        reads += cost_explorer_refresh(now=clock_at(at(5, hour) + timedelta(minutes=30))).reads
+
+    assert [r.started_at.hour for r in reads] == [0, 8, 16]
+    assert ce_calls(ce) - before == 3 and sum(r.requests for r in reads) == 3
+    assert all(r.period_start == date(2026, 12, 1) and not r.final for r in reads)

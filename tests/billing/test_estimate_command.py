@@ -133,7 +133,7 @@ def test_the_text_report_lists_items_sources_and_total(tmp_path):
         ({"items": [instance(hours="1e30")]}, ["field 'hours'", "at most 100,000"]),
         ({"items": [instance(count=20000)]}, ["field 'count'", "1 to 10,000"]),
         ({"items": [instance(hours=True)]}, ["field 'hours'"]),
-        ({"items": [instance(hourly="0.123456")]}, ["field 'hourly'", "at most 4 decimals"]),
+        ({"items": [instance(hourly="0.1234567")]}, ["field 'hourly'", "at most 6 decimals"]),
         ({"items": [instance(lifecycle="reserved")]}, ["field 'lifecycle'"]),
         (
             {"items": [{k: v for k, v in instance().items() if k != "hours"}]},
@@ -161,6 +161,31 @@ def test_the_text_report_lists_items_sources_and_total(tmp_path):
             {"items": [{"label": "f", "kind": "fixed", "monthly": "-5", "months": 1}]},
             ["items[0] ('f')", "field 'monthly'"],
         ),
+        # Issue 14 finding 3: a list or an object where a text belongs, and deep nesting.
+        (
+            {"items": [{"label": "s", "kind": "storage", "service": ["s3"], "gb": 1, "months": 1}]},
+            ["items[0] ('s')", "field 'service'"],
+        ),
+        (
+            {
+                "items": [
+                    {"label": "s", "kind": "storage", "service": {"a": 1}, "gb": 1, "months": 1}
+                ]
+            },
+            ["items[0] ('s')", "field 'service'"],
+        ),
+        (
+            {"items": [instance(lifecycle=["spot"])]},
+            ["items[0] ('workers')", "field 'lifecycle'"],
+        ),
+        (
+            '{"items": [{"label": "deep", "kind": "fixed", "monthly": '
+            + "[" * 30_000
+            + "]" * 30_000
+            + ', "months": 1}]}',
+            ["items[0]", "field 'monthly'", "nested deeper than"],
+        ),
+        ("[" * 49_000 + "]" * 49_000, ["plan", "nested deeper than"]),
     ],
 )
 def test_a_bad_plan_exits_2_naming_the_item_and_the_field(tmp_path, plan, expected):
@@ -172,6 +197,28 @@ def test_a_bad_plan_exits_2_naming_the_item_and_the_field(tmp_path, plan, expect
     assert exit_info.value.code == 2
     for text in expected:
         assert text in err.getvalue(), err.getvalue()
+
+
+def test_a_price_typed_as_aws_lists_it_is_kept_to_its_last_digit(tmp_path):
+    """Issue 14 finding 7: AWS lists rates with up to 6 decimals (g5.12xlarge 6.33167, spot
+    0.07976): a plan may give them as they are, and they come back unrounded."""
+    plan = {"items": [instance(hourly="0.07976", count=1, hours=100),
+                      {"label": "d", "kind": "storage", "service": "s3", "gb": 1000,
+                       "months": 1, "gb_month": "0.023125"}]}  # fmt: skip
+    result, _ = estimate(tmp_path, plan)
+    assert [i["price"] for i in result["items"]] == ["0.07976", "0.023125"]
+    assert [i["cost"] for i in result["items"]] == ["7.98", "23.13"]
+
+
+def test_an_explicit_hourly_prices_a_type_the_catalog_lacks(tmp_path):
+    """Issue 14 finding 3: optional fields override the catalog, so an uncatalogued type with
+    its ``hourly`` in the plan is priced with it."""
+    plan = {"items": [instance(instance_type="g6.xlarge", hourly="0.8048", count=1, hours=10)]}
+    result, _ = estimate(tmp_path, plan)
+    assert result["items"][0]["cost"] == "8.05" and result["items"][0]["price"] == "0.8048"
+    assert result["items"][0]["price_source"] == "given in the plan"
+    spot = {"items": [instance(instance_type="g6.xlarge", lifecycle="spot", hourly="0.3")]}
+    assert estimate(tmp_path, spot)[0]["total"] == "12.00"
 
 
 def test_an_unknown_instance_type_is_noted_for_the_admins(tmp_path):

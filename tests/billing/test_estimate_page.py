@@ -68,3 +68,15 @@ def test_an_htmx_post_gets_only_the_result_fragment(as_bob):
     content = response.content.decode()
     assert content.lstrip().startswith('<section id="estimate-result"')
     assert "<html" not in content and "8.56" in content
+
+
+def test_a_list_where_a_text_belongs_or_deep_nesting_is_a_form_error_not_a_500(as_bob):
+    """Issue 14 finding 3."""
+    storage = {"label": "data", "kind": "storage", "service": ["s3"], "gb": 1, "months": 1}
+    page = as_bob.post(ESTIMATE, {"plan": plan(storage)})
+    assert page.status_code == 200
+    assert "items[0] (&#x27;data&#x27;), field &#x27;service&#x27;" in page.content.decode()
+    deep = '{"items": [' + "[" * 20_000 + "]" * 20_000 + "]}"
+    page = as_bob.post(ESTIMATE, {"plan": deep})
+    assert page.status_code == 200
+    assert "items[0]: nested deeper than" in page.content.decode()

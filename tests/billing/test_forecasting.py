@@ -180,3 +180,31 @@ def test_a_forecast_from_now_uses_the_callers_moment_not_the_wall_clock():
         forecast = forecast_month(at=at(31, 23), month_to_date=Decimal("0"), running=platform())
     assert forecast.month_end == at(1, month=2)
     assert all(line.hours == 1 for line in forecast.lines)
+
+
+def test_addresses_and_volumes_of_burst_nodes_are_not_counted_as_nodes():
+    """Issue 14 finding 6: two burst nodes, each with its public IPv4 and its root volume, are
+    "2 running burst nodes"; only a node is past its time limit, its address goes with it."""
+    items = []
+    for name, limit in (("gpu-1", at(14, 9)), ("spark-1", at(20))):
+        items += [
+            RunningItem(f"node:{name}", name, BURST, Decimal("0.25"), limit=limit),
+            RunningItem(
+                f"ipv4:{name}", f"public IPv4 of {name}", BURST, Decimal("0.005"), limit=limit,
+                node=name,
+            ),
+            RunningItem(
+                f"volume:{name}", f"vol of {name}", BURST, Decimal("0.0001"), limit=limit,
+                node=name,
+            ),
+        ]  # fmt: skip
+
+    forecast = forecast_month(at=at(15, 12), month_to_date=Decimal("0.00"), running=items)
+
+    said = " ".join(forecast.assumptions)
+    assert "2 running burst nodes" in said, forecast.assumptions
+    assert "gpu-1 is past its time limit" in said
+    assert "public IPv4 of gpu-1 is past" not in said and "vol of gpu-1 is past" not in said
+    overdue = [line.key for line in forecast.lines if line.overdue]
+    assert overdue == ["node:gpu-1", "ipv4:gpu-1", "volume:gpu-1"]  # all run to the month's end
+    assert [line.node for line in forecast.lines if line.overdue] == ["", "gpu-1", "gpu-1"]

@@ -152,8 +152,8 @@ def test_only_admins_may_import_or_override(offer_file, directory_server):
 
 def test_overrides_from_the_command_line_are_validated_audited_and_removable(directory_server):
     args = ["override", "add", "--kind", "spot", "--region", "eu-west-1", "--item", "g4dn.xlarge"]
-    code, err = run_exit(*args, "--price", "0.12345", "--by", "alice")
-    assert code == 2 and "at most 4 decimals" in err
+    code, err = run_exit(*args, "--price", "0.1234567", "--by", "alice")
+    assert code == 2 and "at most 6 decimals" in err
     assert run_exit(*args, "--price", "-1", "--by", "alice")[0] == 2
     out, _ = run(*args, "--price", "0.2", "--note", "reserved capacity", "--by", "alice", "--json")
     override = json.loads(out)["override"]

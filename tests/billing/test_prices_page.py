@@ -74,7 +74,7 @@ def test_an_admin_adds_an_override_which_is_highlighted_named_and_audited(as_ali
     ("data", "message"),
     [
         ({"kind": "on-demand", "item": "m5.xlarge", "price": "-1"}, "greater than zero"),
-        ({"kind": "on-demand", "item": "m5.xlarge", "price": "0.12345"}, "at most 4 decimals"),
+        ({"kind": "on-demand", "item": "m5.xlarge", "price": "0.1234567"}, "at most 6 decimals"),
         ({"kind": "on-demand", "item": "m5.xlarge", "price": "cheap"}, "must be a number"),
         ({"kind": "storage", "item": "tape", "price": "0.01"}, "storage service must be"),
         ({"kind": "on-demand", "item": "big box", "price": "1"}, "instance type must look like"),

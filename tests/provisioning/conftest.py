@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -167,6 +167,62 @@ def node_make(**fields: Any) -> Node:
     }
     values.update(fields)
     return Node.objects.create(**values)
+
+
+# A realistic fleet for query-count tests (issue 14 finding 4): 10 instance types x 3 zones x spot
+# and on-demand, every node type/zone/lifecycle combination once in each 60 nodes.
+FLEET_TYPES = (
+    "t3.medium", "t3.large", "m5.large", "m5.xlarge", "m5.2xlarge",
+    "c5.large", "c5.xlarge", "r5.large", "r5.xlarge", "g4dn.xlarge",
+)  # fmt: skip
+FLEET_ZONES = ("eu-west-1a", "eu-west-1b", "eu-west-1c")
+FLEET_COMBINATIONS = len(FLEET_TYPES) * len(FLEET_ZONES) * 2
+
+
+def fleet_spot_points(at: datetime) -> list:
+    """A spot price (about 35 % of on-demand, 5 decimals as AWS lists some) for every type in
+    every zone from ``at``."""
+    from billing.prices.selectors import on_demand_quote
+    from tests.billing.conftest import spot_point
+
+    points = []
+    for number, instance_type in enumerate(FLEET_TYPES):
+        on_demand = on_demand_quote("eu-west-1", instance_type, at).price
+        for offset, zone in enumerate(FLEET_ZONES):
+            price = (on_demand * Decimal("0.35") + Decimal(number + offset) / 100_000).quantize(
+                Decimal("0.00001")
+            )
+            points.append(spot_point(instance_type, str(price), at, zone))
+    return points
+
+
+def fleet_make(count: int, *, first: int = 0, launched_at: datetime, **fields: Any) -> list[Node]:
+    """``count`` nodes numbered from ``first``: node ``i`` is type ``i % 10`` in zone
+    ``i // 10 % 3``, spot for the first 30 of every 60 and on-demand for the rest; every 3rd has
+    a public IPv4 address; every 7th was terminated an hour after launch (this month)."""
+    nodes = []
+    for number in range(first, first + count):
+        combination = number % FLEET_COMBINATIONS
+        terminated = number % 7 == 6
+        values: dict[str, Any] = {
+            "pool": "spark" if number % 2 else "jupyter",
+            "instance_type": FLEET_TYPES[combination % 10],
+            "zone": FLEET_ZONES[combination // 10 % 3],
+            "capacity_type": "spot" if combination < 30 else "on-demand",
+            "launched_at": launched_at,
+            "owner": ("bob", "carol")[number % 2],
+            "public_ipv4": f"198.51.{number // 250}.{number % 250 + 1}"
+            if number % 3 == 0
+            else None,
+            "node_name": f"fleet-{number}",
+        }
+        if terminated:
+            values |= {
+                "state": NodeState.TERMINATED,
+                "terminated_at": launched_at + timedelta(hours=1),
+            }
+        nodes.append(node_make(**(values | fields)))
+    return nodes
 
 
 def sync_ok(at: datetime | None = None, **errors: str) -> None:

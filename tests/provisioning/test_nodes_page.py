@@ -238,3 +238,58 @@ def test_admins_see_storage_sizes_and_public_addresses_with_their_prices(as_alic
     assert "EFS home" in storage and "3.000 GiB" in storage and "AWS/EFS StorageBytes" in storage
     assert "Public IPv4 addresses in use or held: <strong>2</strong>" in storage
     assert "idle, still billed" in storage
+
+
+def test_the_number_of_queries_is_the_same_for_n_and_3n_nodes_of_every_kind(
+    as_alice, django_assert_num_queries
+):
+    """Issue 14 finding 4: 10 instance types x 3 zones, spot and on-demand, terminated ones shown
+    (``?terminated=1``): 60 nodes and 180 nodes take the same number of queries."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.provisioning.conftest import fleet_make, fleet_spot_points
+
+    now = clock.now()
+    base_pools()
+    sync_ok(now)
+    spot_record(*fleet_spot_points(now - timedelta(hours=2)), synced_at=now)
+    fleet_make(60, launched_at=now - timedelta(hours=2))
+    url = f"{NODES}?terminated=1"
+    as_alice.get(url)
+    with CaptureQueriesContext(connection) as captured:
+        page = as_alice.get(url)
+    queries = len(captured)  # now: the next request clears the connection's query log
+    assert queries > 5
+    content = page.content.decode()
+    assert content.count('id="node-i-') == 60 and "terminated" in content
+    assert "eu-west-1c" in content and "g4dn.xlarge" in content and "spot price" in content
+
+    fleet_make(120, first=60, launched_at=now - timedelta(hours=2))
+    with django_assert_num_queries(queries):
+        page = as_alice.get(url)
+    assert page.content.decode().count('id="node-i-') == 180
+
+
+def test_io1_and_io2_volumes_are_unpriced_on_the_storage_panel_never_priced_as_magnetic(as_alice):
+    """Issue 14 finding 5: the catalog has no io1/io2 price (their provisioned IOPS are billed
+    too): their lines say "unknown", never another type's price (magnetic: 0.055)."""
+    from provisioning.models import Volume
+
+    sync_ok()
+    now = clock.now()
+    for number, (kind, size) in enumerate((("io1", 100), ("io2", 200), ("gp3", 50))):
+        Volume.objects.create(volume_id=f"vol-{number}", size_gib=size, volume_type=kind,
+                              state="available", zone="eu-west-1a", created_at=now,
+                              first_seen_at=now)  # fmt: skip
+
+    content = as_alice.get(NODES).content.decode()
+
+    storage = content[content.index('id="storage"') : content.index('id="public-ipv4"')]
+    rows = storage.split("<tr>")[2:]  # after the header row
+    lines = {r.split("<td>")[1].split("<br>")[0].strip(): r for r in rows}
+    assert set(lines) == {"EBS gp3", "EBS io1", "EBS io2"}, list(lines)
+    for kind in ("io1", "io2"):
+        assert "0.055" not in lines[f"EBS {kind}"] and "magnetic" not in lines[f"EBS {kind}"]
+        assert f"no storage price for ebs-{kind}" in lines[f"EBS {kind}"]
+    assert "0.088" in lines["EBS gp3"] and "4.40" in lines["EBS gp3"]  # 50 GiB x 0.088

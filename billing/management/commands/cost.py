@@ -72,7 +72,9 @@ class Command(BaseCommand):
             out(
                 f"  billed     {amount_str(billed.total):>10}  {billed.first_day:%m-%d}.."
                 f"{billed.last_day:%m-%d}, read {billed.as_of:%Y-%m-%d %H:%M} UTC "
-                f"(estimate for the same days and services {amount_str(billed.modelled.estimate)})"
+                f"(modelled services: billed {amount_str(billed.modelled.billed)}, estimate "
+                f"{amount_str(billed.modelled.estimate)} over the "
+                f"{len(billed.compared_days)} days reported in full)"
             )
         out(f"  forecast   {amount_str(forecast.total):>10}  to the month's end (estimate)")
         out(f"  Cost Explorer requests this month: {billed.requests_this_month}")
