@@ -14,7 +14,7 @@ from clusterweb.accounts.forms import ResetRequestForm
 from clusterweb.accounts.selfservice import services as selfservice
 from clusterweb.audit.models import AuditEvent
 from tests.fixtures.accounts import mirror
-from tests.fixtures.hostile_text import disguised, folding_twin
+from tests.fixtures.hostile_text import disguised, folding_twin, with_combining_marks
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("signup_site")]
 
@@ -50,6 +50,8 @@ def spellings_of_alice():
         st.just("alice@example.org").flatmap(disguised),
         st.sampled_from(["ALICE@EXAMPLE.ORG", "Alice@Example.Org", " alice@example.org "]),
         st.just("alice@example.org").map(lambda a: "".join(folding_twin(c) for c in a)),
+        # Combining marks in the local part: a real accent, so another (non-ASCII) address.
+        st.just("alice").flatmap(with_combining_marks).map(lambda local: local + "@example.org"),
     )
 
 
