@@ -6,9 +6,11 @@ it records a heartbeat the watchdog checks.
 
 from __future__ import annotations
 
+import logging
 import os
 
 from celery import Celery
+from celery.signals import after_setup_logger, after_setup_task_logger
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clusterweb.settings")
 
@@ -35,6 +37,18 @@ app.autodiscover_tasks(
         "billing",
     ]
 )
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def escape_worker_log(logger, **kwargs) -> None:
+    """The worker and beat set up their own log handlers (not settings.LOGGING's): escape the
+    control characters of their messages too (clusterweb.logs)."""
+    from clusterweb.logs import EscapingFormatter
+
+    for handler in logger.handlers:
+        if not isinstance(handler.formatter, EscapingFormatter):
+            handler.setFormatter(EscapingFormatter(inner=handler.formatter or logging.Formatter()))
 
 
 def beat_schedule() -> dict[str, dict]:

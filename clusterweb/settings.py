@@ -168,7 +168,6 @@ if SITE not in ("web", "signup"):
     raise ImproperlyConfigured(
         f"Environment variable CLUSTERWEB_SITE={SITE!r} is malformed: expected web or signup"
     )
-ROOT_URLCONF = "clusterweb.urls_signup" if SITE == "signup" else "clusterweb.urls"
 WSGI_APPLICATION = "clusterweb.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
 
@@ -323,7 +322,8 @@ LOGIN_LOCKOUT_SECONDS = env_int(
 
 # --- Sessions and cookies -----------------------------------------------------------------------
 # Plain HTTP through an encrypted SSH tunnel: cookies cannot be Secure; they are HttpOnly and Lax.
-SESSION_ENGINE = "django.contrib.sessions.backends.db"  # not Redis: a Redis outage breaks no page
+# Sessions live in the database (not Redis: a Redis outage breaks no page); the engine and cookie
+# names are per site (SITES, below).
 SESSION_IDLE_SECONDS = env_int(
     "SESSION_IDLE_SECONDS",
     3600,
@@ -338,16 +338,46 @@ SESSION_COOKIE_AGE = env_int(
     minimum=60,
     maximum=MAX_INTERVAL_SECONDS,
 )
-# The signup site has its own cookie names: a dashboard session means nothing there.
-SESSION_COOKIE_NAME = "clusterweb_signup_session" if SITE == "signup" else "clusterweb_session"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = False
-CSRF_COOKIE_NAME = "clusterweb_signup_csrf" if SITE == "signup" else "clusterweb_csrf"
 CSRF_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SECURE = False
 CSRF_FAILURE_VIEW = "clusterweb.views.csrf_failure"
+
+# --- The two sites -----------------------------------------------------------------------------
+# What differs between the dashboard and the signup site (CLUSTERWEB_SITE picks one; tests switch
+# with these). The signup site has its own cookie names, its own session table (a dashboard
+# session key finds nothing there, and the reverse: clusterweb.accounts.site_sessions) and no
+# authentication: nothing there knows a logged-in user.
+_DASHBOARD_ONLY_MIDDLEWARE = (
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "clusterweb.accounts.login.middleware.SessionIdleMiddleware",
+    "clusterweb.accounts.login.middleware.MembershipRecheckMiddleware",
+    "clusterweb.accounts.login.middleware.LoginRequiredMiddleware",
+)
+SITES = {
+    "web": {
+        "ROOT_URLCONF": "clusterweb.urls",
+        "MIDDLEWARE": list(MIDDLEWARE),
+        "SESSION_ENGINE": "django.contrib.sessions.backends.db",
+        "SESSION_COOKIE_NAME": "clusterweb_session",
+        "CSRF_COOKIE_NAME": "clusterweb_csrf",
+    },
+    "signup": {
+        "ROOT_URLCONF": "clusterweb.urls_signup",
+        "MIDDLEWARE": [m for m in MIDDLEWARE if m not in _DASHBOARD_ONLY_MIDDLEWARE],
+        "SESSION_ENGINE": "clusterweb.accounts.site_sessions",
+        "SESSION_COOKIE_NAME": "clusterweb_signup_session",
+        "CSRF_COOKIE_NAME": "clusterweb_signup_csrf",
+    },
+}
+ROOT_URLCONF = SITES[SITE]["ROOT_URLCONF"]
+MIDDLEWARE = SITES[SITE]["MIDDLEWARE"]
+SESSION_ENGINE = SITES[SITE]["SESSION_ENGINE"]
+SESSION_COOKIE_NAME = SITES[SITE]["SESSION_COOKIE_NAME"]
+CSRF_COOKIE_NAME = SITES[SITE]["CSRF_COOKIE_NAME"]
 
 # --- Security headers ---------------------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -598,18 +628,47 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-# Ours and the cluster's services, then Debian's base-passwd users and groups and the system
-# accounts of daemons a cluster host runs.
+# Names that are, or may become, a local account or group on a cluster host, where a directory
+# account of the same name would share its identity (sudo rights, group access, an SSH login):
 # fmt: off
 _RESERVED_USERNAMES = [
-    "root", "admin", "admins", "administrator", "join", "bastion", "clusterweb", "jupyter",
-    "jupyterhub", "spark", "kube", "kubernetes", "ubuntu", "debian", "ec2-user", "users",
+    # Ours and the cluster's services.
+    "root", "admin", "admins", "administrator", "join", "bastion", "clusterweb", "clusterweb-keys",
+    "jupyter", "jupyterhub", "spark", "kube", "kubernetes", "kubelet", "etcd", "users",
+    # Debian base-passwd: the static users and groups of every Debian/Ubuntu host
+    # (/usr/share/base-passwd/passwd.master and group.master, salsa.debian.org/debian/base-passwd).
     "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy",
     "www-data", "backup", "list", "irc", "gnats", "nobody", "nogroup", "_apt", "adm", "tty",
     "disk", "kmem", "dialout", "fax", "voice", "cdrom", "floppy", "tape", "sudo", "audio", "dip",
     "operator", "src", "shadow", "utmp", "video", "sasl", "plugdev", "staff", "wheel",
-    "systemd-network", "systemd-resolve", "systemd-timesync", "systemd-journal", "messagebus",
-    "sshd", "postgres", "redis", "openldap", "postfix", "ntp", "chrony", "polkitd",
+    # systemd's and Debian packages' system users and groups (systemd sysusers.d, Debian Policy
+    # 9.2.2 dynamically allocated ids; the ones an Ubuntu/Debian server image carries).
+    "systemd-network", "systemd-resolve", "systemd-timesync", "systemd-journal",
+    "systemd-coredump", "systemd-oom", "systemd-journal-remote", "messagebus", "sshd", "_ssh",
+    "polkitd", "netdev", "input", "kvm", "render", "sgx", "crontab", "uuidd", "tss", "rdma",
+    "_rpc", "statd", "dnsmasq", "usbmux", "fwupd-refresh", "avahi", "geoclue",
+    # Ubuntu cloud images (/etc/passwd and /etc/group of the server cloud image): the default
+    # user and the groups cloud-init gives it (lxd), and the image's daemons.
+    "ubuntu", "debian", "lxd", "syslog", "landscape", "pollinate", "tcpdump", "_chrony",
+    "chrony", "ntp", "_ntp",
+    # Amazon Linux and AWS agents: ec2-user (the AMI's default user); ssm-user (created by the
+    # SSM agent for Session Manager, with passwordless sudo: docs.aws.amazon.com/systems-manager/
+    # latest/userguide/session-manager-getting-started-ssm-user-permissions.html);
+    # ec2-instance-connect (runs EC2 Instance Connect's AuthorizedKeysCommand: docs.aws.amazon.com/
+    # AWSEC2/latest/UserGuide/ec2-instance-connect-set-up.html); Amazon Linux's daemons.
+    "ec2-user", "ssm-user", "ec2-instance-connect", "rpc", "rpcuser", "dbus", "libstoragemgmt",
+    "nfsnobody", "cwagent", "amazon-ssm-agent",
+    # Other cloud images' default users (cloud-init's default_user: RHEL's cloud-user and the
+    # distributions' own names).
+    "cloud-user", "centos", "fedora", "rocky", "almalinux", "core", "opc", "azureuser",
+    # Jupyter docker-stacks' notebook user (NB_USER, jupyter-docker-stacks.readthedocs.io,
+    # "Common Features").
+    "jovyan",
+    # Container runtimes (the docker group is root on the host) and directory clients on the hosts
+    # (nss-pam-ldapd's nslcd, SSSD, nscd).
+    "docker", "containerd", "dockremap", "nslcd", "sssd", "nscd",
+    # Databases and mail on cluster hosts.
+    "postgres", "redis", "openldap", "postfix", "postdrop", "mysql",
 ]
 # fmt: on
 SIGNUP_RESERVED_USERNAMES = env_list(
@@ -790,7 +849,13 @@ USE_TZ = True
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # Control characters in a message (a user name with a newline) are written escaped.
+    "formatters": {
+        "plain": {
+            "class": "clusterweb.logs.EscapingFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        }
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {

@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from django.contrib.sessions.models import Session
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
@@ -22,12 +23,24 @@ def dashboard_paths() -> list[str]:
     return paths
 
 
-def test_the_signup_site_answers_404_for_every_dashboard_url(client, signup_site, as_alice):
-    client.cookies = as_alice.cookies  # a dashboard session means nothing here
+def with_dashboard_session(client, as_alice):
+    """``client`` sends alice's dashboard session key as the signup site's session cookie (the
+    cookie names differ, so merely copying her cookies would send the signup site nothing)."""
+    key = as_alice.cookies["clusterweb_session"].value
+    client.cookies["clusterweb_signup_session"] = key
+    return key
+
+
+def test_the_signup_site_answers_404_for_every_dashboard_url(client, as_alice, signup_site):
+    key = with_dashboard_session(client, as_alice)  # a dashboard session means nothing here
     for path in dashboard_paths():
         if path == "/":
             continue
-        assert client.get(path).status_code == 404, path
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert not hasattr(response.wsgi_request, "user"), path
+        assert "_auth_user_id" not in response.wsgi_request.session, path
+    assert Session.objects.filter(session_key=key).exists()
 
 
 def concrete_paths(resolver: URLResolver, prefix: str = "/") -> list[str]:
@@ -45,8 +58,8 @@ def concrete_paths(resolver: URLResolver, prefix: str = "/") -> list[str]:
     return paths
 
 
-def test_every_dashboard_url_pattern_is_404_on_the_signup_site(client, signup_site, as_alice):
-    client.cookies = as_alice.cookies
+def test_every_dashboard_url_pattern_is_404_on_the_signup_site(client, as_alice, signup_site):
+    with_dashboard_session(client, as_alice)
     paths = concrete_paths(get_resolver("clusterweb.urls"))
     assert "/users/signups/1/approve/" in paths
     for path in paths:

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib.auth.backends import ModelBackend
 from django.http import HttpRequest
+from django.views.decorators.debug import sensitive_variables
 from django_auth_ldap.backend import LDAPBackend, ldap_error
 
 from clusterweb.errors import DirectoryUnavailable
@@ -36,12 +37,14 @@ class ClusterLDAPBackend(LDAPBackend):
     """django-auth-ldap, plus: refuse users in neither group with a distinct error, so the login
     page can say "you have no access" rather than "wrong password"."""
 
+    @sensitive_variables()
     def authenticate_ldap_user(self, ldap_user: Any, password: str) -> Any:
         user = super().authenticate_ldap_user(ldap_user, password)
         if user is not None and user.role is None:
             raise NoAccess(user)
         return user
 
+    @sensitive_variables()
     def authenticate(
         self,
         request: HttpRequest | None,

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth import password_validation
 
 from clusterweb.accounts import ssh_keys as sshkeys
+from clusterweb.accounts.addresses import AddressRefused, address_folded
 from clusterweb.accounts.models import User
 
 
@@ -54,7 +55,8 @@ def _script(ch: str) -> str:
 
 def full_name_problem(name: str) -> str | None:
     """Letters of any script, spaces, apostrophes, hyphens and periods; each word in one script,
-    so a look-alike letter from another alphabet (a Cyrillic 'а' in 'Аlice') is refused."""
+    so a look-alike letter from another alphabet (a Cyrillic 'а' in 'Аlice') is refused, and
+    unchanged by NFKC, so a styled one ('𝐀lice', 'Ａlice') is refused too."""
     if not name:
         return "Enter your name."
     for ch in name:
@@ -64,6 +66,13 @@ def full_name_problem(name: str) -> str | None:
         if not (category[0] in "LM" or ch in " '’-."):
             return "Use letters, spaces, apostrophes, hyphens and periods only."
     for word in name.split():
+        # Full-width, mathematical, circled and other styled letters (and ligatures, the long s)
+        # look like plain ones but are other characters: NFKC turns them into the plain letters.
+        if unicodedata.normalize("NFKC", word) != word:
+            return (
+                f"'{word}' uses styled or compatibility letters (full-width, mathematical, "
+                "circled, ligatures). Type it in plain letters."
+            )
         scripts = {_script(ch) for ch in word if unicodedata.category(ch)[0] == "L"}
         if len(scripts) > 1:
             return (
@@ -273,8 +282,23 @@ class PasswordResetForm(forms.Form):
         return cleaned
 
 
+class FoldedEmailField(forms.EmailField):
+    """An address brought to one spelling (``addresses.address_folded``: NFKC, case folding, an
+    ASCII local part) before it is validated, so every look-alike of an address is that
+    address, and one that could only match by a database's own case folding is refused."""
+
+    def to_python(self, value: Any) -> str:
+        value = super().to_python(value)
+        if not value:
+            return value
+        try:
+            return address_folded(value)
+        except AddressRefused as exc:
+            raise forms.ValidationError(str(exc), code="invalid") from None
+
+
 class ResetRequestForm(forms.Form):
-    email = forms.EmailField(
+    email = FoldedEmailField(
         max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
     )
 

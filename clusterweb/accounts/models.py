@@ -5,6 +5,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 
 
@@ -369,3 +370,13 @@ class Throttle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope}:{self.key} {self.attempts}"
+
+
+class SignupSiteSession(AbstractBaseSession):
+    """The signup site's sessions (an invitation or a reset link held between pages), in a
+    table of their own: a dashboard session key sent to the signup site finds nothing there, and
+    a signup site's key finds nothing on the dashboard (clusterweb.accounts.site_sessions)."""
+
+    class Meta:
+        db_table = "accounts_signup_site_session"
+        verbose_name = "signup site session"

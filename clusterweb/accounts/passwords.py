@@ -15,10 +15,12 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import Argon2Error
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 SCHEMES = ("ARGON2", "SSHA512")
 
 
+@sensitive_variables()
 def ldap_password_hash(password: str, scheme: str | None = None) -> str:
     """``{ARGON2}$argon2id$...`` (argon2-cffi's RFC 9106 low-memory profile, which slapd's
     module verifies) or ``{SSHA512}`` with a 16-byte salt. ``scheme`` defaults to the setting."""
@@ -32,6 +34,7 @@ def ldap_password_hash(password: str, scheme: str | None = None) -> str:
     raise ValueError(f"unknown password scheme {scheme!r}")
 
 
+@sensitive_variables()
 def ldap_password_verify(password: str, hashed: str) -> bool:
     """Check ``password`` against a hash made by ``ldap_password_hash`` (used by tests and the
     sandbox; the directory does its own verification)."""

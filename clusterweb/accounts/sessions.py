@@ -14,7 +14,9 @@ def sessions_end(*, user_id: int, keep: str | None = None) -> int:
     from django.contrib.sessions.models import Session
     from django.utils import timezone
 
-    store = import_module(settings.SESSION_ENGINE).SessionStore
+    # The dashboard's store, also when the signup site calls this (a password reset there): the
+    # signup site's own SESSION_ENGINE keeps its sessions in another table.
+    store = import_module(settings.SITES["web"]["SESSION_ENGINE"]).SessionStore
     # Session expiry is Django's own clock (the session store sets and checks it), not ours.
     live = Session.objects.filter(expire_date__gt=timezone.now()).iterator()
     ended = [

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import ldap
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 from ldap import modlist
 from ldap.controls import SimplePagedResultsControl
 from ldap.dn import escape_dn_chars
@@ -17,6 +18,13 @@ from ldap.filter import escape_filter_chars
 from clusterweb.errors import DirectoryUnavailable, PermanentError
 
 _UNAVAILABLE = (ldap.SERVER_DOWN, ldap.TIMEOUT, ldap.CONNECT_ERROR, ldap.UNAVAILABLE, ldap.BUSY)
+
+
+def _error_text(exc: ldap.LDAPError) -> str:
+    """The error's name and slapd's explanation (e.g. ``mail: value #0 invalid per syntax``)."""
+    details = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+    info = str(details.get("info", "")).strip()
+    return f"directory error: {type(exc).__name__}" + (f" ({info[:200]})" if info else "")
 
 
 def _initialize() -> ldap.ldapobject.LDAPObject:
@@ -45,7 +53,7 @@ def connection() -> Iterator[ldap.ldapobject.LDAPObject]:
             "directory refused Clusterweb's bind (check LDAP_BIND_DN)", system="ldap"
         ) from None
     except ldap.LDAPError as exc:
-        raise PermanentError(f"directory error: {type(exc).__name__}", system="ldap") from None
+        raise PermanentError(_error_text(exc), system="ldap") from None
     finally:
         with suppress(ldap.LDAPError):
             conn.unbind_s()
@@ -140,21 +148,43 @@ def group_member_mails(name: str) -> list[str]:
     return sorted({_first(attrs, "mail") for _, attrs in people if attrs.get("mail")})
 
 
+_UID_NUMBER_CEILING = 2**32  # uid_t is 32 bits: no uidNumber reaches this
+
+
 def uid_number_highest() -> int:
-    """The highest uidNumber in use: every posixAccount in the directory and every claim."""
+    """The highest uidNumber of any posixAccount in the directory (0 when there is none).
+
+    Found by bisection on ``(uidNumber>=N)`` searches that ask for one entry each (about 32 of
+    them), not by reading every account: slapd answers at most 500 entries to any bind but its
+    rootdn (its default ``sizelimit``), and with paged results the total is capped by the same
+    limit (slapd-limits(5), ``size.prtotal``), so a directory past 500 accounts could not be
+    read whole. uidNumber has ORDERING integerOrderingMatch in nis.schema. Numbers claimed but
+    not yet used (``uid_number_claim``) are not counted: the allocator's claim step skips them."""
     with connection() as conn:
-        accounts = conn.search_s(
-            settings.LDAP_BASE_DN, ldap.SCOPE_SUBTREE, "(uidNumber=*)", ["uidNumber"]
-        )
-        claims = conn.search_s(
-            settings.SIGNUP_UID_LOCKS_DN,
-            ldap.SCOPE_ONELEVEL,
-            "(objectClass=organizationalRole)",
-            ["cn"],
-        )
-    numbers = [int(v) for _, attrs in accounts for v in attrs.get("uidNumber", []) if v.isdigit()]
-    numbers += [int(v) for _, attrs in claims for v in attrs.get("cn", []) if v.isdigit()]
-    return max(numbers, default=0)
+
+        def exists(number: int) -> bool:
+            try:
+                found = conn.search_ext_s(
+                    settings.LDAP_BASE_DN,
+                    ldap.SCOPE_SUBTREE,
+                    f"(uidNumber>={int(number)})",
+                    ["1.1"],
+                    sizelimit=1,
+                )
+            except ldap.SIZELIMIT_EXCEEDED:
+                return True  # more than one: there is one
+            return any(dn for dn, _ in found)
+
+        if not exists(0):
+            return 0
+        low, high = 0, _UID_NUMBER_CEILING  # exists(low), not exists(high)
+        while high - low > 1:
+            middle = (low + high) // 2
+            if exists(middle):
+                low = middle
+            else:
+                high = middle
+        return low
 
 
 def uid_number_claimed_by(owner_dn: str, tag: str) -> int | None:
@@ -404,6 +434,7 @@ def _password_refused(exc: ldap.LDAPError) -> PasswordRejected:
     )
 
 
+@sensitive_variables()
 def password_change(dn: str, old: str, new: str) -> None:
     """Change a password as its owner: bind as ``dn`` with ``old`` (WrongPassword when refused),
     then the RFC 3062 password-modify operation, so the directory hashes the new password with
@@ -432,13 +463,14 @@ def password_change(dn: str, old: str, new: str) -> None:
             f"directory unreachable: {type(exc).__name__}", system="ldap"
         ) from None
     except ldap.LDAPError as exc:
-        raise PermanentError(f"directory error: {type(exc).__name__}", system="ldap") from None
+        raise PermanentError(_error_text(exc), system="ldap") from None
     finally:
         with suppress(ldap.LDAPError):
             conn.unbind_s()
     password_set(dn, new)
 
 
+@sensitive_variables()
 def password_set(dn: str, new: str) -> None:
     """Set a password as the service account (a reset link): the password-modify operation, so
     the directory's own hashing and policy apply."""

@@ -13,7 +13,7 @@ from clusterweb.accounts.signup import services
 from clusterweb.audit.models import AuditEvent
 from sandbox.services.base import free_port
 from tests.fixtures.personas import user_for
-from tests.fixtures.signup import invitation, make_signup, token_from
+from tests.fixtures.signup import invitation, make_signup, site_switch, token_from
 
 pytestmark = pytest.mark.django_db
 
@@ -231,9 +231,7 @@ def signup_site_settings(settings):
     """Switch the rest of the test to the signup site (after dashboard requests)."""
 
     def switch():
-        settings.ROOT_URLCONF = "clusterweb.urls_signup"
-        settings.SESSION_COOKIE_NAME = "clusterweb_signup_session"
-        settings.CSRF_COOKIE_NAME = "clusterweb_signup_csrf"
+        site_switch(settings, "signup")
 
     return switch
 

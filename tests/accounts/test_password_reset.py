@@ -17,7 +17,7 @@ from clusterweb.audit.models import AuditEvent
 from sandbox import directory
 from tests.fixtures.accounts import mirror
 from tests.fixtures.personas import logged_in_client, user_for
-from tests.fixtures.signup import binds
+from tests.fixtures.signup import binds, site_switch
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("signup_site")]
 
@@ -125,11 +125,14 @@ def test_the_new_password_passes_djangos_validators(client, account_directory, b
 
 
 def test_a_reset_ends_the_users_dashboard_sessions(client, account_directory, bob, settings):
-    session = logged_in_client(bob)
+    site_switch(settings, "web")
+    session = logged_in_client(bob)  # a dashboard session
+    assert session.get("/profile/").status_code == 200
+    site_switch(settings, "signup")
     outcome = send_link()
     open_link(client, outcome.link)
     set_password(client)
-    settings.ROOT_URLCONF = "clusterweb.urls"
+    site_switch(settings, "web")
     assert session.get("/profile/").status_code == 302
 
 

@@ -26,6 +26,7 @@ from tests.fixtures.signup import (
     people_entry,
     people_with_uid,
     public_key,
+    site_switch,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -382,7 +383,7 @@ def test_from_the_invitation_email_to_the_first_dashboard_login(
     [invitation] = mailbox.wait_for(1)
     link = re.search(r"http://127.0.0.1:8001(/invitation/\?token=\S+)", invitation.text())[1]
 
-    settings.ROOT_URLCONF = "clusterweb.urls_signup"  # the signup site
+    site_switch(settings, "signup")
     newcomer = Client()
     assert newcomer.get(link).status_code == 302
     key = public_key()
@@ -397,7 +398,7 @@ def test_from_the_invitation_email_to_the_first_dashboard_login(
     signup = Signup.objects.get(username="dave")
     tasks.signup_review.apply(args=[signup.pk])  # what the worker does after the commit
 
-    settings.ROOT_URLCONF = "clusterweb.urls"  # back on the dashboard
+    site_switch(settings, "web")  # back on the dashboard
     as_alice.post(reverse("accounts:signup_approve", args=[signup.pk]))
     provision(signup)
 

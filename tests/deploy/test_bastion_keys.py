@@ -69,9 +69,15 @@ timeout = 1
     )
 
 
-def lookup(config: Path | None, user: str, **environ: str) -> tuple[int, str, str]:
-    # As the sshd_config line in deploy/bastion/README.md has it: `--` before the login name.
-    args = [sys.executable, str(SCRIPT)] + (["-c", str(config)] if config else []) + ["--", user]
+def lookup(
+    config: Path | None, user: str, uid_number: int | str | None = None, **environ: str
+) -> tuple[int, str, str]:
+    # As the sshd_config line in deploy/bastion/README.md has it: `--`, the login name (%u) and
+    # the uid number sshd resolved for it (%U); by default the persona's own (bob's for others).
+    if uid_number is None:
+        uid_number = directory.BY_UID.get(user, directory.BY_UID["bob"]).uid_number
+    args = [sys.executable, str(SCRIPT)] + (["-c", str(config)] if config else [])
+    args += ["--", user, str(uid_number)]
     env = {"PATH": os.environ["PATH"], **environ}
     result = subprocess.run(args, capture_output=True, text=True, timeout=30, env=env)
     return result.returncode, result.stdout, result.stderr
@@ -223,3 +229,31 @@ def test_the_environment_may_configure_it_instead_of_a_file(tmp_path, bastion_ac
         CLUSTERWEB_KEYS_GROUPS_DN=directory.GROUPS_DN,
     )
     assert (code, out) == (0, key + "\n")
+
+
+# --- Issue 13, finding 6: the uid number sshd resolved must be the directory entry's ------------
+def test_keys_are_printed_only_when_sshds_uid_number_is_the_entrys(config, bastion_account):
+    key = public_key()
+    key_add(bastion_account, "bob", key)
+    bob = directory.BY_UID["bob"]
+    assert lookup(config, "bob", bob.uid_number)[:2] == (0, key + "\n")
+    # A local account of that name (ssm-user, ec2-instance-connect, ...) resolves to a local uid
+    # on the bastion: the directory's keys must not open it.
+    for local in (0, 1000, 1001, 65534, bob.uid_number + 1):
+        assert lookup(config, "bob", local)[:2] == (0, ""), local
+
+
+@pytest.mark.parametrize("uid_number", ["", "-1", "10002x", "0x2712", " 10002", "1" * 30])
+def test_a_malformed_uid_number_gets_nothing(config, bastion_account, uid_number):
+    key_add(bastion_account, "bob", public_key())
+    assert lookup(config, "bob", uid_number)[1] == ""
+
+
+def test_without_the_uid_number_nothing_is_printed(config, bastion_account):
+    key_add(bastion_account, "bob", public_key())
+    args = [sys.executable, str(SCRIPT), "-c", str(config), "--", "bob"]
+    result = subprocess.run(
+        args, capture_output=True, text=True, timeout=30, env={"PATH": os.environ["PATH"]}
+    )
+    assert (result.returncode, result.stdout) == (1, "")
+    assert "%U" in result.stderr

@@ -12,6 +12,7 @@ from django.contrib.auth import authenticate, login, logout
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest
+from django.views.decorators.debug import sensitive_variables
 
 from clusterweb import clock
 from clusterweb.accounts.backends import ClusterLDAPBackend, NoAccess
@@ -46,6 +47,7 @@ def username_key(username: str) -> str:
     return username.strip().lower()[:150]
 
 
+@sensitive_variables()
 def login_attempt(*, request: HttpRequest, username: str, password: str) -> LoginOutcome:
     """Try to log ``username`` in on ``request``. Failures caused by an unreachable directory never
     count towards the lockout; a correct password for a user in no group does not count either."""

@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render, resolve_url
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from clusterweb.accounts.forms import LoginForm
@@ -23,6 +24,7 @@ LOGIN_ERRORS = {
 }
 
 
+@sensitive_post_parameters("password")
 @login_not_required
 @never_cache
 @require_http_methods(["GET", "POST"])

@@ -13,10 +13,12 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.http import HttpRequest
+from django.views.decorators.debug import sensitive_variables
 
 from clusterweb import clock
 from clusterweb.accounts import ssh_keys as sshkeys
 from clusterweb.accounts import throttle
+from clusterweb.accounts.addresses import AddressRefused, address_folded
 from clusterweb.accounts.directory.services import (
     AccountError,
     AccountStateError,
@@ -64,6 +66,7 @@ def _lock_user_row(user: User) -> None:
     list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
 
 
+@sensitive_variables()
 def password_change(
     *, user: User, old_password: str, new_password: str, request: HttpRequest | None = None
 ) -> None:
@@ -162,7 +165,17 @@ def password_reset_request(*, email: str, request: HttpRequest | None = None) ->
     """Someone asks for a reset link by email address (PASSWORD_RESET_SELF_SERVICE). Nothing
     here looks the address up: a task does, after the response is sent, so neither the answer
     nor its timing says whether the address is known. Limited per address."""
-    address = email.strip().lower()
+    try:
+        # One spelling per address, so look-alikes and case variants share one counter.
+        address = address_folded(email)
+    except AddressRefused as exc:
+        audit_record(
+            action="account.reset_requested",
+            target=email.strip()[:254],
+            detail={"refused": str(exc), "rate_limited": False},
+            request=request,
+        )
+        return
     verdict = throttle.attempt((throttle.RESET_REQUEST_ADDRESS, address))
     audit_record(
         action="account.reset_requested",
@@ -181,8 +194,11 @@ def password_reset_self_service(*, email: str) -> int:
     address is ``email`` (from the mirror; the address never enters an LDAP filter), at most
     ACCOUNTS_ATTEMPT_LIMIT per user and window. Returns the links sent."""
     try:
+        # ASCII from here on: PostgreSQL's UPPER() (behind iexact) would fold a dotless i or a
+        # long s into another person's address.
+        email = address_folded(email)
         validate_email(email)
-    except ValidationError:
+    except (AddressRefused, ValidationError):
         return 0  # (the form refuses these; PostgreSQL refuses NUL in any text)
     sent = 0
     for row in DirectoryUser.objects.filter(mail__iexact=email, locked=False).order_by("uid"):
@@ -219,6 +235,7 @@ def reset_refused_record(
     )
 
 
+@sensitive_variables()
 def password_reset_complete(
     *, reset_id: int, token_digest: str, password: str, request: HttpRequest | None = None
 ) -> PasswordReset:

@@ -13,6 +13,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
 
 from clusterweb.accounts import throttle
@@ -86,6 +87,7 @@ def _person(reset: PasswordReset) -> User:
     return User(username=reset.uid, first_name=reset.full_name, email=reset.email)
 
 
+@sensitive_post_parameters("password", "password_again")
 @login_not_required
 @never_cache
 @require_http_methods(["GET", "POST"])

@@ -12,6 +12,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
 from clusterweb.accounts import throttle
@@ -65,6 +66,7 @@ def _service_failed(form, exc: Exception) -> int:
     return 200
 
 
+@sensitive_post_parameters("old_password", "new_password", "new_password_again")
 @require_POST
 @never_cache
 def password_change(request: HttpRequest) -> HttpResponse:

@@ -17,7 +17,7 @@ from clusterweb.accounts.models import (
 from clusterweb.accounts.signup.services import signup_tasks
 from clusterweb.accounts.tunnels import connect_instructions
 from clusterweb.audit.services import audit_record
-from clusterweb.errors import TransientError
+from clusterweb.errors import PermanentError, TransientError
 from clusterweb.failpoints import failpoint
 from clusterweb.integrations import ldap as ldap_directory
 from clusterweb.integrations import mail
@@ -56,7 +56,8 @@ def signup_retry_delay(retries: int) -> int:
 def signup_provision_attempt(*, signup: Signup, retries: int) -> int | None:
     """Run the provisioning steps for a claimed ``signup``. Returns None when done (or refused for
     good), or the seconds to wait before the next try when the directory or mail failed for now.
-    Any other error is recorded on the row, the lease is released (the sweeper retries it) and
+    A permanent directory error ends the approval as failed (``_provisioning_fail``). Any other
+    error is recorded on the row, the lease is released (the sweeper retries it) and
     the error is raised."""
     now = clock.now()
     try:
@@ -78,6 +79,11 @@ def signup_provision_attempt(*, signup: Signup, retries: int) -> int | None:
             source="task",
         )
         return None if last else delay
+    except PermanentError as exc:
+        # The directory refused the request itself (an address it cannot store, a value it
+        # finds invalid): trying again cannot help, so the approval ends here, as failed.
+        _provisioning_fail(signup, exc, now)
+        return None
     except Exception as exc:
         signup.lease_release(
             error=f"{type(exc).__name__}: {exc}",
@@ -88,15 +94,57 @@ def signup_provision_attempt(*, signup: Signup, retries: int) -> int | None:
     return None
 
 
+def _provisioning_fail(signup: Signup, exc: PermanentError, now: Any) -> None:
+    """End ``signup``'s approval for good after a permanent directory error: rejected (the
+    states of CONVENTIONS.md have no "failed"), with the directory's reason as its last error
+    (the admins' pages show it) and a reason for the applicant, who is told."""
+    error = str(exc)
+    reason = (
+        "The cluster's directory refused to create your account "
+        f"({exc}). Ask the cluster's administrators for a new invitation."
+    )
+    if not Signup.objects.filter(pk=signup.pk, state=SignupState.PROVISIONING).update(
+        state=SignupState.REJECTED,
+        reason=reason[:1000],
+        password_hash="",
+        claimed_until=None,
+        next_attempt_at=None,
+        last_error=error[:1000],
+        updated_at=now,
+    ):
+        return
+    signup.log_step(f"attempt {signup.attempts} failed for good ({exc})", now=now)
+    audit_record(
+        action="signup.provisioning_failed",
+        target=signup.username,
+        detail={"signup": signup.pk, "attempt": signup.attempts, "error": str(exc)[:200]},
+        source="task",
+    )
+    enqueue_on_commit(signup_tasks().signup_rejection_notify, signup.pk)
+
+
+# uid numbers no account may have: nobody (65534, the NFS and user-namespace overflow id), 65535
+# ((uid_t)-1 of 16-bit uids, "no change" to setreuid), and their 32-bit twins (uid_t)-2 and -1.
+# (systemd, "Users, Groups, UIDs and GIDs on systemd Systems"; Linux's overflowuid.)
+_UNUSABLE_UID_NUMBERS = {65534, 65535, 4294967294, 4294967295}
+
+
+def uid_number_usable(number: int) -> bool:
+    return number not in _UNUSABLE_UID_NUMBERS and 0 < number < 4294967294
+
+
 def _uid_number_allocate(signup: Signup, dn: str, tag: str) -> int:
     """A uidNumber above the directory's highest, claimed in the directory itself (see
-    ``ldap.uid_number_claim``): two approvals running at once never get the same number."""
+    ``ldap.uid_number_claim``): two approvals running at once never get the same number.
+    Numbers no account may have (65534, 65535, ...) are skipped."""
     earlier = ldap_directory.uid_number_claimed_by(dn, tag)
     if earlier is not None:
         return earlier
     candidate = max(ldap_directory.uid_number_highest() + 1, settings.SIGNUP_UID_NUMBER_MIN)
     failpoint("signup.before_uid_claim")
     for number in range(candidate, candidate + 100):
+        if not uid_number_usable(number):
+            continue
         if ldap_directory.uid_number_claim(number, dn, tag):
             return number
     raise TransientError("no free uidNumber found in 100 tries", system="ldap")

@@ -21,8 +21,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.http import HttpRequest
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_variables
 
 from clusterweb import clock
+from clusterweb.accounts.addresses import AddressRefused, address_for_directory
 from clusterweb.accounts.login.services import user_membership_refresh
 from clusterweb.accounts.models import (
     UNDECIDED_STATES,
@@ -144,6 +146,10 @@ def invitation_create(
         validate_email(email)
     except ValidationError:
         raise SignupError("email", "enter a valid email address") from None
+    try:
+        email = address_for_directory(email)
+    except AddressRefused as exc:
+        raise SignupError("email", f"{email!a}: {exc}") from None
     hours = _hours(days)
     now = clock.now()
     token = secrets.token_urlsafe(32)
@@ -318,6 +324,7 @@ def username_unavailable(username: str, *, exclude_pk: int | None = None) -> str
     return None
 
 
+@sensitive_variables()
 def signup_submit(
     *,
     signup_id: int,

@@ -14,6 +14,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
 
 from clusterweb import clock
@@ -95,6 +96,7 @@ def _held_invitation(request: HttpRequest) -> tuple[Signup | None, str | None]:
     return signup, services.invitation_problem(signup, clock.now())
 
 
+@sensitive_post_parameters("password", "password_again")
 @login_not_required
 @never_cache
 @require_http_methods(["GET", "POST"])
