@@ -16,6 +16,7 @@ from clusterweb.errors import PermanentError, TransientError
 from clusterweb.integrations import aws as adapter
 from clusterweb.integrations.aws import AuthError, CapacityError, LimitError, ThrottledError
 from sandbox.services.base import free_port
+from tests.fixtures.services import instances_wait
 
 IMAGE_ID = "ami-12c6146b"  # one of moto's built-in Amazon images
 GIB = 1024**3
@@ -55,7 +56,9 @@ def launch(
         TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
         **({"InstanceMarketOptions": {"MarketType": "spot"}} if spot else {}),
     )
-    return [i["InstanceId"] for i in answer["Instances"]]
+    instance_ids = [i["InstanceId"] for i in answer["Instances"]]
+    instances_wait(adapter.client("ec2"), instance_ids, "running")  # booted, as on EC2
+    return instance_ids
 
 
 # --- clients -------------------------------------------------------------------------------------
@@ -135,6 +138,7 @@ def test_instances_describe_reads_every_page(aws):
 def test_states_are_slugs_both_ways(aws):
     running, gone = launch(count=2)
     adapter.client("ec2").terminate_instances(InstanceIds=[gone])
+    instances_wait(adapter.client("ec2"), [gone], "terminated")  # past shutting-down
 
     (alive,) = adapter.instances_describe("sandbox", states=["running", "shutting_down"])
     (dead,) = adapter.instances_describe("sandbox", states=["terminated"])
@@ -147,6 +151,7 @@ def test_a_reclaimed_spot_instance_says_it_was_interrupted(aws):
     (instance_id,) = launch(spot=True)
 
     aws.spot_interrupt(instance_id)
+    instances_wait(adapter.client("ec2"), [instance_id], "terminated")
 
     (instance,) = adapter.instances_describe("sandbox")
     assert instance.state == "terminated"

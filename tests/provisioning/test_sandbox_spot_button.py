@@ -48,6 +48,7 @@ def test_alice_sees_the_button_on_a_running_spot_node_and_aws_reclaims_it(
 
     response = as_alice.post(button)
     assert response.status_code == 302
+    cloud.settle(spot, state="terminated")  # after shutting-down, as on EC2
     assert state_of(spot) == ("terminated", "Server.SpotInstanceTermination")
     assert AuditEvent.objects.filter(action="sandbox.spot_interrupted", target=spot).exists()
     inventory.inventory_sync()
