@@ -1,10 +1,11 @@
 """The layer's clock: the product's clock, so that moving the test clock moves the cloud too.
 
 ``now()`` follows ``clusterweb.clock.now()``'s contract (CONVENTIONS.md, "Time"): real UTC time,
-plus, under tests (``CLUSTERWEB_TEST``), the shared offset in seconds held by the file named by
+plus, under tests, the shared offset in seconds held by the file named by
 ``CLUSTERWEB_CLOCK_FILE``. It reads the environment rather than Django's settings because the
-layer also runs in ``make run``'s runner, which never configures Django; the test settings export
-both variables, so the two clocks read the same file.
+layer also runs in ``make run``'s runner, which never configures Django; only the test settings
+export that variable (test behaviour is never switched on by ``CLUSTERWEB_TEST``), so the two
+clocks read the same file.
 
 The replay control pins the clock to a past moment while it applies a scripted step
 (:func:`pinned`). moto reads its time through ``moto.core.utils.utcnow``, which
@@ -27,10 +28,8 @@ _cache: tuple[int, float] | None = None  # (file mtime in ns, offset seconds)
 
 
 def offset_seconds() -> float:
-    """The shared test offset, or 0 outside tests (the file is then never read)."""
+    """The shared test offset, or 0 outside tests (no clock file is named then)."""
     global _cache
-    if os.environ.get("CLUSTERWEB_TEST", "").lower() not in ("1", "true", "yes", "on"):
-        return 0.0
     path = os.environ.get("CLUSTERWEB_CLOCK_FILE", "")
     if not path:
         return 0.0
