@@ -4,7 +4,9 @@ Every authenticated request the server maps to a resource is recorded as
 ``(verb, apiGroup, resource, namespace)`` with RBAC's verbs (get, list, watch, create, update,
 patch, delete, deletecollection) and subresources written ``pods/eviction``
 ("Using RBAC Authorization › Referring to resources"). Discovery and ``/version`` are recorded as
-non-resource URLs.
+non-resource URLs. Each access is recorded with the identity that made it (``auth.py``: the
+product, the hub, or the admin that tests, set-up and the cloud bridge use), so the product's own
+calls can be told from set-up calls: ``accesses("clusterweb")``, ``rules("clusterweb")``.
 """
 
 from __future__ import annotations
@@ -28,39 +30,48 @@ class Recorder:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._accesses: set[Access] = set()
-        self._urls: set[tuple[str, str]] = set()
+        self._accesses: set[tuple[str, Access]] = set()  # (identity, access)
+        self._urls: set[tuple[str, str, str]] = set()  # (identity, verb, path)
 
-    def record(self, verb: str, group: str, resource: str, namespace: str) -> None:
+    def record(
+        self, verb: str, group: str, resource: str, namespace: str, *, identity: str = "admin"
+    ) -> None:
         with self._lock:
-            self._accesses.add(Access(verb, group, resource, namespace))
+            self._accesses.add((identity, Access(verb, group, resource, namespace)))
 
-    def record_url(self, verb: str, path: str) -> None:
+    def record_url(self, verb: str, path: str, *, identity: str = "admin") -> None:
         with self._lock:
-            self._urls.add((verb, path))
+            self._urls.add((identity, verb, path))
 
     def reset(self) -> None:
         with self._lock:
             self._accesses.clear()
             self._urls.clear()
 
-    def accesses(self) -> list[Access]:
-        """Everything served since the last reset, sorted."""
+    def accesses(self, identity: str | None = None) -> list[Access]:
+        """Everything served since the last reset (to ``identity`` only, if given), sorted."""
         with self._lock:
-            return sorted(self._accesses)
+            return sorted({a for who, a in self._accesses if identity is None or who == identity})
 
-    def non_resource_urls(self) -> list[tuple[str, str]]:
+    def identities(self) -> list[str]:
+        """The identities that made a request since the last reset."""
         with self._lock:
-            return sorted(self._urls)
+            return sorted({who for who, _ in self._accesses} | {who for who, *_ in self._urls})
 
-    def rules(self) -> list[dict[str, Any]]:
+    def non_resource_urls(self, identity: str | None = None) -> list[tuple[str, str]]:
+        with self._lock:
+            return sorted(
+                {(verb, path) for who, verb, path in self._urls if identity in (None, who)}
+            )
+
+    def rules(self, identity: str | None = None) -> list[dict[str, Any]]:
         """RBAC PolicyRules covering the recorded accesses, one per (group, verbs) set.
 
         Namespaces are dropped: whether a rule goes in a Role or a ClusterRole is the caller's
         decision (``accesses()`` says which namespaces were touched).
         """
         verbs_by_resource: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for access in self.accesses():
+        for access in self.accesses(identity):
             verbs_by_resource[(access.group, access.resource)].add(access.verb)
         grouped: dict[tuple[str, tuple[str, ...]], list[str]] = defaultdict(list)
         for (group, resource), verbs in sorted(verbs_by_resource.items()):
@@ -72,7 +83,7 @@ class Recorder:
             ),
             key=lambda rule: (rule["apiGroups"], rule["resources"]),
         )
-        urls = self.non_resource_urls()
+        urls = self.non_resource_urls(identity)
         if urls:
             rules.append(
                 {

@@ -11,7 +11,6 @@ import contextlib
 import hmac
 import json
 import logging
-import secrets
 import select
 import socket
 import threading
@@ -26,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 
 from . import errors as E
+from .auth import Identity, authorize, default_identities
 from .controllers import ControllerOptions, Controllers
 from .errors import ApiError, SimulatorBug
 from .recorder import Recorder
@@ -146,8 +146,10 @@ class _Handler(BaseHTTPRequestHandler):
         path = "/" + url.path.strip("/")
         try:
             body = self._body() if method in ("POST", "PUT", "PATCH", "DELETE") else None
-            if not sim._authorized(self.headers.get("Authorization", "")):
+            identity = sim._authenticate(self.headers.get("Authorization", ""))
+            if identity is None:
                 raise E.unauthorized()
+            self.identity = identity
             if path.startswith("/_simulator/"):
                 self._control(method, path, body)
                 return
@@ -155,8 +157,11 @@ class _Handler(BaseHTTPRequestHandler):
             if discovery is not None:
                 if method != "GET":
                     raise E.method_not_allowed()
-                sim.recorder.record_url("get", path)
+                sim.recorder.record_url("get", path, identity=identity.name)
                 self._send(200, _dump(discovery))
+                return
+            if path == SSAR_PATH:
+                self._self_subject_access_review(method, body)
                 return
             route = sim._route(path)
             self._dispatch(method, route, body)
@@ -177,7 +182,7 @@ class _Handler(BaseHTTPRequestHandler):
         rt, ns, name, sub = route.rt, route.namespace, route.name, route.subresource
         resource = f"{rt.resource}/{sub}" if sub else rt.resource
         verb = self._verb(method, route)
-        sim.recorder.record(verb, rt.group, resource, ns)
+        sim.recorder.record(verb, rt.group, resource, ns, identity=self.identity.name)
         dry_run = self._dry_run()
         field_validation = self.query.get("fieldValidation", "")
         store = sim.store
@@ -441,6 +446,70 @@ class _Handler(BaseHTTPRequestHandler):
             )
         self._send(200, _dump(scale))
 
+    def _self_subject_access_review(self, method: str, body: Any) -> None:
+        """authorization.k8s.io/v1 SelfSubjectAccessReview: create only, nothing stored; the
+        answer is the caller's own RBAC decision (see ``auth.py``)."""
+        if method != "POST":
+            raise E.method_not_allowed()
+        sim = self.server.simulator
+        sim.recorder.record(
+            "create",
+            AUTHORIZATION_GROUP,
+            "selfsubjectaccessreviews",
+            "",
+            identity=self.identity.name,
+        )
+        review = body if isinstance(body, dict) else {}
+        if review.get("kind", "SelfSubjectAccessReview") != "SelfSubjectAccessReview":
+            raise E.bad_request(
+                f"the body of the request was in an unknown format - kind {review.get('kind')!r}"
+            )
+        spec = review.get("spec") or {}
+        resource = spec.get("resourceAttributes")
+        non_resource = spec.get("nonResourceAttributes")
+        # pkg/apis/authorization/validation ValidateSelfSubjectAccessReviewSpec.
+        if resource is None and non_resource is None:
+            raise E.invalid_object(
+                "SelfSubjectAccessReview",
+                AUTHORIZATION_GROUP,
+                "",
+                [
+                    E.required(
+                        "spec.resourceAttributes",
+                        "exactly one of nonResourceAttributes or resourceAttributes must be "
+                        "specified",
+                    )
+                ],
+            )
+        if resource is not None and non_resource is not None:
+            raise E.invalid_object(
+                "SelfSubjectAccessReview",
+                AUTHORIZATION_GROUP,
+                "",
+                [
+                    E.invalid(
+                        "spec.nonResourceAttributes",
+                        non_resource,
+                        "cannot be specified in combination with resourceAttributes",
+                    )
+                ],
+            )
+        attributes = dict(non_resource) if non_resource is not None else dict(resource)
+        if non_resource is not None:
+            attributes.setdefault("path", "")
+        allowed, reason = authorize(self.identity, attributes)
+        status: dict[str, Any] = {"allowed": allowed}
+        if reason:
+            status["reason"] = reason
+        answer = {
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": f"{AUTHORIZATION_GROUP}/v1",
+            "metadata": {"creationTimestamp": None},
+            "spec": spec,
+            "status": status,
+        }
+        self._send(201, _dump(answer))
+
     # -- simulator-only control ----------------------------------------------------------------
 
     def _control(self, method: str, path: str, body: Any) -> None:
@@ -453,14 +522,19 @@ class _Handler(BaseHTTPRequestHandler):
             created = sim.seed(*items)
             self._send(201, _dump({"items": created}))
         elif path == "/_simulator/accesses" and method == "GET":
-            accesses = [a.__dict__ for a in sim.recorder.accesses()]
-            self._send(200, _dump({"accesses": accesses, "rules": sim.recorder.rules()}))
+            identity = self.query.get("identity") or None
+            accesses = [a.__dict__ for a in sim.recorder.accesses(identity)]
+            self._send(200, _dump({"accesses": accesses, "rules": sim.recorder.rules(identity)}))
         elif path == "/_simulator/block-evictions" and method == "POST":
             body = body or {}
             sim.block_evictions(body.get("namespace", ""), body.get("labelSelector", ""))
             self._send(200, _dump(_success(200)))
         else:
             raise E.path_not_found()
+
+
+AUTHORIZATION_GROUP = "authorization.k8s.io"
+SSAR_PATH = f"/apis/{AUTHORIZATION_GROUP}/v1/selfsubjectaccessreviews"
 
 
 def _warning_headers(warnings: list[str] | None) -> dict[str, str]:
@@ -488,6 +562,7 @@ class KubeSimulator:
         host: str = "127.0.0.1",
         port: int = 0,
         token: str | None = None,
+        tokens: dict[str, str] | None = None,
         version: str = KUBERNETES_VERSION,
         clock: Callable[[], datetime] | None = None,
         history_limit: int = 10_000,
@@ -496,7 +571,11 @@ class KubeSimulator:
     ) -> None:
         self.host = host
         self._port = port
-        self.token = token or secrets.token_urlsafe(24)
+        # One bearer token per identity (auth.py); ``token`` is the admin's.
+        self.identities: dict[str, Identity] = default_identities(
+            {**(tokens or {}), **({"admin": token} if token else {})}
+        )
+        self.token = self.identities["admin"].token
         self.version = version
         self.schemas = Schemas(version)
         self.store = Store(self.schemas, clock=clock, history_limit=history_limit)
@@ -572,23 +651,28 @@ class KubeSimulator:
 
     # -- kubeconfig ----------------------------------------------------------------------------
 
-    def kubeconfig(self, *, namespace: str = "default") -> dict[str, Any]:
+    def token_for(self, identity: str) -> str:
+        """The bearer token of ``identity`` ("admin", "clusterweb", "jupyterhub")."""
+        return self.identities[identity].token
+
+    def kubeconfig(self, *, namespace: str = "default", identity: str = "admin") -> dict[str, Any]:
         name = "clusterweb-sim"
         return {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": name, "cluster": {"server": self.url}}],
-            "users": [{"name": name, "user": {"token": self.token}}],
+            "users": [{"name": name, "user": {"token": self.token_for(identity)}}],
             "contexts": [
                 {"name": name, "context": {"cluster": name, "user": name, "namespace": namespace}}
             ],
             "current-context": name,
         }
 
-    def write_kubeconfig(self, path: str | Path) -> Path:
+    def write_kubeconfig(self, path: str | Path, *, identity: str = "admin") -> Path:
+        """A kubeconfig with ``identity``'s token (the admin's by default)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(self.kubeconfig(), sort_keys=False))
+        path.write_text(yaml.safe_dump(self.kubeconfig(identity=identity), sort_keys=False))
         path.chmod(0o600)
         return path
 
@@ -645,9 +729,17 @@ class KubeSimulator:
 
     # -- routing -------------------------------------------------------------------------------
 
-    def _authorized(self, header: str) -> bool:
+    def _authenticate(self, header: str) -> Identity | None:
+        """The identity whose bearer token the request carries, or None (401)."""
         scheme, _, value = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), self.token)
+        if scheme.lower() != "bearer":
+            return None
+        presented = value.strip().encode()
+        found = None
+        for identity in self.identities.values():  # compare every token: constant time
+            if hmac.compare_digest(presented, identity.token.encode()):
+                found = identity
+        return found
 
     def _route(self, path: str) -> _Route:
         parts = path.strip("/").split("/")
@@ -679,7 +771,7 @@ class KubeSimulator:
         return doc
 
     def _build_discovery(self, path: str) -> dict[str, Any] | None:
-        groups = sorted({t.group for t in TYPES if t.group})
+        groups = sorted({t.group for t in TYPES if t.group} | {AUTHORIZATION_GROUP})
         if path == "/version":
             major, minor = self.version.split(".")[:2]
             return {
@@ -733,6 +825,16 @@ class KubeSimulator:
     @staticmethod
     def _resources(group: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
+        if group == AUTHORIZATION_GROUP:
+            out.append(
+                {
+                    "name": "selfsubjectaccessreviews",
+                    "singularName": "selfsubjectaccessreview",
+                    "namespaced": False,
+                    "kind": "SelfSubjectAccessReview",
+                    "verbs": ["create"],
+                }
+            )
         for rt in TYPES:
             if rt.group != group:
                 continue

@@ -333,6 +333,47 @@ def test_the_adapter_uses_only_the_verbs_it_should(kube: Kube, cluster: k8s.Kube
     }
 
 
+@pytest.mark.simulator_only
+def test_the_product_role_is_exactly_what_the_adapter_uses(kube: Kube, tmp_path: Path) -> None:
+    """Run every adapter operation as the product's identity: each request is one its
+    ClusterRole allows (the simulator's SelfSubjectAccessReview says so), and every rule of the
+    role is used (nothing granted that the adapter does not need)."""
+    assert kube.simulator is not None
+    from sandbox.kube.auth import PRODUCT_RULES, authorize
+
+    ns = kube.namespace()
+    name = kube.node()
+    kube.controllers(pod_start_delay=0.3)  # the wait below lists, then watches
+    kube.recorder.reset()
+    product = k8s.connect(str(kube.kubeconfig_for("clusterweb", tmp_path)), request_timeout=5)
+    try:
+        product.nodes_list()
+        product.deployment_apply(ns, _spark_manifest(cpu="10m"))
+        product.deployment_apply(ns, _spark_manifest(image="apache/spark:3.5.2", cpu="10m"))
+        product.deployment_scale(ns, "spark-worker", 1)
+        pods = product.pods_wait_ready(ns, "app=spark-worker", 1, timeout=8)
+        product.pod_evict(ns, pods[0].name)
+        product.deployment_delete(ns, "spark-worker")
+        product.node_taint(name, Taint("a", "NoSchedule"))
+    finally:
+        product.close()
+    identity = kube.simulator.identities["clusterweb"]
+    used = kube.recorder.accesses("clusterweb")
+    for access in used:
+        resource, _, sub = access.resource.partition("/")
+        attributes = {"verb": access.verb, "group": access.group, "resource": resource}
+        attributes.update(subresource=sub, namespace=access.namespace)
+        assert authorize(identity, attributes)[0], access
+    granted = {
+        (group, resource, verb)
+        for rule in PRODUCT_RULES
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    assert {(a.group, a.resource, a.verb) for a in used} == granted
+
+
 # -- errors and configuration --------------------------------------------------------------------
 
 
