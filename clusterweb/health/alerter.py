@@ -5,8 +5,8 @@ the watchdog runs, it sends the alert from the worker. Once the watchdog itself 
 view that sees late jobs not yet alerted *pokes* this thread and returns at once: the thread, not
 the request, claims the rows and talks to the mail server (bounded by EMAIL_TIMEOUT), and after
 a failure waits out the back-off recorded on the rows (``services.late_jobs_alert``). One thread
-per process, started by the first poke; it sleeps until poked while nothing is pending, and looks
-again every heartbeat interval while an alert is still to be sent.
+per process, started by the first poke; it sleeps until poked. Page views keep poking while late
+jobs are not yet alerted, and the back-off on the rows keeps those attempts few.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import threading
 
-from django.conf import settings
 from django.db import connections
 
 logger = logging.getLogger(__name__)
@@ -35,23 +34,15 @@ def poke() -> None:
 
 
 def _run() -> None:
-    pending = True
+    from clusterweb.health import services
+
     while True:
-        _wake.wait(timeout=settings.HEARTBEAT_INTERVAL_SECONDS if pending else None)
+        _wake.wait()
         _wake.clear()
         try:
-            pending = _attempt()
+            services.late_jobs_alert_unless_watchdog_runs()
         except Exception:  # the thread must outlive any one failure
-            logger.exception("late-job alert thread failed; will try again")
-            pending = True
+            logger.exception("late-job alert thread failed; the next poke tries again")
         finally:
             # This thread's own connections: never hold one open between attempts.
             connections.close_all()
-
-
-def _attempt() -> bool:
-    """One look; returns whether an alert is still to be sent."""
-    from clusterweb.health import services
-
-    services.late_jobs_alert_unless_watchdog_runs()
-    return any(beat.alerted_at is None for beat in services.heartbeats_late())
