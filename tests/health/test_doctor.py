@@ -94,6 +94,21 @@ def _kube_as_the_hub(d):
     d.settings.KUBE_CONFIG_PATH = str(d.kube.kubeconfig_for("jupyterhub", d.tmp_path))
 
 
+def _a_users_token(d):
+    """A person's own token (the hub's dummy authenticator lets the test log in as dora): its
+    scopes are dora's, filtered to dora (``servers!user=dora``), not the service's."""
+    import requests
+
+    assert d.hub.api("POST", "/users/dora").status_code == 201
+    response = requests.post(
+        f"{d.hub.url}/hub/api/users/dora/tokens",
+        json={"auth": {"username": "dora", "password": "any"}, "note": "doctor test"},
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    d.settings.JUPYTERHUB_API_TOKEN = response.json()["token"]
+
+
 # (what breaks, the items that must then be problems, words of the broken item's line)
 BREAKS = {
     "migrations": (_break_migrations, {"database", "worker", "beat"}, "manage.py migrate"),
@@ -153,6 +168,7 @@ BREAKS = {
         "KUBECONFIG",
     ),
     "kube-role": (_kube_as_the_hub, KUBE_IDS, "ClusterRole"),
+    "jupyterhub-scopes": (_a_users_token, {"jupyterhub"}, "lacks the scopes admin:users, servers"),
     "jupyterhub-token": (
         lambda d: setattr(d.settings, "JUPYTERHUB_API_TOKEN", "not-the-token"),
         {"jupyterhub"},
