@@ -86,6 +86,7 @@ def beat_schedule() -> dict[str, dict]:
 # The worker and beat record their own heartbeats (clusterweb/health/liveness.py).
 signals.worker_ready.connect(liveness.worker_ready, weak=False)
 signals.task_prerun.connect(liveness.task_prerun, weak=False)
+signals.beat_init.connect(liveness.beat_init, weak=False)
 signals.before_task_publish.connect(liveness.before_task_publish, weak=False)
 
 

@@ -2,7 +2,8 @@
 
 - ``worker``: each worker process records one when it is ready, every heartbeat interval after
   that (a thread), and before each task it runs.
-- ``beat``: recorded whenever the watchdog is published, which only beat does (every interval).
+- ``beat``: recorded when beat starts and whenever the watchdog is published, which only beat
+  does (every interval).
 
 A process that stops recording for two intervals is reported as not alive. Nothing asks a
 process live (a broadcast ping costs its full timeout whenever no worker answers).
@@ -52,11 +53,21 @@ def task_prerun(sender: Any = None, **kwargs: Any) -> None:
     _record("worker", hostname)
 
 
+def _beat_record() -> None:
+    import django
+    from django.apps import apps
+
+    if not apps.ready:  # the beat process: Celery loaded the settings, not the apps
+        django.setup()
+    _record("beat")
+
+
+def beat_init(sender: Any = None, **kwargs: Any) -> None:
+    # Beat sends an interval job first one interval after it starts: without this, a beat
+    # just started would count as not alive for that long.
+    _beat_record()
+
+
 def before_task_publish(sender: Any = None, **kwargs: Any) -> None:
     if sender == WATCHDOG_TASK:
-        import django
-        from django.apps import apps
-
-        if not apps.ready:  # the beat process: Celery loaded the settings, not the apps
-            django.setup()
-        _record("beat")
+        _beat_record()
