@@ -17,13 +17,17 @@ pytestmark = pytest.mark.django_db
 
 
 def test_liveness_answers_in_milliseconds_without_any_dependency(client, django_assert_num_queries):
+    client.get(reverse("healthz_live"))  # the first request of a process loads the URLconf
+    timings = []
     with django_assert_num_queries(0):
-        started = time.monotonic()
-        response = client.get(reverse("healthz_live"))
-        elapsed = time.monotonic() - started
-    assert response.status_code == 200
-    assert response.json() == {"live": True}
-    assert elapsed < 0.1
+        for _ in range(3):
+            started = time.monotonic()
+            response = client.get(reverse("healthz_live"))
+            timings.append(time.monotonic() - started)
+            assert response.status_code == 200
+            assert response.json() == {"live": True}
+    # The best of three: a shared, loaded machine may stall any one request.
+    assert min(timings) < 0.05, timings
 
 
 def test_readiness_is_ok_on_a_migrated_database(client):
@@ -67,7 +71,7 @@ def test_the_report_reads_worker_and_beat_from_heartbeats_without_a_live_ping(
     started = time.monotonic()
     response = client.get(reverse("healthz"))
     elapsed = time.monotonic() - started
-    assert elapsed < 0.5, f"the report took {elapsed:.2f} s"
+    assert elapsed < 0.8, f"the report took {elapsed:.2f} s"  # the old worker ping alone: 1 s
     report = response.json()
     assert response.status_code == 200
     assert report["worker"]["ok"] is True and report["worker"]["age_seconds"] >= 5
