@@ -62,9 +62,9 @@ def check_database() -> Iterator[Finding]:
 
 
 def check_redis() -> Iterator[Finding]:
-    from clusterweb.health.services import _check_redis
+    from clusterweb.health.services import redis_status
 
-    result = _check_redis()
+    result = redis_status()
     if result["ok"]:
         yield _ok("redis", "answers PING")
     else:

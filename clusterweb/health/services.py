@@ -172,7 +172,8 @@ def readiness_forget() -> None:
     _migrated = False
 
 
-def _check_redis() -> dict[str, Any]:
+def redis_status() -> dict[str, Any]:
+    """Redis answers PING within REDIS_TIMEOUT: ``{"ok": True}`` or ``{"ok": False, "error"}``."""
     import redis
 
     try:
@@ -231,7 +232,7 @@ def health_report() -> dict[str, Any]:
     report: dict[str, Any] = {"time": now.isoformat()}
     ready, reason = readiness()
     report["database"] = {"ok": True} if ready else {"ok": False, "error": reason}
-    report["redis"] = _check_redis()
+    report["redis"] = redis_status()
     report["ldap"] = _check_ldap()
     jobs: dict[str, Any] = {}
     if ready:
