@@ -1,7 +1,7 @@
 """Heartbeats the worker and beat record of themselves, read by /healthz and ``doctor``.
 
 - ``worker``: each worker process records one when it is ready, every heartbeat interval after
-  that (a thread), and before each task it runs.
+  that (a thread), and before a task it runs (at most every 10 s).
 - ``beat``: recorded when beat starts and whenever the watchdog is published, which only beat
   does (every interval).
 
@@ -48,7 +48,18 @@ def worker_ready(sender: Any = None, **kwargs: Any) -> None:
     threading.Thread(target=beat_forever, name="clusterweb-worker-heartbeat", daemon=True).start()
 
 
+# Before a task, at most this often per process: the heartbeat needs no more, and a write per
+# task would compete for the database (SQLite's one writer) with the tasks themselves.
+TASK_RECORD_EVERY_SECONDS = 10.0
+_task_recorded_at = -TASK_RECORD_EVERY_SECONDS
+
+
 def task_prerun(sender: Any = None, **kwargs: Any) -> None:
+    global _task_recorded_at
+    now = time.monotonic()
+    if now - _task_recorded_at < TASK_RECORD_EVERY_SECONDS:
+        return
+    _task_recorded_at = now
     hostname = str(getattr(getattr(sender, "request", None), "hostname", "") or "")
     _record("worker", hostname)
 
