@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from celery.signals import after_setup_logger, after_setup_task_logger
+
+from clusterweb.health import liveness
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clusterweb.settings")
 
@@ -96,6 +98,13 @@ def beat_schedule() -> dict[str, dict]:
             "task": "billing.tasks.cost_refresh",
             "schedule": float(settings.COST_REFRESH_SECONDS),
         },
+        # The daily cleanup: expired sessions, rate-limit rows whose window has passed, and audit
+        # events older than AUDIT_RETENTION_DAYS. Daily is enough: nothing reads those rows, they
+        # only grow the tables.
+        "cleanup": {
+            "task": "clusterweb.health.tasks.cleanup",
+            "schedule": 86400.0,
+        },
         # The bill from Cost Explorer: hourly check, but a read only every
         # COST_EXPLORER_INTERVAL_HOURS (each request costs $0.01 and AWS's data changes at most
         # three times a day). The only caller of get_cost_and_usage: no page or command calls it.
@@ -104,6 +113,13 @@ def beat_schedule() -> dict[str, dict]:
             "schedule": 3600.0,
         },
     }
+
+
+# The worker and beat record their own heartbeats (clusterweb/health/liveness.py).
+signals.worker_ready.connect(liveness.worker_ready, weak=False)
+signals.task_prerun.connect(liveness.task_prerun, weak=False)
+signals.beat_init.connect(liveness.beat_init, weak=False)
+signals.before_task_publish.connect(liveness.before_task_publish, weak=False)
 
 
 @app.on_after_configure.connect

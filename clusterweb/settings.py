@@ -463,6 +463,15 @@ ALERT_EMAILS = env_list(
     "every admin who has logged in and has an email address.",
 )
 
+AUDIT_RETENTION_DAYS = env_int(
+    "AUDIT_RETENTION_DAYS",
+    400,
+    "Days an audit event is kept; the daily cleanup removes older ones (and expired sessions "
+    "and stale rate-limit rows).",
+    minimum=1,
+    maximum=36500,
+)
+
 # --- Email --------------------------------------------------------------------------------------
 EMAIL_HOST = env_str(
     "EMAIL_HOST", "", "SMTP server. Empty: mail is written to var/mail/ instead of sent."

@@ -7,6 +7,8 @@ from clusterweb.accounts.login import views as login_views
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("healthz/live", views.healthz_live, name="healthz_live"),
+    path("healthz/ready", views.healthz_ready, name="healthz_ready"),
     path("login/", login_views.login_view, name="login"),
     path("logout/", login_views.logout_view, name="logout"),
     path("audit/", include("clusterweb.audit.urls")),

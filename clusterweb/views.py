@@ -7,7 +7,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from billing.costs.selectors import dashboard_for
-from clusterweb.health.services import health_report
+from clusterweb.health.services import health_report, readiness
 
 
 @require_GET
@@ -19,13 +19,38 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
+# The three health endpoints are anonymous (probes carry no session) and cheap: a probe calls
+# them every few seconds on a site served by a handful of threads.
+
+
+@login_not_required
+@never_cache
+@require_GET
+def healthz_live(request: HttpRequest) -> JsonResponse:
+    """Liveness: the process answers. No database, no dependency: an orchestrator restarts the
+    pod only when this fails, and restarting never fixes an outage elsewhere."""
+    return JsonResponse({"live": True})
+
+
+@login_not_required
+@never_cache
+@require_GET
+def healthz_ready(request: HttpRequest) -> JsonResponse:
+    """Readiness: the database answers and is migrated, so pages can be served. 503 with the
+    reason otherwise (the pod gets no traffic, and is not restarted)."""
+    ready, reason = readiness()
+    if ready:
+        return JsonResponse({"ready": True})
+    return JsonResponse({"ready": False, "reason": reason}, status=503)
+
+
 @login_not_required
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    """JSON health of every dependency. 503 only when the database is down (the process cannot
-    serve anything); a degraded dependency is reported with 200 so the pod is not restarted for
-    an outage elsewhere."""
+    """The JSON health report of every dependency and job. 503 only when this process cannot
+    serve (the database is unreachable or not migrated); a late worker, beat or job, or an outage
+    of Redis or LDAP, is reported with 200, so it never gets the web pods restarted."""
     report = health_report()
     return JsonResponse(report, status=200 if report["database"]["ok"] else 503)
 

@@ -5,7 +5,8 @@ from django.db import models
 
 
 class AuditEvent(models.Model):
-    """Who did what, to what, when. Append-only: nothing in Clusterweb updates or deletes a row."""
+    """Who did what, to what, when. Append-only: nothing in Clusterweb updates a row; the daily
+    cleanup removes rows older than AUDIT_RETENTION_DAYS (clusterweb/health/cleanup.py)."""
 
     at = models.DateTimeField(db_index=True)
     actor = models.ForeignKey(

@@ -5,23 +5,25 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from clusterweb.health import services
+from clusterweb.health import alerter, services
 
 logger = logging.getLogger(__name__)
 
 
 def health_banner(request: HttpRequest) -> dict[str, Any]:
-    """Late periodic jobs, for the banner on every page. Reads the database only. If the beat
-    itself has stopped, nothing else would notice: so a page view that sees a late job not yet
-    alerted sends the alert (claimed once per incident)."""
+    """Late periodic jobs and whether admins were told, for the banner on every page. Reads the
+    database only. A late job not yet alerted pokes the web process's alert thread, which sends
+    the alert if the watchdog cannot; the request itself never talks to the mail server."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
     try:
         late = services.heartbeats_late()
-        if late and any(beat.alerted_at is None for beat in late):
-            services.late_jobs_alert()
+        if any(beat.alerted_at is None for beat in late):
+            alerter.poke()
     except Exception:  # a banner must never break a page
         logger.exception("could not read heartbeats")
         return {"late_jobs": []}
-    return {"late_jobs": late}
+    if not late:
+        return {"late_jobs": []}
+    return {"late_jobs": late, "late_jobs_alert": services.alert_status(late)}

@@ -40,7 +40,14 @@ def periodic_job(name: str, interval: Callable[[], int]) -> Callable[[F], F]:
                 )
                 raise
             Heartbeat.objects.filter(pk=name).update(
-                last_ok_at=clock.now(), last_error="", alerted_at=None
+                last_ok_at=clock.now(),
+                last_error="",
+                # The incident is over: the next one is alerted afresh.
+                alerted_at=None,
+                alert_claimed_until=None,
+                alert_next_attempt_at=None,
+                alert_failures=0,
+                alert_error="",
             )
             return result
 

@@ -17,6 +17,15 @@ class Heartbeat(models.Model):
     last_error = models.CharField(max_length=500, blank=True)
     # Set when the alert for the current incident went out; cleared by the next success.
     alerted_at = models.DateTimeField(null=True, blank=True)
+    # The claim of one attempt to send that alert: whoever sets it (the worker's watchdog, or
+    # the web process's alert thread) sends; it lapses on its own, so a sender that died
+    # mid-attempt blocks nobody for long.
+    alert_claimed_until = models.DateTimeField(null=True, blank=True)
+    # After a failed attempt: when the next may start (the back-off), how many failed in this
+    # incident, and why the last one failed ("no recipient" included: nobody was told).
+    alert_next_attempt_at = models.DateTimeField(null=True, blank=True)
+    alert_failures = models.PositiveIntegerField(default=0)
+    alert_error = models.CharField(max_length=500, blank=True)
 
     LATE_AFTER_INTERVALS = 2
 
@@ -33,3 +42,19 @@ class Heartbeat(models.Model):
         return now - self.since() > timedelta(
             seconds=self.interval_seconds * self.LATE_AFTER_INTERVALS
         )
+
+
+class ProcessBeat(models.Model):
+    """When a long-running process was last seen alive, as it records itself: ``worker`` (a
+    Celery worker, every interval and at each task) and ``beat`` (each time beat publishes the
+    watchdog). Health reports and ``doctor`` read these rows; nothing pings a process live."""
+
+    name = models.CharField(max_length=20, primary_key=True)
+    seen_at = models.DateTimeField()
+    detail = models.CharField(max_length=255, blank=True)  # e.g. the worker's node name
+
+    def __str__(self) -> str:
+        return self.name
+
+    def age_seconds(self, now: datetime) -> int:
+        return max(0, int((now - self.seen_at).total_seconds()))

@@ -23,3 +23,11 @@ def ping(value: str) -> None:
     tests can show that failpoints reach a worker."""
     failpoint("health.ping")
     audit_record(action="health.ping", target=value[:255], source="task")
+
+
+@shared_task(name="clusterweb.health.tasks.cleanup")
+@periodic_job("cleanup", lambda: 86400)
+def cleanup() -> dict[str, int]:
+    from clusterweb.health.cleanup import database_cleanup
+
+    return database_cleanup()

@@ -184,6 +184,38 @@ def _is(exc: ApiException, status: int, reason: str = "") -> bool:
 # -- the client ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Access:
+    """One verb on one resource, as RBAC names it (``group`` "" is the core group)."""
+
+    verb: str
+    group: str
+    resource: str
+    subresource: str = ""
+
+    def __str__(self) -> str:
+        resource = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+        group = f"{self.group}/" if self.group else ""
+        return f"{self.verb} {group}{resource}"
+
+
+# Every verb this adapter uses, cluster-wide: what Clusterweb's ClusterRole must grant (the
+# preflight, ``manage.py doctor``, asks the API server about each).
+ACCESSES: tuple[Access, ...] = (
+    Access("get", "", "nodes"),
+    Access("list", "", "nodes"),
+    Access("patch", "", "nodes"),
+    Access("list", "", "pods"),
+    Access("watch", "", "pods"),
+    Access("create", "", "pods", "eviction"),
+    Access("create", "apps", "deployments"),
+    Access("get", "apps", "deployments"),
+    Access("update", "apps", "deployments"),
+    Access("delete", "apps", "deployments"),
+    Access("patch", "apps", "deployments", "scale"),
+)
+
+
 class Kubernetes:
     """Clusterweb's operations on one cluster. Thread-safe as the underlying ApiClient is."""
 
@@ -209,6 +241,49 @@ class Kubernetes:
     def _plain(self, model: Any) -> dict[str, Any]:
         """A client model as the API's JSON (camelCase keys)."""
         return self.api_client.sanitize_for_serialization(model)
+
+    # -- who we are and what we may do (the preflight) -----------------------------------------
+
+    def identity(self) -> str | None:
+        """The user name the API server knows the caller by (SelfSubjectReview,
+        ``authentication.k8s.io/v1``, Kubernetes 1.28+), or None where it is not served."""
+        api = client.AuthenticationV1Api(self.api_client)
+        body = client.V1SelfSubjectReview(
+            api_version="authentication.k8s.io/v1", kind="SelfSubjectReview"
+        )
+        try:
+            review = api.create_self_subject_review(body, _request_timeout=self.request_timeout)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise translate(exc, "who am I") from exc
+        except _CLIENT_ERRORS as exc:
+            raise translate(exc, "who am I") from exc
+        info = review.status.user_info if review.status else None
+        return info.username if info else None
+
+    def access_review(self, access: Access) -> tuple[bool, str]:
+        """Whether the caller may do ``access`` in every namespace (SelfSubjectAccessReview,
+        ``authorization.k8s.io/v1``, which any authenticated user may create), and the API
+        server's reason (empty when it gives none)."""
+        api = client.AuthorizationV1Api(self.api_client)
+        body = client.V1SelfSubjectAccessReview(
+            api_version="authorization.k8s.io/v1",
+            kind="SelfSubjectAccessReview",
+            spec=client.V1SelfSubjectAccessReviewSpec(
+                resource_attributes=client.V1ResourceAttributes(
+                    verb=access.verb,
+                    group=access.group,
+                    resource=access.resource,
+                    subresource=access.subresource or None,
+                )
+            ),
+        )
+        review = self._call(f"review {access}", api.create_self_subject_access_review, body)
+        status = review.status
+        if status is None:
+            return False, ""
+        return bool(status.allowed), status.reason or ""
 
     # -- nodes ---------------------------------------------------------------------------------
 

@@ -84,3 +84,24 @@ class SmtpSink:
             time.sleep(0.02)
         with self.lock:
             return list(self.messages)
+
+
+class StalledSmtp:
+    """An SMTP server that has stopped answering: the kernel accepts the connection (the listen
+    backlog), but no greeting ever comes, so a client waits for its whole timeout, as it does
+    with a real server that hangs."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.socket = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self.port = self.socket.getsockname()[1]
+
+    def __enter__(self) -> StalledSmtp:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.socket.close()
