@@ -59,6 +59,7 @@ def main() -> None:
                 {
                     "CLUSTERWEB_TEST": "0",  # the production hasher
                     "CLUSTERWEB_VAR_DIR": tmp,
+                    "LOG_LEVEL": "WARNING",  # not one audit line per attempt
                     "DJANGO_SETTINGS_MODULE": "clusterweb.settings",
                 }
             )
