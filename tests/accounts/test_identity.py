@@ -427,3 +427,24 @@ def test_the_migration_merges_ghosts_into_their_persons_row(db):
     # Run again: the deactivated ghost is deactivated again, nothing else changes.
     assert migration.merge_ghost_users(apps) == {"merged": 0, "renamed": 0, "deactivated": 1}
     assert set(User.objects.values_list("username", flat=True)) == names
+
+
+def test_the_stop_task_without_a_configured_hub_stops_nothing_and_says_why(
+    account_directory, settings, caplog
+):
+    from clusterweb.accounts.directory import tasks
+    from clusterweb.accounts.models import DisabledAccount
+    from clusterweb.integrations import jupyterhub as hub_adapter
+
+    settings.JUPYTERHUB_URL = ""
+    hub_adapter.reset_client()
+    DisabledAccount.objects.create(uid="bob", groups=["users"], disabled_at=clock_now())
+    assert tasks.account_servers_stop("bob") == []
+    assert "JUPYTERHUB_URL" in caplog.text
+    hub_adapter.reset_client()
+
+
+def clock_now():
+    from clusterweb import clock
+
+    return clock.now()

@@ -36,7 +36,7 @@ from clusterweb.accounts.sessions import sessions_end
 from clusterweb.accounts.tokens import token_hash
 from clusterweb.accounts.tunnels import signup_tunnel_command
 from clusterweb.audit.services import audit_record
-from clusterweb.errors import TransientError
+from clusterweb.errors import PermanentError, TransientError
 from clusterweb.integrations import jupyterhub, mail
 from clusterweb.integrations import ldap as ldap_directory
 from clusterweb.permissions import is_admin
@@ -339,7 +339,13 @@ def account_servers_stop(*, uid: str) -> list[str]:
     nothing if the account is no longer disabled (enabled again before the task ran)."""
     if not DisabledAccount.objects.filter(uid__iexact=uid).exists():
         return []
-    hub = jupyterhub.client_from_settings()
+    try:
+        hub = jupyterhub.client_from_settings()
+    except PermanentError as exc:
+        if exc.code != "config":
+            raise
+        logger.warning("%s's JupyterHub servers not stopped: %s", uid, exc)
+        return []
     stopped = []
     for name, activity in hub.users_activity().items():
         if name.lower() != uid.lower():
