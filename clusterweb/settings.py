@@ -9,6 +9,7 @@ to nothing.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -230,7 +231,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Authentication: the cluster's LDAP directory -----------------------------------------------
 import ldap  # noqa: E402 - after the environment has been read; importing it connects to nothing
-from django_auth_ldap.config import LDAPSearch, PosixGroupType  # noqa: E402
+from django_auth_ldap.config import LDAPSearch  # noqa: E402
+
+from clusterweb.accounts.group_types import MemberUidGroupType  # noqa: E402
 
 LDAP_URI = env_url(
     "LDAP_URI",
@@ -259,6 +262,23 @@ LDAP_TIMEOUT = env_float(
     maximum=MAX_TIMEOUT_SECONDS,
 )
 LDAP_START_TLS = env_bool("LDAP_START_TLS", False, "Use StartTLS on ldap:// connections.")
+DIRECTORY_UID_PATTERN = env_str(
+    "DIRECTORY_UID_PATTERN",
+    "[a-z_][a-z0-9_-]{0,31}",
+    "Regular expression every directory uid matches (after stripping and lower-casing): login "
+    "names outside it are refused before any LDAP call, and signup names must match it. See "
+    "docs/accounts.md.",
+)
+try:
+    _uid_pattern = re.compile(DIRECTORY_UID_PATTERN)
+except re.error as exc:
+    raise ImproperlyConfigured(
+        f"Environment variable DIRECTORY_UID_PATTERN={DIRECTORY_UID_PATTERN!r} is malformed: {exc}"
+    ) from exc
+if _uid_pattern.fullmatch("") or not _uid_pattern.pattern.isascii():
+    raise ImproperlyConfigured(
+        "Environment variable DIRECTORY_UID_PATTERN must be ASCII and must not match an empty name."
+    )
 AUTH_RECHECK_SECONDS = env_int(
     "AUTH_RECHECK_SECONDS",
     300,
@@ -279,7 +299,9 @@ AUTH_LDAP_CONNECTION_OPTIONS = {
 # LDAPSearch escapes the username before it goes into the filter.
 AUTH_LDAP_USER_SEARCH = LDAPSearch(LDAP_PEOPLE_DN, ldap.SCOPE_ONELEVEL, "(uid=%(user)s)")
 AUTH_LDAP_GROUP_SEARCH = LDAPSearch(LDAP_GROUPS_DN, ldap.SCOPE_ONELEVEL, "(objectClass=posixGroup)")
-AUTH_LDAP_GROUP_TYPE = PosixGroupType(name_attr="cn")
+# Membership is memberUid only: a signup's gidNumber is the users group's, and django-auth-ldap's
+# PosixGroupType would count that primary group as membership (issue 13, finding 4).
+AUTH_LDAP_GROUP_TYPE = MemberUidGroupType(name_attr="cn")
 AUTH_LDAP_USER_ATTR_MAP = {"first_name": "givenName", "last_name": "sn", "email": "mail"}
 AUTH_LDAP_USER_FLAGS_BY_GROUP = {
     "is_cluster_admin": f"cn={LDAP_ADMIN_GROUP},{LDAP_GROUPS_DN}",

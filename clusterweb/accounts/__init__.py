@@ -10,8 +10,9 @@
 
 Each has ``services.py`` (writes), and as needed ``selectors.py`` (reads), ``views.py``
 (dashboard pages), ``site_views.py`` (signup-site pages) and ``tasks.py``. Shared by all, at this
-level: ``models.py``, ``forms.py`` (input rules), ``backends.py`` (its dotted path is stored in
-every session), ``throttle.py``, ``passwords.py``, ``ssh_keys.py``, ``tokens.py``,
+level: ``models.py``, ``forms.py`` (input rules, the uid pattern), ``backends.py`` (its dotted
+path is stored in every session), ``group_types.py`` (membership is ``memberUid`` only; settings
+imports it), ``throttle.py``, ``passwords.py``, ``ssh_keys.py``, ``tokens.py``,
 ``sessions.py``, ``tunnels.py``, ``cli.py`` and ``urls.py``. No import circle between the parts:
 tests/accounts/test_import_graph.py.
 """

@@ -37,6 +37,22 @@ class ClusterLDAPBackend(LDAPBackend):
     """django-auth-ldap, plus: refuse users in neither group with a distinct error, so the login
     page can say "you have no access" rather than "wrong password"."""
 
+    def get_or_build_user(self, username: str, ldap_user: Any) -> tuple[Any, bool]:
+        """The Django user for directory entry ``ldap_user``, named by the entry's own ``uid``
+        (never the typed string: slapd matches look-alike spellings, issue 13). A row that
+        differs only in case is the same person and takes the entry's spelling. A local row
+        (one with a usable password: the break-glass superuser) is never an LDAP login's."""
+        uid = entry_uid(ldap_user, username)
+        model = self.get_user_model()
+        rows = list(model.objects.filter(username__iexact=uid).order_by("pk"))
+        if not rows:
+            return model(username=uid), True
+        if any(row.has_usable_password() for row in rows):
+            raise ldap_user.AuthenticationFailed(f"{uid} is a local account")
+        user = next((row for row in rows if row.username == uid), rows[0])
+        user.username = uid
+        return user, False
+
     @sensitive_variables()
     def authenticate_ldap_user(self, ldap_user: Any, password: str) -> Any:
         user = super().authenticate_ldap_user(ldap_user, password)
@@ -55,6 +71,16 @@ class ClusterLDAPBackend(LDAPBackend):
         if username is not None and len(username) > 150:
             return None
         return super().authenticate(request, username=username, password=password, **kwargs)
+
+
+def entry_uid(ldap_user: Any, typed: str) -> str:
+    """The entry's ``uid`` value that the typed name matched: an entry may hold several, and the
+    directory compares them ignoring case."""
+    values = (ldap_user.attrs or {}).get("uid") or []
+    for value in values:
+        if value.lower() == typed.lower():
+            return value
+    return values[0] if values else typed
 
 
 def _directory_unreachable(sender: Any, context: str, exception: Exception, **kwargs: Any) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from typing import Any
@@ -27,7 +28,7 @@ class LoginForm(forms.Form):
 
 
 # --- Signup ---------------------------------------------------------------------------------------
-USERNAME_PATTERN = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+DEFAULT_UID_PATTERN = "[a-z_][a-z0-9_-]{0,31}"
 # Characters with a meaning in LDAP filters or DNs. Names never go into either (they are attribute
 # values, escaped by python-ldap), but nobody's name needs them, so they are refused outright.
 LDAP_METACHARACTERS = set('*()\\,=+<>;"#\x00/')
@@ -35,9 +36,24 @@ LDAP_METACHARACTERS = set('*()\\,=+<>;"#\x00/')
 _SCRIPT_FAMILIES = {"HIRAGANA": "CJK", "KATAKANA": "CJK", "CJK": "CJK"}
 
 
+def uid_pattern() -> re.Pattern[str]:
+    """The directory's uid pattern (``DIRECTORY_UID_PATTERN``): the one rule for signup names
+    and login names (issue 13: one identity per person)."""
+    return _compiled(settings.DIRECTORY_UID_PATTERN)
+
+
+@functools.lru_cache(maxsize=4)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
 def username_problem(username: str) -> str | None:
     """Why ``username`` cannot be chosen, judged without the directory; None when it may be."""
-    if not USERNAME_PATTERN.fullmatch(username):
+    if not uid_pattern().fullmatch(username):
+        if settings.DIRECTORY_UID_PATTERN != DEFAULT_UID_PATTERN:
+            return (
+                f"Use a name that matches the directory's pattern {settings.DIRECTORY_UID_PATTERN}."
+            )
         return (
             "Use 1 to 32 characters: lowercase letters a-z, digits, '_' and '-', starting with a "
             "letter or '_'."

@@ -36,10 +36,11 @@ from clusterweb.accounts.sessions import sessions_end
 from clusterweb.accounts.tokens import token_hash
 from clusterweb.accounts.tunnels import signup_tunnel_command
 from clusterweb.audit.services import audit_record
-from clusterweb.errors import TransientError
+from clusterweb.errors import PermanentError, TransientError
+from clusterweb.integrations import jupyterhub, mail
 from clusterweb.integrations import ldap as ldap_directory
-from clusterweb.integrations import mail
 from clusterweb.permissions import is_admin
+from clusterweb.tasking import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +230,7 @@ def _other_active_admins(uid: str) -> list[str]:
     admin)."""
     others = []
     for member in ldap_directory.group_members(settings.LDAP_ADMIN_GROUP):
-        if member == uid:
+        if member.lower() == uid.lower():
             continue
         person = ldap_directory.person_read(member)
         if person is not None and not person.locked:
@@ -242,7 +243,7 @@ def _flags_set(uid: str, groups: list[str] | tuple[str, ...] | None) -> None:
     re-check does not wait for its interval."""
     now = clock.now()
     groups = groups or ()
-    User.objects.filter(username=uid).update(
+    User.objects.filter(username__iexact=uid).update(
         is_cluster_admin=settings.LDAP_ADMIN_GROUP in groups,
         is_collaborator=settings.LDAP_USER_GROUP in groups,
         groups_checked_at=now,
@@ -257,56 +258,146 @@ def account_disable(
     request: HttpRequest | None = None,
     source: str = "",
 ) -> DirectoryUser | None:
-    """Take every access away from ``uid`` at once: the ppolicy lock (no bind anywhere, no keys
-    from the bastion's lookup), removal from the role groups (remembered in ``DisabledAccount``
-    for ``account_enable``), and the end of their dashboard sessions. Safe to run again after a
-    failure part-way. Nobody disables their own account, nor the last active admin."""
+    """Take every access away from ``uid`` at once. The database side first, so that a directory
+    outage cannot block it: the ``DisabledAccount`` record (no role at the next re-check, and the
+    groups ``account_enable`` gives back), the role flags of every Django user of that uid in any
+    case, and the end of all their dashboard sessions; a task then stops their JupyterHub servers
+    (after the response, through the hub's API). Then the directory: the ppolicy lock (no bind
+    anywhere, no keys from the bastion's lookup) and removal from the role groups. An open SSH
+    session on the bastion is not ended: deploy/bastion/README.md says how its operator ends it.
+
+    Safe to run again after a failure part-way; when the directory is unreachable, the database
+    side is done and a TransientError says the directory side is not. Nobody disables their own
+    account, nor the last active admin."""
     _require_admin(actor, "disable accounts")
-    person = _person_or_error(uid)
-    if uid == getattr(actor, "username", None):
+    if not uid or len(uid) > 150:
+        raise AccountError("uid", "give the user name of a person in the directory")
+    if uid.lower() == getattr(actor, "username", "").lower():
         raise AccountStateError("You cannot disable your own account: ask another admin.")
-    if (
-        settings.LDAP_ADMIN_GROUP in person.groups
-        and not person.locked
-        and not _other_active_admins(uid)
-    ):
+    person, unreachable = _person_or_copy(uid)
+    groups = person.groups if person is not None else tuple(unreachable.copy.groups)
+    locked = person.locked if person is not None else unreachable.copy.locked
+    if settings.LDAP_ADMIN_GROUP in groups and not locked and not _other_admins(uid, person):
         raise AccountStateError(
             f"{uid} is the last active admin: promote someone else before disabling them."
         )
     now = clock.now()
-    held = [g for g in _role_groups() if g in person.groups]
+    held = [g for g in _role_groups() if g in groups]
     with transaction.atomic():
-        record, created = DisabledAccount.objects.select_for_update().get_or_create(
-            uid=uid,
-            defaults={
-                "groups": held,
-                "disabled_at": now,
-                "disabled_by_username": actor.username,
-                "reason": reason[:500],
-            },
-        )
-        if not created and set(held) - set(record.groups):
+        record = DisabledAccount.objects.select_for_update().filter(uid__iexact=uid).first()
+        if record is None:
+            record = DisabledAccount.objects.create(
+                uid=uid,
+                groups=held,
+                disabled_at=now,
+                disabled_by_username=actor.username,
+                reason=reason[:500],
+            )
+        elif set(held) - set(record.groups):
             record.groups = sorted(set(record.groups) | set(held))
             record.save(update_fields=["groups"])
-    # The lock first: from here on no password and no key works, whatever fails next.
+        _flags_set(uid, [])
+        ended = sum(sessions_end(user_id=pk) for pk in _user_ids(uid))
+        Signup.objects.filter(username__iexact=uid, state=SignupState.ACTIVE).update(
+            state=SignupState.DISABLED, updated_at=now
+        )
+        enqueue_on_commit(_tasks().account_servers_stop, uid)
+    detail = {"groups": record.groups, "sessions_ended": ended, "reason": reason[:200]}
+    if unreachable is not None:
+        audit_record(
+            action="account.disable_incomplete",
+            actor=actor,
+            target=uid,
+            detail={**detail, "error": str(unreachable.error)},
+            request=request,
+            source=_source(request, source),
+        )
+        raise TransientError(
+            f"{uid}'s dashboard sessions ended and their roles are gone, but the directory is "
+            f"unreachable ({unreachable.error}), so their password and SSH keys still work: "
+            "disable again once it is back",
+            system="ldap",
+        ) from unreachable.error
+    # From here on no password and no key works, whatever fails next.
     ldap_directory.person_lock(person.dn)
     for group in held:
-        ldap_directory.group_member_remove(group, uid)
-    _flags_set(uid, [])
-    user = User.objects.filter(username=uid).first()
-    ended = sessions_end(user_id=user.pk) if user is not None else 0
-    Signup.objects.filter(username=uid, state=SignupState.ACTIVE).update(
-        state=SignupState.DISABLED, updated_at=now
-    )
+        ldap_directory.group_member_remove(group, person.uid)
     audit_record(
         action="account.disabled",
         actor=actor,
         target=uid,
-        detail={"groups": record.groups, "sessions_ended": ended, "reason": reason[:200]},
+        detail=detail,
         request=request,
         source=_source(request, source),
     )
-    return directory_user_refresh(uid=uid)
+    return directory_user_refresh(uid=person.uid)
+
+
+def account_servers_stop(*, uid: str) -> list[str]:
+    """Stop every server (default and named) that JupyterHub runs for ``uid``, matching the hub's
+    user name without regard to case; returns the servers asked to stop. Idempotent. Does
+    nothing if the account is no longer disabled (enabled again before the task ran)."""
+    if not DisabledAccount.objects.filter(uid__iexact=uid).exists():
+        return []
+    try:
+        hub = jupyterhub.client_from_settings()
+    except PermanentError as exc:
+        if exc.code != "config":
+            raise
+        logger.warning("%s's JupyterHub servers not stopped: %s", uid, exc)
+        return []
+    stopped = []
+    for name, activity in hub.users_activity().items():
+        if name.lower() != uid.lower():
+            continue
+        for server, status in activity.servers.items():
+            if status.active:
+                hub.server_stop(name, name=server, wait=False)
+                stopped.append(f"{name}/{server}")
+    if stopped:
+        audit_record(
+            action="account.servers_stopped", target=uid, detail={"servers": stopped}, source="task"
+        )
+    return stopped
+
+
+@dataclass(frozen=True)
+class _Unreachable:
+    error: TransientError
+    copy: DirectoryUser
+
+
+def _person_or_copy(uid: str) -> tuple[ldap_directory.Person | None, _Unreachable | None]:
+    """The directory's entry for ``uid``; while the directory is unreachable, its database copy
+    (enough to end sessions and to apply the last-admin rule), with the error."""
+    try:
+        return _person_or_error(uid), None
+    except TransientError as exc:
+        copy = DirectoryUser.objects.filter(uid__iexact=uid).first()
+        if copy is None:
+            raise
+        return None, _Unreachable(exc, copy)
+
+
+def _other_admins(uid: str, person: ldap_directory.Person | None) -> bool:
+    """Whether an active admin other than ``uid`` remains (the database copy's word while the
+    directory is unreachable)."""
+    if person is not None:
+        return bool(_other_active_admins(uid))
+    return any(
+        settings.LDAP_ADMIN_GROUP in row.groups and not row.locked
+        for row in DirectoryUser.objects.exclude(uid__iexact=uid)
+    )
+
+
+def _user_ids(uid: str) -> list[int]:
+    return list(User.objects.filter(username__iexact=uid).values_list("pk", flat=True))
+
+
+def _tasks():
+    from clusterweb.accounts.directory import tasks
+
+    return tasks
 
 
 def account_enable(
@@ -316,16 +407,16 @@ def account_enable(
     remains), then the lock is lifted."""
     _require_admin(actor, "enable accounts")
     person = _person_or_error(uid)
-    record = DisabledAccount.objects.filter(uid=uid).first()
+    record = DisabledAccount.objects.filter(uid__iexact=uid).first()
     if record is None and not person.locked:
         raise AccountStateError(f"{uid} is not disabled.")
     groups = list(record.groups) if record is not None else [settings.LDAP_USER_GROUP]
     for group in groups:
         ldap_directory.group_member_add(group, uid)
     ldap_directory.person_unlock(person.dn)
-    DisabledAccount.objects.filter(uid=uid).delete()
+    DisabledAccount.objects.filter(uid__iexact=uid).delete()
     _flags_set(uid, groups)
-    Signup.objects.filter(username=uid, state=SignupState.DISABLED).update(
+    Signup.objects.filter(username__iexact=uid, state=SignupState.DISABLED).update(
         state=SignupState.ACTIVE, updated_at=clock.now()
     )
     audit_record(

@@ -59,10 +59,10 @@ def users_sync(request: HttpRequest) -> HttpResponse:
 ACCOUNT_ACTIONS = {
     "disable": (
         "Disable {uid}",
-        "{uid} loses every access at once: the directory refuses their password everywhere "
-        "(SSH, JupyterHub, the dashboard), the bastion gives none of their SSH keys, they leave "
-        "the {groups} group(s), and their dashboard sessions end. Their files and nodes stay. "
-        "Enable gives everything back.",
+        "{uid} loses every access at once: their dashboard sessions end, the directory refuses "
+        "their password everywhere (SSH, JupyterHub, the dashboard), the bastion gives none of "
+        "their SSH keys, they leave the {groups} group(s), and their JupyterHub servers are "
+        "stopped within a minute. Their files and nodes stay. Enable gives everything back.",
         "Disable",
     ),
     "enable": (
@@ -104,7 +104,11 @@ def _account_act(request: HttpRequest, uid: str, action: str, reason: str) -> st
         )
     if action == "disable":
         services.account_disable(uid=uid, actor=actor, reason=reason, request=request)
-        return f"Disabled {uid}: no password or key of theirs works now, and their sessions ended."
+        return (
+            f"Disabled {uid}: no password or key of theirs works now, their sessions ended, and "
+            "their JupyterHub servers are being stopped. An SSH session already open on the "
+            f"bastion goes on until its operator ends it (sudo pkill -KILL -u {uid})."
+        )
     services.ACTIONS[action](uid=uid, actor=actor, request=request)
     return {
         "enable": f"Enabled {uid}.",
@@ -151,6 +155,6 @@ def account_action(request: HttpRequest, uid: str, action: str) -> HttpResponse:
         "title": title.format(**values),
         "text": text.format(**values),
         "button": button,
-        "self": account.uid == request.user.username,
+        "self": account.uid.lower() == request.user.username.lower(),
     }
     return render(request, "accounts/account_confirm.html", context)

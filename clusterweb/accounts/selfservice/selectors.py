@@ -19,7 +19,7 @@ def directory_user_for(user: Any) -> DirectoryUser | None:
     directory was first read for them)."""
     if not getattr(user, "is_authenticated", False) or user.is_break_glass:
         return None
-    return DirectoryUser.objects.filter(uid=user.username).first()
+    return DirectoryUser.objects.filter(uid__iexact=user.username).first()
 
 
 def reset_for_token(token: str) -> tuple[PasswordReset | None, str | None]:

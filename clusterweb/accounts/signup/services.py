@@ -307,6 +307,7 @@ def username_unavailable(username: str, *, exclude_pk: int | None = None) -> str
     the directory (a user or a group of that name). Raises DirectoryUnavailable when the
     directory cannot be asked."""
     from clusterweb.accounts.forms import username_problem
+    from clusterweb.accounts.login.selectors import username_held_locally
 
     problem = username_problem(username)
     if problem:
@@ -314,7 +315,7 @@ def username_unavailable(username: str, *, exclude_pk: int | None = None) -> str
     pending = Signup.objects.filter(username=username, state__in=USERNAME_HOLDING_STATES)
     if exclude_pk is not None:
         pending = pending.exclude(pk=exclude_pk)
-    if pending.exists():
+    if pending.exists() or username_held_locally(username):
         return "This user name is taken. Choose another one."
     taken = ldap_directory.username_taken(username)
     if taken == "group":
