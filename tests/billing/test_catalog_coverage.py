@@ -1,7 +1,7 @@
 """The bundled catalog covers what the AWS layer offers (issue 14, finding 1): every instance type
 moto offers in a region (its ``describe_instance_type_offerings`` data, shipped in the moto
 package) has an on-demand Linux shared-tenancy row in ``billing/data/on_demand_prices.csv`` or
-stands in ``billing/data/catalog_exclusions.csv`` with its reason. Storage, EFS, S3 and IPv4
+stands in ``billing/data/coverage/exclusions.csv`` with its reason. Storage, EFS, S3 and IPv4
 cover the same regions."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def priced(kind: str, region: str) -> set[str]:
 
 
 def excluded(region: str) -> dict[str, str]:
-    with (DATA_DIR / "catalog_exclusions.csv").open(newline="") as handle:
+    with (DATA_DIR / "coverage" / "exclusions.csv").open(newline="") as handle:
         lines = (line for line in handle if not line.startswith("#"))
         return {
             r["instance_type"]: r["reason"] for r in csv.DictReader(lines) if r["region"] == region
