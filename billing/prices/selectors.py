@@ -34,6 +34,7 @@ from billing.models import (
     Confidence,
     PriceGap,
     PriceKind,
+    PriceLookup,
     PriceOverride,
     SpotPricePoint,
     SpotPriceSync,
@@ -475,4 +476,13 @@ def price_gaps_open(at: datetime | None = None) -> list[PriceGap]:
         kind = PriceKind.ON_DEMAND if gap.kind == PriceKind.SPOT else gap.kind
         if not catalog_quote(kind, gap.region, gap.item, at).known:
             open_gaps.append(gap)
+    # What AWS's Price List answered the price lookup job for each instance type (one query).
+    lookups = {
+        (lookup.region, lookup.instance_type): lookup
+        for lookup in PriceLookup.objects.filter(
+            instance_type__in={g.item for g in open_gaps if g.kind != PriceKind.STORAGE}
+        )
+    }
+    for gap in open_gaps:
+        gap.lookup = lookups.get((gap.region, gap.item))
     return open_gaps

@@ -60,3 +60,18 @@ def test_types_the_catalog_prices_are_saved_without_asking_anything(as_alice):
 
     assert Pool.objects.filter(slug="spark").exists()
     assert not PriceGap.objects.exists() and not PriceLookup.objects.exists()
+
+
+def test_the_prices_page_says_what_aws_answered_for_a_type_a_pool_wanted(as_alice):
+    as_alice.post(ADD, with_types("g9.huge"))  # refused; the gap is recorded
+    prices = reverse("billing:prices")
+
+    assert "not asked yet" in as_alice.get(prices).content.decode()
+
+    PriceLookup.objects.create(
+        region="eu-west-1", instance_type="g9.huge", asked_at=clock.now(),
+        outcome=LookupOutcome.NOT_FOUND,
+    )  # fmt: skip
+    gaps = as_alice.get(prices).content.decode()
+    gaps = gaps[gaps.index('id="gaps"') : gaps.index("</section>", gaps.index('id="gaps"'))]
+    assert "g9.huge" in gaps and "lists no Linux on-demand price" in gaps
