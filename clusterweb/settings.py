@@ -428,6 +428,13 @@ AWS_MAX_ATTEMPTS = env_int(
     minimum=1,
     maximum=20,
 )
+SPOT_INTERRUPTION_QUEUE_URL = env_url(
+    "SPOT_INTERRUPTION_QUEUE_URL",
+    "",
+    "SQS queue receiving EC2's two-minute spot interruption warnings (an EventBridge rule on "
+    "`EC2 Spot Instance Interruption Warning` with this queue as target). Empty: none.",
+    schemes=("https", "http"),
+)
 KUBE_CONFIG_PATH = env_str(
     "KUBECONFIG", "", "Path of a kubeconfig. Empty: in-cluster configuration (the service account)."
 )

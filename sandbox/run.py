@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from sandbox import directory
-from sandbox.aws import AwsLayer
+from sandbox.aws import AwsLayer, StateDelays
 from sandbox.jupyterhub import JupyterHubHarness
 from sandbox.kube import KubeSimulator, bootstrap
 from sandbox.services.base import ManagedProcess, port_open, reserve_port, wait_for_port
@@ -35,6 +35,9 @@ SANDBOX_DIR = VAR / "sandbox"
 WEB_PORT, SIGNUP_PORT = 8000, 8001
 CLUSTER_NAME = "sandbox"
 REGION = "eu-west-1"
+# Seconds instances spend pending, stopping and shutting-down: as on EC2, but short, so that the
+# always-on nodes are up in seconds (the layer's defaults are of EC2's order).
+STATE_DELAYS = StateDelays(pending=3, stopping=3, shutting_down=3)
 
 
 def say(message: str) -> None:
@@ -71,7 +74,7 @@ class Sandbox:
         say(f"Redis on {redis.url}")
         smtp = self._push(SmtpSink(maildir=SANDBOX_DIR / "mail").start())
         say(f"SMTP sink on 127.0.0.1:{smtp.port} (read mail on the Mail page)")
-        moto = self._push(AwsLayer(workdir=SANDBOX_DIR / "aws").start())
+        moto = self._push(AwsLayer(workdir=SANDBOX_DIR / "aws", delays=STATE_DELAYS).start())
         say(f"AWS (moto with Clusterweb's AWS layer) on {moto.url}")
 
         self.env = {
@@ -88,10 +91,11 @@ class Sandbox:
             "CLUSTERWEB_SIGNUP_BIND": f"127.0.0.1:{self.signup_port}",
         }
         seed_aws(moto.url)
+        self.env["SPOT_INTERRUPTION_QUEUE_URL"] = spot_queue_create(moto.url)
         say("seeded AWS: a t2.micro control node and two t2.small admin nodes")
         sim = self._push(KubeSimulator().start())
         kubeconfig = sim.write_kubeconfig(SANDBOX_DIR / "kubeconfig")
-        bootstrap(sim, cluster=CLUSTER_NAME, aws_env=moto.env(), region=REGION)
+        bootstrap(sim, cluster=CLUSTER_NAME, aws_env=moto.setup_env(), region=REGION)
         say(f"Kubernetes API simulator on {sim.url}: three Ready nodes, Spark master running")
         # Pushed after the simulator so it stops first: stopping the hub stops every server and
         # deletes its Pod.
@@ -203,8 +207,9 @@ def seed_aws(endpoint: str) -> None:
         "ec2",
         endpoint_url=endpoint,
         region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        # The set-up key: the recorder files the seeding apart from the product's own calls.
+        aws_access_key_id=AwsLayer.SETUP_ACCESS_KEY,
+        aws_secret_access_key=AwsLayer.SETUP_ACCESS_KEY,
     )
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     for pool, instance_type, count in (("control", "t2.micro", 1), ("admin", "t2.small", 2)):
@@ -227,6 +232,22 @@ def seed_aws(endpoint: str) -> None:
                     }
                 ],
             )
+
+
+def spot_queue_create(endpoint: str) -> str:
+    """The SQS queue EC2's spot interruption warnings reach (in AWS, through an EventBridge rule
+    on "EC2 Spot Instance Interruption Warning"); the product reads its URL from
+    ``SPOT_INTERRUPTION_QUEUE_URL``, and the Simulate spot interruption button warns there."""
+    import boto3
+
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=AwsLayer.SETUP_ACCESS_KEY,
+        aws_secret_access_key=AwsLayer.SETUP_ACCESS_KEY,
+    )
+    return sqs.create_queue(QueueName=f"{CLUSTER_NAME}-spot-interruptions")["QueueUrl"]
 
 
 def main(argv: list[str] | None = None) -> int:

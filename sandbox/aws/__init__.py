@@ -1,9 +1,11 @@
 """The simulated AWS of the sandbox and the tests: moto over real HTTP, plus what moto lacks
-(ClientToken idempotency, spot interruptions, injected AWS errors, storage sizes, a record of the
-actions called). See README.md in this directory."""
+(ClientToken idempotency, instance states that take time, launches AWS refuses, spot prices and
+interruptions, injected AWS errors, storage sizes, one clock with the product, a replay of past
+actions, a record of the actions called per access key). See README.md in this directory."""
 
 from sandbox.aws.controls import Fault, SpotInterruption
 from sandbox.aws.layer import AwsControl, AwsLayer, LayerControlError
+from sandbox.aws.lifecycle import StateDelays
 from sandbox.aws.moto_state import Conflict, NotFound
 
 __all__ = [
@@ -14,4 +16,5 @@ __all__ = [
     "LayerControlError",
     "NotFound",
     "SpotInterruption",
+    "StateDelays",
 ]

@@ -5,20 +5,34 @@ control operations on it. One :class:`Controls` object serves both the in-proces
 from __future__ import annotations
 
 import json
+import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sandbox.aws import moto_state, wire
+from sandbox.aws import clock, moto_state, wire
+from sandbox.aws.lifecycle import Lifecycle, StateDelays
 
 # AWS's notice before it reclaims a spot instance.
 SPOT_WARNING_SECONDS = 120.0
 
 # EC2 actions whose ClientToken the layer deduplicates (moto stores the token and ignores it).
 IDEMPOTENT_ACTIONS = frozenset({"RunInstances", "RequestSpotInstances"})
+
+# "A client token is a unique, case-sensitive string of up to 64 ASCII characters" (Ensuring
+# idempotency in Amazon EC2 API requests:
+# https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html).
+CLIENT_TOKEN_MAX = 64
+
+# A tag's place in a flattened request (TagSpecification.1.Tag.2.Key): both numbers are list
+# positions, and the order of tags means nothing to EC2.
+_TAG = re.compile(
+    r"^(?P<spec>(?:.*\.)?TagSpecification\.\d+)\.Tag\.(?P<tag>\d+)\.(?P<part>Key|Value)$"
+)
 
 
 @dataclass
@@ -92,7 +106,24 @@ class ClientTokens:
 
     @staticmethod
     def fingerprint(params: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-        return tuple(sorted((k, v) for k, v in params.items() if k != "ClientToken"))
+        """The parameters a retry must repeat, without the token. Tags are a set: EC2 compares
+        the request, not the order a client happened to list its tags in, so each tag
+        specification's tags are sorted by key."""
+        plain: list[tuple[str, str]] = []
+        tags: dict[str, dict[str, dict[str, str]]] = {}
+        for key, value in params.items():
+            if key == "ClientToken":
+                continue
+            match = _TAG.match(key)
+            if match is None:
+                plain.append((key, value))
+            else:
+                tag = tags.setdefault(match["spec"], {}).setdefault(match["tag"], {})
+                tag[match["part"]] = value
+        for spec, entries in tags.items():
+            pairs = sorted((t.get("Key", ""), t.get("Value", "")) for t in entries.values())
+            plain += [(f"{spec}.Tag", json.dumps(pairs))]
+        return tuple(sorted(plain))
 
     def lock_for(self, key: tuple[str, str, str, str]) -> threading.Lock:
         """Held around check-call-store, so two concurrent calls with one token launch once."""
@@ -116,29 +147,35 @@ class ClientTokens:
 class Controls:
     """The layer's state. Thread-safe: the server answers requests on many threads."""
 
-    def __init__(self, *, region: str, recording: Path) -> None:
+    def __init__(self, *, region: str, recording: Path, delays: StateDelays | None = None) -> None:
         self.region = region
         self.recording = recording
+        self.endpoint = ""  # the layer's URL, set when it starts (the replay calls it)
         self.tokens = ClientTokens()
         self.s3_sizes = moto_state.S3SizeOverride()
+        self.spot_prices = moto_state.SpotPriceHistory()
+        self.lifecycle = Lifecycle(delays)
+        self._initial_delays = self.lifecycle.delays  # what a reset goes back to
+        self.lifecycle.reclaim = lambda instance_id, at: moto_state.spot_terminate(instance_id, at)
         self._lock = threading.Lock()
+        self._replay_lock = threading.Lock()
         self._faults: list[Fault] = []
-        self._pending: dict[str, threading.Timer] = {}  # instance id -> its termination
-        # Actions the layer answered itself (faults, replayed tokens): moto's recorder never
-        # saw them, but the product did call them.
-        self._answered: set[tuple[str, str]] = set()
+        # Actions the layer answered itself (faults, replayed tokens, refusals), by access key:
+        # moto's recorder never saw them, but the caller did call them.
+        self._answered: set[tuple[str, str, str]] = set()
 
     # --- reset ------------------------------------------------------------------------------
     def clear(self) -> None:
-        """Forget tokens, faults, size overrides and pending interruptions (moto's own reset
-        clears the rest). The recording of called actions is kept: it spans the suite."""
+        """Forget tokens, faults, size overrides, spot prices, transitions in progress, pending
+        interruptions and changed delays (moto's own reset clears the rest). The recording of called
+        actions is kept: it spans the suite."""
         with self._lock:
             self._faults.clear()
-            timers, self._pending = list(self._pending.values()), {}
-        for timer in timers:
-            timer.cancel()
+        self.lifecycle.clear()
+        self.lifecycle.delays = self._initial_delays
         self.tokens.clear()
         self.s3_sizes.clear()
+        self.spot_prices.clear()
 
     # --- faults -----------------------------------------------------------------------------
     def fault_inject(
@@ -156,6 +193,12 @@ class Controls:
             raise ValueError("a fault needs an action and an error code")
         if times is not None and times < 1:
             raise ValueError("times must be at least 1 (or None: until cleared)")
+        if name in wire.LAUNCH_ACTIONS and code not in wire.LAUNCH_ERROR_CODES:
+            # No invented codes: a launch meets only what EC2 documents for it.
+            raise ValueError(
+                f"{code} is not an error EC2 returns to {name}; one of: "
+                + ", ".join(sorted(wire.LAUNCH_ERROR_CODES))
+            )
         fault = Fault(
             name,
             code,
@@ -186,13 +229,48 @@ class Controls:
                         fault.times -= 1
                         if fault.times == 0:
                             self._faults.remove(fault)
-                    self._answered.add((request.iam_service, request.action))
+                    self._answered.add((request.access_key, request.iam_service, request.action))
                     return fault
         return None
 
     def answered(self, request: wire.AwsRequest) -> None:
         with self._lock:
-            self._answered.add((request.iam_service, request.action))
+            self._answered.add((request.access_key, request.iam_service, request.action))
+
+    # --- instance states --------------------------------------------------------------------
+    def delays(self) -> StateDelays:
+        return self.lifecycle.delays
+
+    def delays_set(
+        self,
+        *,
+        pending: float | None = None,
+        stopping: float | None = None,
+        shutting_down: float | None = None,
+    ) -> StateDelays:
+        """Change the seconds instances spend ``pending``, ``stopping``, ``shutting-down``
+        (transitions already under way keep their end)."""
+        current = self.lifecycle.delays
+        self.lifecycle.delays = StateDelays(
+            current.pending if pending is None else pending,
+            current.stopping if stopping is None else stopping,
+            current.shutting_down if shutting_down is None else shutting_down,
+        )
+        return self.lifecycle.delays
+
+    # --- spot prices ------------------------------------------------------------------------
+    def spot_price_set(
+        self, instance_type: str, zone: str, price: Decimal | str, *, at: datetime | None = None
+    ) -> None:
+        """The spot price of ``instance_type`` in ``zone`` is ``price`` (USD an hour) from
+        ``at`` (default now) on: ``DescribeSpotPriceHistory`` lists it, and a ``RunInstances``
+        with a lower ``MaxPrice`` there is refused."""
+        price = Decimal(str(price))
+        if price <= 0:
+            raise ValueError("a spot price must be positive")
+        if zone not in moto_state.region_zones(self.region):
+            raise ValueError(f"{zone} is not a zone of {self.region}")
+        self.spot_prices.set(instance_type, zone, price, _aware(at) if at else clock.now())
 
     # --- spot interruption ------------------------------------------------------------------
     def spot_interrupt(
@@ -202,16 +280,16 @@ class Controls:
         warning_queue_url: str | None = None,
         warning_seconds: float | None = None,
     ) -> SpotInterruption:
-        account_id, region, _ = moto_state.spot_interruptible(instance_id)
+        self.lifecycle.observe()
+        account_id, region, instance = moto_state.spot_interruptible(instance_id)
         if warning_seconds is None:
             warning_seconds = SPOT_WARNING_SECONDS if warning_queue_url else 0.0
         if warning_seconds < 0:
             raise ValueError("warning_seconds cannot be negative")
-        with self._lock:
-            if instance_id in self._pending:
-                # AWS warns once; a second click on the sandbox's button must not warn again.
-                raise moto_state.Conflict(f"{instance_id} is already being interrupted")
-        now = datetime.now(UTC)
+        if self.lifecycle.reclaim_pending(instance_id):
+            # AWS warns once; a second click on the sandbox's button must not warn again.
+            raise moto_state.Conflict(f"{instance_id} is already being interrupted")
+        now = clock.now()
         warned_at = None
         if warning_queue_url:
             event = moto_state.spot_warning_event(instance_id, account_id, region, now)
@@ -221,21 +299,63 @@ class Controls:
         if warning_seconds == 0:
             moto_state.spot_terminate(instance_id, now)
         else:
-            timer = threading.Timer(warning_seconds, self._terminate_later, args=(instance_id,))
-            timer.daemon = True
-            with self._lock:
-                self._pending[instance_id] = timer
-            timer.start()
+            # On the layer's clock, like every transition: the test clock moves it too.
+            self.lifecycle.reclaim_at(instance_id, instance, terminates_at)
+        self.lifecycle.observe()
         return SpotInterruption(instance_id, warned_at, terminates_at)
 
-    def _terminate_later(self, instance_id: str) -> None:
-        with self._lock:
-            # A reset since scheduling replaced the table: this termination was cancelled.
-            if self._pending.get(instance_id) is not threading.current_thread():
-                return
-        moto_state.spot_terminate(instance_id)
-        with self._lock:
-            self._pending.pop(instance_id, None)
+    # --- replay -----------------------------------------------------------------------------
+    def replay(
+        self, steps: list[Mapping[str, Any]], call: Callable[[Mapping[str, Any]], Any]
+    ) -> list[Any]:
+        """Apply scripted steps, each at its own past moment: the layer's clock (and so moto's
+        launch and transition times, CloudWatch's "now", spot price changes) reads the step's
+        ``at`` while the step runs, and transitions due by then happen first.
+
+        A step is ``{"at": ISO 8601 or datetime, ...}`` plus either an AWS call,
+        ``"service"`` (boto3's name, default ``ec2``), ``"action"`` (``RunInstances``) and
+        ``"params"`` (boto3's keyword arguments), made by ``call`` over HTTP with the set-up
+        access key; or one of the layer's own controls, ``"control"`` (``spot_interrupt``,
+        ``spot_price_set``, ``efs_size_set``, ``s3_size_set``) and ``"args"``. Times must
+        not go backwards nor reach into the future. Returns each step's result."""
+        moments = []
+        for step in steps:
+            at = step.get("at")
+            if at is None:
+                raise ValueError("every replay step needs an 'at'")
+            moments.append(_aware(at if isinstance(at, datetime) else datetime.fromisoformat(at)))
+        if moments != sorted(moments):
+            raise ValueError("replay steps must be in time order")
+        if moments and moments[-1] > clock.real_now():
+            raise ValueError("a replay step cannot be in the future")
+        results = []
+        with self._replay_lock:
+            for at, step in zip(moments, steps, strict=True):
+                with clock.pinned(at):
+                    self.lifecycle.observe()
+                    results.append(self._replay_step(step, call))
+                    self.lifecycle.observe()
+        return results
+
+    def _replay_step(self, step: Mapping[str, Any], call: Callable[[Mapping[str, Any]], Any]):
+        control = step.get("control")
+        if control is None:
+            if not step.get("action"):
+                raise ValueError("a replay step needs an 'action' or a 'control'")
+            return call(step)
+        args = dict(step.get("args") or {})
+        if control == "spot_interrupt":
+            return self.spot_interrupt(args.pop("instance_id"), **args).to_json()
+        if control == "spot_price_set":
+            self.spot_price_set(args.pop("instance_type"), args.pop("zone"), args.pop("price"))
+            return None
+        if control == "efs_size_set":
+            self.efs_size_set(args.pop("file_system_id"), int(args.pop("bytes")))
+            return None
+        if control == "s3_size_set":
+            self.s3_size_set(args.pop("bucket"), int(args.pop("bytes")))
+            return None
+        raise ValueError(f"no control {control!r} to replay")
 
     # --- storage sizes ----------------------------------------------------------------------
     def efs_size_set(
@@ -248,7 +368,7 @@ class Controls:
             raise ValueError("a size cannot be negative")
         home = moto_state.efs_region(file_system_id)
         account_id, region = home or (moto_state.account_for("", {}), self.region)
-        at = at or datetime.now(UTC).replace(second=0, microsecond=0)
+        at = at or clock.now().replace(second=0, microsecond=0)
         moto_state.efs_size_store(file_system_id, size_bytes)
         moto_state.metric_set(
             account_id,
@@ -268,7 +388,7 @@ class Controls:
             raise ValueError("a size cannot be negative")
         home = moto_state.s3_bucket_home(bucket)
         account_id, region = home or (moto_state.account_for("", {}), self.region)
-        day = (at or datetime.now(UTC)).astimezone(UTC)
+        day = (at or clock.now()).astimezone(UTC)
         day = day.replace(hour=0, minute=0, second=0, microsecond=0)
         self.s3_sizes.hide(bucket)
         moto_state.metric_set(
@@ -282,11 +402,13 @@ class Controls:
         )
 
     # --- the recorder -----------------------------------------------------------------------
-    def recorded_actions(self) -> list[tuple[str, str]]:
-        """Every (IAM service prefix, action) called since the layer started, resets included:
-        what moto's recorder saw plus what the layer answered itself."""
+    def recorded_calls(self) -> list[tuple[str, str, str]]:
+        """Every (access key, IAM service prefix, action) called since the layer started,
+        resets included: what moto's recorder saw plus what the layer answered itself. The
+        access key tells who called: the product's own key, or a set-up key
+        (``SETUP_ACCESS_KEY``: the sandbox's seeding, a test's arrangement, the replay)."""
         with self._lock:
-            actions = set(self._answered)
+            calls = set(self._answered)
         if self.recording.exists():
             for line in self.recording.read_text().splitlines():
                 try:
@@ -298,5 +420,21 @@ class Controls:
                     continue
                 request = wire.parse_recorded(entry)
                 if request.service and request.action:
-                    actions.add((request.iam_service, request.action))
-        return sorted(actions)
+                    calls.add((request.access_key, request.iam_service, request.action))
+        return sorted(calls)
+
+    def recorded_actions(self, access_key: str | None = None) -> list[tuple[str, str]]:
+        """Sorted (IAM service prefix, action) pairs called, by anyone or with ``access_key``."""
+        return sorted(
+            {
+                (service, action)
+                for key, service, action in self.recorded_calls()
+                if access_key is None or key == access_key
+            }
+        )
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError(f"{moment.isoformat()} has no time zone: give UTC times")
+    return moment.astimezone(UTC)

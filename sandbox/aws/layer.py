@@ -15,22 +15,34 @@ import threading
 import urllib.error
 import urllib.request
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from sandbox.aws import clock
 from sandbox.aws.controls import Controls, Fault, SpotInterruption
-from sandbox.aws.middleware import CONTROL_PREFIX, LayerMiddleware
+from sandbox.aws.lifecycle import StateDelays
+from sandbox.aws.middleware import (
+    CONTROL_PREFIX,
+    SETUP_ACCESS_KEY,
+    LayerMiddleware,
+    replay_call,
+)
 from sandbox.services.base import free_port, wait_for_port
 
 
 class AwsLayer:
-    """A moto server with the layer's additions (see ``sandbox/aws/README.md``).
+    """A moto server with the layer's additions (see ``sandbox/aws/README.md``): the harness
+    interface of ``sandbox/services`` (``start``, ``stop``, ``reset``, ``url``, ``env``) plus
+    ``data`` and the controls. moto keeps its state in module globals, so a process runs one
+    layer at a time.
 
-    Same interface as :class:`sandbox.services.moto.MotoServer` (``start``, ``stop``, ``reset``,
-    ``url``, ``env``, ``data``) plus the controls. moto keeps its state in module globals, so a
-    process runs one layer at a time.
-    """
+    ``delays`` are the seconds instances spend ``pending``, ``stopping`` and ``shutting-down``
+    (default :class:`~sandbox.aws.lifecycle.StateDelays`; ``make run`` and the tests pass
+    shorter ones)."""
+
+    SETUP_ACCESS_KEY = SETUP_ACCESS_KEY
 
     def __init__(
         self,
@@ -38,16 +50,19 @@ class AwsLayer:
         *,
         region: str = "eu-west-1",
         workdir: Path | None = None,
+        delays: StateDelays | None = None,
     ) -> None:
         self.port = port or free_port()
         self.region = region
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="clusterweb-aws-"))
-        self.controls = Controls(region=region, recording=self.workdir / "moto-recording.jsonl")
+        self.controls = Controls(
+            region=region, recording=self.workdir / "moto-recording.jsonl", delays=delays
+        )
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
-    # --- the MotoServer interface -----------------------------------------------------------
+    # --- the harness interface --------------------------------------------------------------
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -60,6 +75,15 @@ class AwsLayer:
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
+        }
+
+    def setup_env(self) -> dict[str, str]:
+        """:meth:`env` with the set-up access key: for seeding and test arrangements, whose
+        calls the recorder then files apart from the product's (``recorded_actions``)."""
+        return {
+            **self.env(),
+            "AWS_ACCESS_KEY_ID": SETUP_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SETUP_ACCESS_KEY,
         }
 
     def start(self) -> AwsLayer:
@@ -82,6 +106,10 @@ class AwsLayer:
         recorder.reset_recording()
         recorder.start_recording()
         self.controls.s3_sizes.install()
+        self.controls.spot_prices.install()
+        clock.install()
+        self.controls.spot_prices.clear()  # prices in force from now, on the layer's clock
+        self.controls.endpoint = self.url
 
         app = LayerMiddleware(DomainDispatcherApplication(create_backend_app), self.controls)
         self._server = make_server(
@@ -107,6 +135,8 @@ class AwsLayer:
         self._server = self._thread = None
         recorder.stop_recording()
         self.controls.s3_sizes.uninstall()
+        self.controls.spot_prices.uninstall()
+        clock.uninstall()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -175,10 +205,45 @@ class AwsLayer:
         """Publish the bucket's daily ``AWS/S3 BucketSizeBytes`` (see ``Controls``)."""
         self.controls.s3_size_set(bucket, size_bytes, at=at)
 
-    def recorded_actions(self) -> list[tuple[str, str]]:
+    def recorded_actions(self, access_key: str | None = None) -> list[tuple[str, str]]:
         """Sorted (IAM service prefix, action) pairs of every AWS call made since ``start``,
-        across resets: the input for deriving Clusterweb's IAM policy."""
-        return self.controls.recorded_actions()
+        across resets, by anyone or with ``access_key`` only (the product's key: the input for
+        deriving Clusterweb's IAM policy)."""
+        return self.controls.recorded_actions(access_key)
+
+    def recorded_calls(self) -> list[tuple[str, str, str]]:
+        """Sorted (access key, IAM service prefix, action) triples: who called what."""
+        return self.controls.recorded_calls()
+
+    def delays(self) -> StateDelays:
+        return self.controls.delays()
+
+    def delays_set(
+        self,
+        *,
+        pending: float | None = None,
+        stopping: float | None = None,
+        shutting_down: float | None = None,
+    ) -> StateDelays:
+        """Seconds instances spend in ``pending``, ``stopping``, ``shutting-down`` from now on."""
+        return self.controls.delays_set(
+            pending=pending, stopping=stopping, shutting_down=shutting_down
+        )
+
+    def spot_price_set(
+        self,
+        instance_type: str,
+        zone: str,
+        price: Decimal | str,
+        *,
+        at: datetime | None = None,
+    ) -> None:
+        """The spot price of ``instance_type`` in ``zone`` from ``at`` (default now) on."""
+        self.controls.spot_price_set(instance_type, zone, price, at=at)
+
+    def replay(self, steps: list[dict[str, Any]]) -> list[Any]:
+        """Apply scripted steps at explicit past timestamps (see ``Controls.replay``)."""
+        return self.controls.replay(steps, replay_call(self.url, self.region))
 
 
 class AwsControl:
@@ -243,9 +308,47 @@ class AwsControl:
         payload = {"bytes": size_bytes, "at": at.isoformat() if at else None}
         _request("PUT", f"{self.url}/sizes/s3/{quote(bucket, safe='')}", payload)
 
-    def recorded_actions(self) -> list[tuple[str, str]]:
-        actions = _request("GET", f"{self.url}/recorded-actions")["actions"]
+    def recorded_actions(self, access_key: str | None = None) -> list[tuple[str, str]]:
+        query = f"?access_key={quote(access_key, safe='')}" if access_key is not None else ""
+        actions = _request("GET", f"{self.url}/recorded-actions{query}")["actions"]
         return [(a["service"], a["action"]) for a in actions]
+
+    def recorded_calls(self) -> list[tuple[str, str, str]]:
+        calls = _request("GET", f"{self.url}/recorded-calls")["calls"]
+        return [(c["access_key"], c["service"], c["action"]) for c in calls]
+
+    def delays(self) -> StateDelays:
+        return StateDelays(**_request("GET", f"{self.url}/delays")["delays"])
+
+    def delays_set(
+        self,
+        *,
+        pending: float | None = None,
+        stopping: float | None = None,
+        shutting_down: float | None = None,
+    ) -> StateDelays:
+        payload = {"pending": pending, "stopping": stopping, "shutting_down": shutting_down}
+        return StateDelays(**_request("PUT", f"{self.url}/delays", payload)["delays"])
+
+    def spot_price_set(
+        self,
+        instance_type: str,
+        zone: str,
+        price: Decimal | str,
+        *,
+        at: datetime | None = None,
+    ) -> None:
+        payload = {"price": str(price), "at": at.isoformat() if at else None}
+        path = f"{quote(instance_type, safe='')}/{quote(zone, safe='')}"
+        _request("PUT", f"{self.url}/spot-prices/{path}", payload)
+
+    def replay(self, steps: list[dict[str, Any]]) -> list[Any]:
+        def encode(step: dict[str, Any]) -> dict[str, Any]:
+            at = step.get("at")
+            return {**step, "at": at.isoformat() if isinstance(at, datetime) else at}
+
+        payload = {"steps": [encode(step) for step in steps]}
+        return _request("POST", f"{self.url}/replay", payload)["results"]
 
 
 class LayerControlError(RuntimeError):

@@ -5,9 +5,13 @@ For each request it either answers itself or hands the request to moto untouched
 - ``/_clusterweb/...``: the layer's control endpoints (JSON), for processes other than the one
   running the layer (the sandbox's web process, a Celery worker, a test).
 - ``POST /moto-api/reset``: clears the layer's state too, then moto resets.
-- an AWS call a fault is armed for: the fault's error, in the call's protocol.
 - ``RunInstances``/``RequestSpotInstances`` with a ``ClientToken`` seen before: the first
-  response again, or ``IdempotentParameterMismatch`` when the parameters differ.
+  response again, or ``IdempotentParameterMismatch`` when the parameters differ; this comes
+  first, before any check or fault, as on AWS.
+- a launch AWS would refuse (an instance type not offered, a spot ``MaxPrice`` under the spot
+  price): AWS's error.
+- an AWS call a fault is armed for: the fault's error, in the call's protocol.
+- around every EC2 call: the instance state transitions due by the layer's clock.
 """
 
 from __future__ import annotations
@@ -16,14 +20,21 @@ import io
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
+from botocore.exceptions import ClientError
 from werkzeug.wrappers import Request, Response
 
 from sandbox.aws import moto_state, wire
-from sandbox.aws.controls import IDEMPOTENT_ACTIONS, Controls, IssuedResponse
+from sandbox.aws.controls import (
+    CLIENT_TOKEN_MAX,
+    IDEMPOTENT_ACTIONS,
+    Controls,
+    IssuedResponse,
+)
 
 CONTROL_PREFIX = "/_clusterweb/"
 
@@ -48,21 +59,43 @@ class LayerMiddleware:
         if path.startswith("/moto-api"):
             if path.rstrip("/") == "/moto-api/reset" and environ.get("REQUEST_METHOD") == "POST":
                 self.controls.clear()
+            else:
+                self.controls.lifecycle.observe()  # data.json shows the states of now
             return self.app(environ, start_response)
         request = self._parse(environ)
         if request is None or not request.action:
             return self.app(environ, start_response)
-        fault = self.controls.fault_take(request)
-        if fault is not None:
-            account = moto_state.account_for(request.access_key, request.headers)
-            message = fault.message or wire.default_message(fault.code, request, account)
-            return _send(
-                start_response, wire.error_response(request, fault.code, message, fault.status)
-            )
+        ec2 = request.protocol == "ec2"
+        if ec2:
+            # Transitions due by now happen before moto answers (lifecycle.py).
+            self.controls.lifecycle.observe()
         token = request.params.get("ClientToken")
-        if request.protocol == "ec2" and request.action in IDEMPOTENT_ACTIONS and token:
+        if ec2 and request.action in IDEMPOTENT_ACTIONS and token is not None:
             return self._idempotent(environ, start_response, request, token)
-        return self.app(environ, start_response)
+        refused = self._refusal(request)
+        if refused is not None:
+            return _send(start_response, refused)
+        if not ec2:
+            return self.app(environ, start_response)
+        status, headers, body = _call(self.app, environ)
+        self.controls.lifecycle.observe()  # what moto just launched, stopped or terminated
+        start_response(status, headers)
+        return [body]
+
+    def _refusal(self, request: wire.AwsRequest) -> wire.Reply | None:
+        """What AWS would refuse this request with before launching anything: an invalid
+        launch (``launch_refusal``), else an armed fault. None: moto answers."""
+        if request.protocol == "ec2" and request.action in wire.LAUNCH_ACTIONS:
+            refused = launch_refusal(request, self.controls)
+            if refused is not None:
+                self.controls.answered(request)
+                return refused
+        fault = self.controls.fault_take(request)
+        if fault is None:
+            return None
+        account = moto_state.account_for(request.access_key, request.headers)
+        message = fault.message or wire.default_message(fault.code, request, account)
+        return wire.error_response(request, fault.code, message, fault.status)
 
     # --- reading a request ------------------------------------------------------------------
     def _parse(self, environ: dict[str, Any]) -> wire.AwsRequest | None:
@@ -100,12 +133,24 @@ class LayerMiddleware:
         request: wire.AwsRequest,
         token: str,
     ) -> Iterable[bytes]:
+        if len(token) > CLIENT_TOKEN_MAX or not token.isascii():
+            self.controls.answered(request)
+            error = wire.error_response(
+                request,
+                "InvalidParameterValue",
+                f"Value ({token}) for parameter clientToken is invalid. The client token must "
+                f"be at most {CLIENT_TOKEN_MAX} ASCII characters.",
+            )
+            return _send(start_response, error)
         account = moto_state.account_for(request.access_key, request.headers)
         key = (account, request.region, request.action, token)
         fingerprint = self.controls.tokens.fingerprint(request.params)
         with self.controls.tokens.lock_for(key):
             issued = self.controls.tokens.get(key)
             if issued is not None:
+                # Checked before any fault: a retry of a launch that succeeded gets its
+                # reservation back from AWS even while capacity has run out since (faults
+                # apply to new launches only).
                 self.controls.answered(request)
                 if issued.fingerprint != fingerprint:
                     error = wire.error_response(
@@ -117,7 +162,11 @@ class LayerMiddleware:
                     f"<requestId>{uuid.uuid4()}</requestId>".encode(), issued.body
                 )
                 return _send(start_response, wire.Reply(200, issued.headers, body))
+            refused = self._refusal(request)
+            if refused is not None:
+                return _send(start_response, refused)  # a failed call does not use its token
             status, headers, body = _call(self.app, environ)
+            self.controls.lifecycle.observe()
             if status.startswith("200"):
                 kept = [(k, v) for k, v in headers if k.lower() not in ("content-length", "date")]
                 self.controls.tokens.put(key, IssuedResponse(fingerprint, kept, body))
@@ -130,16 +179,20 @@ class LayerMiddleware:
         route = http.path[len(CONTROL_PREFIX) :].strip("/").split("/")
         try:
             payload = json.loads(http.get_data() or b"{}") if http.method in ("POST", "PUT") else {}
-            response = self._dispatch(http.method, route, payload)
+            response = self._dispatch(http.method, route, payload, http.args)
         except moto_state.NotFound as exc:
             response = _json({"error": str(exc)}, 404)
         except moto_state.Conflict as exc:
             response = _json({"error": str(exc)}, 409)
         except (ValueError, KeyError, TypeError) as exc:
             response = _json({"error": f"bad request: {exc}"}, 400)
+        except ClientError as exc:  # a replayed AWS call that AWS (moto, the layer) refused
+            response = _json({"error": f"AWS refused a replayed call: {exc}"}, 422)
         return response(environ, start_response)
 
-    def _dispatch(self, method: str, route: list[str], payload: dict[str, Any]) -> Response:
+    def _dispatch(
+        self, method: str, route: list[str], payload: dict[str, Any], args: Mapping[str, str]
+    ) -> Response:
         controls = self.controls
         match method, route:
             case "POST", ["reset"]:
@@ -180,8 +233,32 @@ class LayerMiddleware:
                 controls.s3_size_set(bucket, int(payload["bytes"]), at=_when(payload.get("at")))
                 return _json({"bucket": bucket, "bytes": int(payload["bytes"])})
             case "GET", ["recorded-actions"]:
-                actions = controls.recorded_actions()
+                actions = controls.recorded_actions(args.get("access_key"))
                 return _json({"actions": [{"service": s, "action": a} for s, a in actions]})
+            case "GET", ["recorded-calls"]:
+                calls = [
+                    {"access_key": k, "service": s, "action": a}
+                    for k, s, a in controls.recorded_calls()
+                ]
+                return _json({"calls": calls})
+            case "GET", ["delays"]:
+                return _json({"delays": controls.delays().to_json()})
+            case "PUT", ["delays"]:
+                delays = controls.delays_set(
+                    pending=payload.get("pending"),
+                    stopping=payload.get("stopping"),
+                    shutting_down=payload.get("shutting_down"),
+                )
+                return _json({"delays": delays.to_json()})
+            case "PUT", ["spot-prices", instance_type, zone]:
+                controls.spot_price_set(
+                    instance_type, zone, str(payload["price"]), at=_when(payload.get("at"))
+                )
+                return _json({"instance_type": instance_type, "zone": zone})
+            case "POST", ["replay"]:
+                call = replay_call(controls.endpoint, controls.region)
+                results = controls.replay(list(payload["steps"]), call)
+                return _json({"results": results})
         return _json({"error": f"no control endpoint {method} /{'/'.join(route)}"}, 404)
 
 
@@ -217,3 +294,110 @@ def _call(app: Callable[..., Iterable[bytes]], environ: dict[str, Any]):
         if close is not None:
             close()
     return captured["status"], list(captured["headers"]), b"".join(chunks)
+
+
+def launch_refusal(request: wire.AwsRequest, controls: Controls) -> wire.Reply | None:
+    """AWS's refusal of a launch that moto would accept, or None.
+
+    - An instance type the region does not offer: ``InvalidParameterValue``, "Invalid value
+      'X' for InstanceType." (EC2's answer to RunInstances and RequestSpotInstances; moto's
+      offering lists, which are AWS's, are the oracle.) One the region offers but not in the
+      requested zone: ``Unsupported``, naming the zones that have it.
+    - ``RunInstances`` for spot capacity with ``MaxPrice`` under the zone's current spot
+      price: ``SpotMaxPriceTooLow`` ("Spot Instance pricing", EC2 User Guide: a request whose
+      maximum price is below the Spot price is not fulfilled; RunInstances refuses it at once).
+      Without a zone the instance lands where moto puts it, the region's "a" zone, so that
+      zone's price is the one compared.
+    """
+    params = request.params
+    account = moto_state.account_for(request.access_key, request.headers)
+    region = request.region or controls.region
+    template = (
+        moto_state.launch_template_data(account, region, params)
+        if request.action == "RunInstances"
+        else {}
+    )
+    prefix = "LaunchSpecification." if request.action == "RequestSpotInstances" else ""
+    instance_type = params.get(f"{prefix}InstanceType") or template.get("InstanceType")
+    if not instance_type:
+        return None  # EC2's default type (m1.small): moto decides
+    zone = params.get(f"{prefix}Placement.AvailabilityZone") or (
+        template.get("Placement") or {}
+    ).get("AvailabilityZone")
+    subnet = params.get(f"{prefix}SubnetId") or template.get("SubnetId")
+    if not zone and subnet:
+        zone = moto_state.subnet_zone(account, region, subnet)
+    if instance_type not in moto_state.offered_types(region):
+        return wire.error_response(
+            request, "InvalidParameterValue", f"Invalid value '{instance_type}' for InstanceType."
+        )
+    if zone and instance_type not in moto_state.offered_types(region, zone):
+        others = [
+            z
+            for z in moto_state.region_zones(region)
+            if instance_type in moto_state.offered_types(region, z)
+        ]
+        return wire.error_response(
+            request,
+            "Unsupported",
+            f"Your requested instance type ({instance_type}) is not supported in your requested "
+            f"Availability Zone ({zone}). Please retry your request by not specifying an "
+            f"Availability Zone or choosing {', '.join(others)}.",
+        )
+    if request.action != "RunInstances":
+        return None
+    market = template.get("InstanceMarketOptions") or {}
+    market_type = params.get("InstanceMarketOptions.MarketType") or market.get("MarketType")
+    max_price = params.get("InstanceMarketOptions.SpotOptions.MaxPrice") or (
+        market.get("SpotOptions") or {}
+    ).get("MaxPrice")
+    if market_type != "spot" or not max_price:
+        return None  # without MaxPrice, AWS caps at the on-demand price: never under the spot
+    try:
+        offered = Decimal(str(max_price))
+    except ArithmeticError:
+        return wire.error_response(
+            request, "InvalidParameterValue", f"Invalid value '{max_price}' for MaxPrice."
+        )
+    current = controls.spot_prices.current(instance_type, zone or f"{region}a")
+    if offered < current:
+        return wire.error_response(
+            request,
+            "SpotMaxPriceTooLow",
+            f"Your Spot request price of {max_price} is lower than the minimum required Spot "
+            f"request fulfillment price of {current}.",
+        )
+    return None
+
+
+# The access key of everything that is not the product: the sandbox's seeding, a test's set-up,
+# a replay. The recorder files calls by access key, so the product's own calls stand apart.
+SETUP_ACCESS_KEY = "clusterweb-setup"
+
+
+def replay_call(endpoint: str, region: str) -> Callable[[Mapping[str, Any]], Any]:
+    """How a replay step's AWS call is made: boto3 over HTTP to the layer itself, with the
+    set-up access key and no retries. The answer comes back as JSON (dates as ISO strings)."""
+
+    def call(step: Mapping[str, Any]) -> Any:
+        import boto3
+        from botocore import xform_name
+        from botocore.config import Config
+
+        client = boto3.client(
+            step.get("service") or "ec2",
+            endpoint_url=endpoint,
+            region_name=step.get("region") or region,
+            aws_access_key_id=SETUP_ACCESS_KEY,
+            aws_secret_access_key=SETUP_ACCESS_KEY,
+            config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
+        )
+        answer = getattr(client, xform_name(step["action"]))(**(step.get("params") or {}))
+        answer.pop("ResponseMetadata", None)
+        return json.loads(json.dumps(answer, default=_iso))
+
+    return call
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)

@@ -15,8 +15,11 @@ import os
 import threading
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
+
+from sandbox.aws import clock
 
 SPOT_TERMINATION_CODE = "Server.SpotInstanceTermination"
 SPOT_TERMINATION_MESSAGE = "Server.SpotInstanceTermination: Spot instance termination"
@@ -70,6 +73,23 @@ def instance_find(instance_id: str) -> tuple[str, str, Any]:
     raise NotFound(f"The instance ID '{instance_id}' does not exist")
 
 
+def instances_all() -> Iterator[Any]:
+    """Every moto instance, in every account and region whose EC2 backend exists."""
+    from moto.ec2.models import ec2_backends
+
+    for _, _, backend in _existing(ec2_backends):
+        for reservation in list(backend.reservations.values()):
+            yield from list(reservation.instances)
+
+
+def instance_state_set(instance: Any, state: str) -> None:
+    """Put a moto instance in ``state`` with EC2's code for it (see ``lifecycle.STATE_CODES``)."""
+    from sandbox.aws.lifecycle import STATE_CODES
+
+    instance._state.name = state
+    instance._state.code = STATE_CODES[state]
+
+
 def spot_interruptible(instance_id: str) -> tuple[str, str, Any]:
     """The instance, if AWS could interrupt it now: a spot instance, pending or running."""
     account_id, region, instance = instance_find(instance_id)
@@ -93,7 +113,7 @@ def spot_terminate(instance_id: str, at: datetime | None = None) -> bool:
         return False
     from moto.ec2.models.instances import StateReason
 
-    at = at or datetime.now(UTC)
+    at = at or clock.now()
     instance.ec2_backend.terminate_instances([instance_id])
     # moto's terminate records a user-initiated shutdown; a reclaim is the service's doing.
     instance._reason = f"Service initiated ({at.strftime('%Y-%m-%d %H:%M:%S')} GMT)"
@@ -261,3 +281,155 @@ class S3SizeOverride:
     def clear(self) -> None:
         with self._lock:
             self._buckets.clear()
+
+
+# --- EC2: spot prices ------------------------------------------------------------------------
+# moto answers DescribeSpotPriceHistory with $0.00001 for every offering, stamped 2006-01-02.
+MOTO_SPOT_PRICE = Decimal("0.00001")
+
+
+class SpotPriceHistory:
+    """The spot price of each (instance type, zone), as a history of changes on the layer's
+    clock, answering moto's ``DescribeSpotPriceHistory``. A pair nobody set costs moto's
+    $0.00001 from the moment the layer started (or was reset), so the history has a timestamp
+    of this cloud's time rather than 2006's."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._changes: dict[tuple[str, str], list[tuple[datetime, Decimal]]] = {}
+        self.since = clock.now()
+        self._original: Any = None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._changes.clear()
+            self.since = clock.now()
+
+    def set(self, instance_type: str, zone: str, price: Decimal, at: datetime) -> None:
+        with self._lock:
+            changes = self._changes.setdefault((instance_type, zone), [])
+            changes[:] = sorted([c for c in changes if c[0] != at] + [(at, price)])
+
+    def history(self, instance_type: str, zone: str) -> list[tuple[datetime, Decimal]]:
+        """Changes in time order; the default price from ``since`` when none was set before."""
+        with self._lock:
+            changes = list(self._changes.get((instance_type, zone), []))
+            since = self.since
+        if not changes or changes[0][0] > since:
+            changes.insert(0, (min(since, changes[0][0]) if changes else since, MOTO_SPOT_PRICE))
+        return changes
+
+    def current(self, instance_type: str, zone: str) -> Decimal:
+        """The price in force now (the layer's clock)."""
+        now = clock.now()
+        in_force = [price for at, price in self.history(instance_type, zone) if at <= now]
+        return in_force[-1] if in_force else self.history(instance_type, zone)[0][1]
+
+    def install(self) -> None:
+        from moto.ec2.responses.spot_instances import SpotInstances
+
+        if self._original is not None:
+            return
+        original = SpotInstances.__dict__["describe_spot_price_history"]
+        history = self
+
+        def describe_spot_price_history(response: Any) -> Any:
+            from moto.core.responses import ActionResult
+
+            types = response._get_param("InstanceTypes", [])
+            filters = response._filters_from_querystring()
+            start = _moment(response._get_param("StartTime"))
+            end = _moment(response._get_param("EndTime")) or clock.now()
+            offerings = response.ec2_backend.describe_spot_price_history(types, filters)
+            entries = []
+            for offering in offerings:
+                kind, zone = offering["InstanceType"], offering["Location"]
+                changes = [c for c in history.history(kind, zone) if c[0] <= end]
+                if start is not None:
+                    # AWS includes the price in force at StartTime, then every change after it.
+                    before = [c for c in changes if c[0] <= start][-1:]
+                    changes = before + [c for c in changes if c[0] > start]
+                for at, price in changes:
+                    entries.append(
+                        {
+                            "InstanceType": kind,
+                            "ProductDescription": "Linux/UNIX (Amazon VPC)",
+                            "SpotPrice": str(price),
+                            "AvailabilityZone": zone,
+                            "Timestamp": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                        }
+                    )
+            entries.sort(key=lambda e: e["Timestamp"], reverse=True)  # newest first, as AWS
+            return ActionResult({"SpotPriceHistory": entries})
+
+        SpotInstances.describe_spot_price_history = describe_spot_price_history
+        self._original = original
+
+    def uninstall(self) -> None:
+        from moto.ec2.responses.spot_instances import SpotInstances
+
+        if self._original is not None:
+            SpotInstances.describe_spot_price_history = self._original
+            self._original = None
+
+
+def _moment(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        text = str(value)
+        try:
+            moment = datetime.fromtimestamp(float(text), UTC)
+        except ValueError:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def offered_types(region: str, zone: str | None = None) -> set[str]:
+    """moto's instance type offerings for the region, or for one of its zones: the layer's
+    oracle of what EC2 offers where (moto ships AWS's own offering lists)."""
+    from moto.ec2.models.instance_types import INSTANCE_TYPE_OFFERINGS
+
+    if zone:
+        offerings = INSTANCE_TYPE_OFFERINGS["availability-zone"].get(region, [])
+        return {o["InstanceType"] for o in offerings if o.get("Location") == zone}
+    offerings = INSTANCE_TYPE_OFFERINGS["region"].get(region, [])
+    return {o["InstanceType"] for o in offerings}
+
+
+def region_zones(region: str) -> list[str]:
+    from moto.ec2.models.instance_types import INSTANCE_TYPE_OFFERINGS
+
+    offerings = INSTANCE_TYPE_OFFERINGS["availability-zone"].get(region, [])
+    return sorted({o["Location"] for o in offerings})
+
+
+def launch_template_data(account_id: str, region: str, params: Mapping[str, str]) -> dict:
+    """The launch template version a ``RunInstances`` names (``LaunchTemplate.*``), as moto
+    keeps it (nested, EC2's member names), or {} when it names none or one moto cannot find
+    (moto then answers with its own error)."""
+    spec = {
+        key.split(".", 1)[1]: value
+        for key, value in params.items()
+        if key.startswith("LaunchTemplate.")
+    }
+    if not spec:
+        return {}
+    from moto.ec2.models import ec2_backends
+
+    try:
+        backend = ec2_backends[account_id][region]
+        return dict(backend._get_template_from_args(spec).data or {})
+    except Exception:  # moto raises its own error for the launch; the layer has nothing to add
+        return {}
+
+
+def subnet_zone(account_id: str, region: str, subnet_id: str) -> str | None:
+    from moto.ec2.models import ec2_backends
+
+    try:
+        return ec2_backends[account_id][region].get_subnet(subnet_id).availability_zone
+    except Exception:
+        return None

@@ -65,6 +65,11 @@ _MESSAGES = {
     ),
     "InsufficientCapacity": "There is not enough capacity to fulfill your request.",
     "MaxSpotInstanceCountExceeded": "Max spot instance count exceeded",
+    "UnfulfillableCapacity": (
+        "At this time there isn't enough spare capacity to fulfill your request for Spot "
+        "Instances. You can wait a few minutes to see whether capacity becomes available for "
+        "your request. Alternatively, create a more flexible request."
+    ),
     "VcpuLimitExceeded": (
         "You have requested more vCPU capacity than your current vCPU limit of 32 allows for "
         "the instance bucket that the specified instance type belongs to. Please visit "
@@ -90,6 +95,35 @@ _MESSAGES = {
     "InternalError": "An internal error has occurred",
     "Unavailable": "The server is overloaded and can't handle the request.",
 }
+
+# The launch actions, and the error codes EC2 documents for them (Error codes for the Amazon
+# EC2 API: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html). A fault
+# armed on a launch must use one of these: a code AWS never sends would test nothing.
+LAUNCH_ACTIONS = frozenset({"RunInstances", "RequestSpotInstances"})
+LAUNCH_ERROR_CODES = frozenset(
+    {
+        # capacity, per instance type and zone
+        "InsufficientInstanceCapacity",
+        "InsufficientCapacity",
+        "InsufficientHostCapacity",
+        "UnfulfillableCapacity",
+        # account limits
+        "MaxSpotInstanceCountExceeded",
+        "VcpuLimitExceeded",
+        "InstanceLimitExceeded",
+        # the request itself
+        "InvalidParameterValue",
+        "InvalidParameterCombination",
+        "SpotMaxPriceTooLow",
+        "Unsupported",
+        # throttling, credentials, AWS's own trouble
+        "RequestLimitExceeded",
+        "AuthFailure",
+        "UnauthorizedOperation",
+        "InternalError",
+        "Unavailable",
+    }
+)
 
 # IAM's action prefix where it differs from the signing name.
 _IAM_PREFIX = {"monitoring": "cloudwatch", "email": "ses"}

@@ -16,6 +16,7 @@ from clusterweb.errors import PermanentError, TransientError
 from clusterweb.integrations import aws as adapter
 from clusterweb.integrations.aws import AuthError, CapacityError, LimitError, ThrottledError
 from sandbox.services.base import free_port
+from tests.fixtures.services import instances_wait
 
 IMAGE_ID = "ami-12c6146b"  # one of moto's built-in Amazon images
 GIB = 1024**3
@@ -42,6 +43,7 @@ def launch(
     instance_type: str = "t2.micro",
     pool: str = "spark",
     count: int = 1,
+    wait: bool = True,
 ) -> list[str]:
     tags = [{"Key": "clusterweb:pool", "Value": pool}, {"Key": "clusterweb:owner", "Value": "bob"}]
     if cluster is not None:
@@ -55,7 +57,10 @@ def launch(
         TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
         **({"InstanceMarketOptions": {"MarketType": "spot"}} if spot else {}),
     )
-    return [i["InstanceId"] for i in answer["Instances"]]
+    instance_ids = [i["InstanceId"] for i in answer["Instances"]]
+    if wait:
+        instances_wait(adapter.client("ec2"), instance_ids, "running")  # booted, as on EC2
+    return instance_ids
 
 
 # --- clients -------------------------------------------------------------------------------------
@@ -127,7 +132,7 @@ def test_an_unknown_lifecycle_is_refused():
 def test_instances_describe_reads_every_page(aws):
     # One reservation per launch, one more than a page holds.
     for _ in range(adapter._PAGE_SIZE + 1):
-        launch()
+        launch(wait=False)  # pending or running, each is listed
 
     assert len(adapter.instances_describe("sandbox")) == adapter._PAGE_SIZE + 1
 
@@ -135,6 +140,7 @@ def test_instances_describe_reads_every_page(aws):
 def test_states_are_slugs_both_ways(aws):
     running, gone = launch(count=2)
     adapter.client("ec2").terminate_instances(InstanceIds=[gone])
+    instances_wait(adapter.client("ec2"), [gone], "terminated")  # past shutting-down
 
     (alive,) = adapter.instances_describe("sandbox", states=["running", "shutting_down"])
     (dead,) = adapter.instances_describe("sandbox", states=["terminated"])
@@ -147,6 +153,7 @@ def test_a_reclaimed_spot_instance_says_it_was_interrupted(aws):
     (instance_id,) = launch(spot=True)
 
     aws.spot_interrupt(instance_id)
+    instances_wait(adapter.client("ec2"), [instance_id], "terminated")
 
     (instance,) = adapter.instances_describe("sandbox")
     assert instance.state == "terminated"

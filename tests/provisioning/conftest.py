@@ -23,6 +23,7 @@ from sandbox.aws import AwsLayer
 from sandbox.services.base import free_port
 from tests.billing.conftest import bundled_catalog_ensure
 from tests.fixtures.kube import Kube
+from tests.fixtures.services import instances_wait
 
 IMAGE_ID = "ami-12c6146b"  # one of moto's built-in Amazon images
 CLUSTER = "sandbox"
@@ -56,7 +57,9 @@ class Cloud:
         cluster: str | None = CLUSTER,
         count: int = 1,
         name: str = "",
+        wait: bool = True,
     ) -> list[str]:
+        """Launch instances; with ``wait``, return once they are running (they boot first)."""
         tags = [{"Key": "clusterweb:pool", "Value": pool}]
         if owner:
             tags.append({"Key": "clusterweb:owner", "Value": owner})
@@ -73,10 +76,19 @@ class Cloud:
             TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
             **({"InstanceMarketOptions": {"MarketType": "spot"}} if spot else {}),
         )
-        return [i["InstanceId"] for i in answer["Instances"]]
+        instance_ids = [i["InstanceId"] for i in answer["Instances"]]
+        if wait:
+            instances_wait(adapter.client("ec2"), instance_ids, "running")
+        return instance_ids
 
-    def terminate(self, *instance_ids: str) -> None:
+    def terminate(self, *instance_ids: str, wait: bool = True) -> None:
+        """Terminate; with ``wait``, return once they are terminated (past shutting-down)."""
         adapter.client("ec2").terminate_instances(InstanceIds=list(instance_ids))
+        if wait:
+            self.settle(*instance_ids, state="terminated")
+
+    def settle(self, *instance_ids: str, state: str) -> None:
+        instances_wait(adapter.client("ec2"), list(instance_ids), state)
 
     def register(
         self,

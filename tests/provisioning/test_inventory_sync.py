@@ -137,6 +137,7 @@ def test_a_spot_interruption_is_recorded_from_the_state_reason(cloud):
     inventory.inventory_sync()
 
     cloud.aws.spot_interrupt(instance)
+    cloud.settle(instance, state="terminated")
     cloud.kube.core.delete_node(name)
     inventory.inventory_sync()
 
@@ -260,6 +261,7 @@ def test_nodes_the_cloud_bridge_registers_are_merged_and_their_end_recorded(clou
     assert node.cpu > 0 and node.memory_bytes > 0 and node.gpus == 0
 
     cloud.aws.spot_interrupt(spot)
+    cloud.settle(spot, state="terminated")
     bridge.sync_once()  # the cloud controller manager deletes the Node of a gone instance
     inventory.inventory_sync()
 

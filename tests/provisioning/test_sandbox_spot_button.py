@@ -3,6 +3,7 @@ instance as it would, and the inventory records it. Without CLUSTERWEB_SANDBOX=1
 exist."""
 
 import importlib
+import json
 
 import pytest
 from django.urls import clear_url_caches, reverse
@@ -47,6 +48,7 @@ def test_alice_sees_the_button_on_a_running_spot_node_and_aws_reclaims_it(
 
     response = as_alice.post(button)
     assert response.status_code == 302
+    cloud.settle(spot, state="terminated")  # after shutting-down, as on EC2
     assert state_of(spot) == ("terminated", "Server.SpotInstanceTermination")
     assert AuditEvent.objects.filter(action="sandbox.spot_interrupted", target=spot).exists()
     inventory.inventory_sync()
@@ -73,3 +75,24 @@ def test_collaborators_may_not_press_it_and_see_no_button(cloud, sandbox_site, a
 
 def test_without_the_sandbox_the_url_does_not_exist(as_alice):
     assert as_alice.post("/sandbox/spot-interruptions/i-0123456789abcdef0/").status_code == 404
+
+
+def test_the_button_sends_the_two_minute_warning_to_the_product_s_queue_first(
+    cloud, sandbox_site, as_alice, settings, shared_clock
+):
+    sqs = adapter.client("sqs")
+    settings.SPOT_INTERRUPTION_QUEUE_URL = sqs.create_queue(QueueName="spot-warnings")["QueueUrl"]
+    [spot] = cloud.launch(spot=True)
+    shared_clock.advance(60)  # booted: running
+
+    as_alice.post(reverse("sandbox:spot_interrupt", args=[spot]))
+
+    [message] = sqs.receive_message(QueueUrl=settings.SPOT_INTERRUPTION_QUEUE_URL)["Messages"]
+    event = json.loads(message["Body"])
+    assert event["detail-type"] == "EC2 Spot Instance Interruption Warning"
+    assert event["detail"] == {"instance-id": spot, "instance-action": "terminate"}
+    assert state_of(spot)[0] == "running"  # warned, not yet reclaimed
+    shared_clock.advance(119)
+    assert state_of(spot)[0] == "running"
+    shared_clock.advance(2 + 60)  # the two minutes, then its shutdown
+    assert state_of(spot) == ("terminated", "Server.SpotInstanceTermination")

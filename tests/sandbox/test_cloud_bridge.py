@@ -21,6 +21,7 @@ from botocore.config import Config
 from sandbox.kube import ControllerOptions, bootstrap
 from sandbox.kube.bridge import UserDataError, kubelet_flags, node_resources, parse_user_data
 from tests.fixtures.kube import Kube, deployment_manifest, wait_until
+from tests.fixtures.services import instances_wait
 
 pytestmark = pytest.mark.simulator_only
 
@@ -225,6 +226,7 @@ def test_a_terminated_instance_s_node_is_removed_and_its_pods_fail_and_are_repla
 
     interruption = aws.spot_interrupt(spot)
     assert interruption.instance_id == spot
+    instances_wait(ec2, [spot], "terminated")  # shutting-down first, as on EC2
     assert describe(ec2, spot)["StateReason"]["Code"] == "Server.SpotInstanceTermination"
     report = bridge.sync_once()
     assert report.removed == [spot_node]
@@ -255,6 +257,7 @@ def test_a_stopped_instance_s_node_stays_unknown_and_shut_down_until_it_starts_a
     bridge.sync_once()
     name = describe(ec2, instance_id)["PrivateDnsName"]
     ec2.stop_instances(InstanceIds=[instance_id])
+    instances_wait(ec2, [instance_id], "stopped")  # stopping first, as on EC2
     bridge.sync_once()
     node = kube.core.read_node(name, _request_timeout=TIMEOUT)
     assert {c.status for c in node.status.conditions} == {"Unknown"}

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import boto3
 import pytest
 import requests
 from django.conf import settings
@@ -140,6 +141,22 @@ def test_make_run_serves_a_working_sandbox_and_stops_cleanly(sandbox):
         ("admin", "t2.small", True),
         ("control", "t2.micro", True),
     ]
+
+    # The queue of spot interruption warnings exists, and the product is told where it is.
+    written = dict(
+        line.split("=", 1)
+        for line in (sandbox["var"] / "sandbox" / "env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=written["AWS_ENDPOINT_URL"],
+        region_name="eu-west-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    queue = written["SPOT_INTERRUPTION_QUEUE_URL"]
+    assert sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]
 
     sandbox["process"].send_signal(signal.SIGINT)
     assert sandbox["process"].wait(timeout=60) == 0

@@ -128,3 +128,48 @@ def test_a_reset_forgets_the_tokens(aws, ec2, image_id):
     launch(ec2, image_id, "t2.small", ClientToken="launch-request-50")
 
     assert instance_count(ec2) == 1
+
+
+def test_a_retry_of_a_launch_that_succeeded_is_answered_even_while_a_fault_is_armed(
+    aws, ec2, image_id
+):
+    # AWS checks the token before anything else: a retry gets its reservation back even when
+    # a new launch would now meet a capacity error. Faults apply to new launches only.
+    first = launch(ec2, image_id, "g5.xlarge", ClientToken="launch-request-51")
+    aws.fault_inject("RunInstances", "InsufficientInstanceCapacity", times=None)
+
+    again = launch(ec2, image_id, "g5.xlarge", ClientToken="launch-request-51")
+
+    assert again["ReservationId"] == first["ReservationId"]
+    with pytest.raises(ClientError) as raised:  # a new launch still meets the fault
+        launch(ec2, image_id, "g5.xlarge", ClientToken="launch-request-52")
+    assert raised.value.response["Error"]["Code"] == "InsufficientInstanceCapacity"
+    assert instance_count(ec2) == 1
+
+
+def test_a_client_token_over_64_characters_is_refused(aws, ec2, image_id):
+    launch(ec2, image_id, ClientToken="t" * 64)  # the longest AWS accepts
+
+    with pytest.raises(ClientError) as raised:
+        launch(ec2, image_id, ClientToken="t" * 65)
+
+    assert raised.value.response["Error"]["Code"] == "InvalidParameterValue"
+    assert "64" in raised.value.response["Error"]["Message"]
+    assert instance_count(ec2) == 1
+
+
+def test_the_same_tags_in_another_order_are_the_same_request(ec2, image_id):
+    tags = [{"Key": "clusterweb:pool", "Value": "gpu"}, {"Key": "clusterweb:owner", "Value": "bob"}]
+
+    def with_tags(order: list[dict[str, str]]) -> dict:
+        specs = [{"ResourceType": "instance", "Tags": order}]
+        return launch(ec2, image_id, ClientToken="launch-request-53", TagSpecifications=specs)
+
+    first = with_tags(tags)
+    second = with_tags(list(reversed(tags)))
+
+    assert second["ReservationId"] == first["ReservationId"]
+    assert instance_count(ec2) == 1
+    with pytest.raises(ClientError) as raised:  # other tag values are other parameters
+        with_tags([{**tags[0], "Value": "spark"}, tags[1]])
+    assert raised.value.response["Error"]["Code"] == "IdempotentParameterMismatch"

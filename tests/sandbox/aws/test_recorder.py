@@ -7,11 +7,13 @@ import base64
 import json
 from datetime import UTC, datetime, timedelta
 
+import boto3
 import pytest
 import requests
 from botocore.exceptions import ClientError
 
 from sandbox.aws import AwsControl
+from tests.sandbox.aws.conftest import NO_RETRIES
 
 
 def test_the_layer_lists_the_actions_called_by_iam_service_prefix(aws, ec2, boto):
@@ -67,3 +69,30 @@ def test_moto_s_own_recorder_endpoint_has_the_requests(aws, ec2):
 
     bodies = [base64.b64decode(e["body"]) for e in entries if e.get("body_encoded")]
     assert any(body.startswith(b"Action=DescribeKeyPairs&") for body in bodies)
+
+
+def test_calls_are_recorded_per_access_key(aws, boto):
+    product = boto("ec2")
+    setup = boto3.client(
+        "ec2",
+        region_name="eu-west-1",
+        aws_access_key_id=aws.SETUP_ACCESS_KEY,
+        aws_secret_access_key=aws.SETUP_ACCESS_KEY,
+        config=NO_RETRIES,
+    )
+    setup.describe_internet_gateways()
+    product.describe_availability_zones()
+    aws.fault_inject("DescribeRegions", "RequestLimitExceeded")
+    with pytest.raises(ClientError):  # answered by the layer: still filed under its key
+        setup.describe_regions()
+
+    mine = set(aws.recorded_actions("testing"))
+    theirs = set(aws.recorded_actions(aws.SETUP_ACCESS_KEY))
+
+    assert ("ec2", "DescribeAvailabilityZones") in mine
+    assert ("ec2", "DescribeInternetGateways") not in mine
+    assert {("ec2", "DescribeInternetGateways"), ("ec2", "DescribeRegions")} <= theirs
+    assert ("testing", "ec2", "DescribeAvailabilityZones") in aws.recorded_calls()
+    over_http = AwsControl(aws.url)
+    assert set(over_http.recorded_actions(aws.SETUP_ACCESS_KEY)) == theirs
+    assert set(over_http.recorded_calls()) == set(aws.recorded_calls())

@@ -20,12 +20,6 @@ def _instance(ec2, instance_id: str) -> dict:
     return ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
 
 
-def _spot(ec2, image_id: str) -> str:
-    return launch(ec2, image_id, "m5.xlarge", InstanceMarketOptions=SPOT)["Instances"][0][
-        "InstanceId"
-    ]
-
-
 def _wait_for_state(ec2, instance_id: str, state: str, timeout: float = 5.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:
@@ -35,12 +29,21 @@ def _wait_for_state(ec2, instance_id: str, state: str, timeout: float = 5.0) -> 
         time.sleep(0.05)
 
 
+def _spot(ec2, image_id: str) -> str:
+    """A running spot instance (it boots first: pending, then running)."""
+    answer = launch(ec2, image_id, "m5.xlarge", InstanceMarketOptions=SPOT)
+    instance_id = answer["Instances"][0]["InstanceId"]
+    _wait_for_state(ec2, instance_id, "running")
+    return instance_id
+
+
 def test_an_interrupted_spot_instance_ends_terminated_with_the_spot_reason(aws, ec2, image_id):
     instance_id = _spot(ec2, image_id)
 
     aws.spot_interrupt(instance_id)
 
-    instance = _instance(ec2, instance_id)
+    assert _instance(ec2, instance_id)["State"] == {"Code": 32, "Name": "shutting-down"}
+    instance = _wait_for_state(ec2, instance_id, "terminated")
     assert instance["State"] == {"Code": 48, "Name": "terminated"}
     assert instance["StateReason"] == {
         "Code": "Server.SpotInstanceTermination",
@@ -102,6 +105,7 @@ def test_the_one_time_spot_request_of_a_reclaimed_instance_is_closed(aws, ec2, i
 
 def test_an_on_demand_instance_is_never_reclaimed(aws, ec2, image_id):
     instance_id = launch(ec2, image_id)["Instances"][0]["InstanceId"]
+    _wait_for_state(ec2, instance_id, "running")
 
     with pytest.raises(Conflict):
         aws.spot_interrupt(instance_id)
