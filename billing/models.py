@@ -48,6 +48,7 @@ class Confidence(models.TextChoices):
 class CatalogOrigin(models.TextChoices):
     BUNDLED = "bundled", "Bundled table"
     IMPORT = "import", "AWS bulk price list import"
+    LOOKUP = "lookup", "AWS Price List Query API lookup"
 
 
 class CatalogPrice(models.Model):
@@ -77,6 +78,35 @@ class CatalogPrice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.region} {self.item} {self.price} @{self.effective_from:%Y-%m-%d}"
+
+
+class LookupOutcome(models.TextChoices):
+    FOUND = "found", "Found"
+    NOT_FOUND = "not-found", "AWS lists no price"
+    FAILED = "failed", "The lookup failed"
+
+
+class PriceLookup(models.Model):
+    """The last time the price lookup job asked AWS's Price List Query API for the on-demand
+    price of a type the catalog lacks, and what it heard: a price found is also stored as a
+    catalog row (origin "lookup"); "not-found" is what lets a pool refuse the type."""
+
+    region = models.CharField(max_length=32)
+    instance_type = models.CharField(max_length=64)
+    asked_at = models.DateTimeField()
+    outcome = models.CharField(max_length=16, choices=LookupOutcome.choices)
+    price = models.DecimalField(**PRICE_DIGITS, null=True, blank=True)
+    source = models.CharField(max_length=400, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    requests = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["region", "instance_type"], name="price_lookup_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"lookup {self.region} {self.instance_type}: {self.outcome} at {self.asked_at}"
 
 
 class SpotPricePoint(models.Model):

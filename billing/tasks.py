@@ -12,17 +12,21 @@ from celery import shared_task
 from django.conf import settings
 
 from billing.costs import services as cost_services
-from billing.prices import spot_sync
+from billing.models import PriceGap, PriceKind
+from billing.prices import lookups, spot_sync
 from clusterweb import clock
 from clusterweb.errors import PermanentError
 from clusterweb.health.jobs import periodic_job
 from provisioning import inventory
-from provisioning.models import PART_SPOT
+from provisioning.models import PART_SPOT, Node, Pool
 from provisioning.tasks import RETRY_MAX, sync_outcome
 
 # The Cost Explorer job runs this often; the service reads only when a read is due
 # (COST_EXPLORER_INTERVAL_HOURS, or an hour after a failure), so most runs do nothing.
 COST_EXPLORER_CHECK_SECONDS = 3600
+# The price lookup job runs this often; a type is asked at most once per lookups.ASK_AGAIN, and
+# only while the catalog lacks it, so most runs make no call at all.
+PRICE_LOOKUP_SECONDS = 3600
 
 
 def spot_prices_run(*, now: datetime | None = None) -> inventory.SyncResult:
@@ -70,3 +74,33 @@ def cost_explorer_read() -> dict:
         errors = "; ".join(read.error for read in outcome.reads if read.error)
         raise PermanentError(f"Cost Explorer: {errors}", system="aws")
     return outcome.as_json()
+
+
+def price_lookup_targets() -> set[str]:
+    """The instance types whose price matters: every type the inventory has seen, every type a
+    pool names, and the on-demand price gaps somebody met (a pool refused, an estimate)."""
+    types = set(Node.objects.values_list("instance_type", flat=True).distinct())
+    types.update(
+        PriceGap.objects.filter(kind=PriceKind.ON_DEMAND, region=settings.AWS_REGION).values_list(
+            "item", flat=True
+        )
+    )
+    for names in Pool.objects.values_list("instance_types", flat=True):
+        types.update(name for name in names or [] if isinstance(name, str))
+    return types
+
+
+@shared_task(name="billing.tasks.price_lookups_sync")
+@periodic_job("price-lookup", lambda: PRICE_LOOKUP_SECONDS)
+def price_lookups_sync() -> dict:
+    """Ask AWS's Price List Query API for the on-demand prices the catalog lacks (types seen in
+    the inventory or named in a pool). A failed call is recorded per type and asked again after
+    lookups.ASK_AGAIN; the job itself fails only if every call failed, so the heartbeat shows
+    credentials or IAM trouble."""
+    run = lookups.price_lookups_run(region=settings.AWS_REGION, types=price_lookup_targets())
+    if run.asked and len(run.failed) == len(run.asked):
+        raise PermanentError(
+            "price lookup: " + "; ".join(f"{k}: {v}" for k, v in run.failed.items()),
+            system="aws",
+        )
+    return run.as_json()

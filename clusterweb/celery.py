@@ -56,6 +56,8 @@ def escape_worker_log(logger, **kwargs) -> None:
 def beat_schedule() -> dict[str, dict]:
     from django.conf import settings
 
+    from billing.tasks import PRICE_LOOKUP_SECONDS
+
     return {
         # The watchdog: proves beat and a worker are alive, and alerts admins when any periodic
         # job is more than two intervals late. Cost guardrails depend on it.
@@ -90,6 +92,14 @@ def beat_schedule() -> dict[str, dict]:
         "spot-price-sync": {
             "task": "billing.tasks.spot_prices_sync",
             "schedule": float(settings.SPOT_PRICE_SYNC_SECONDS),
+        },
+        # The price lookup: asks AWS's Price List Query API for the on-demand price of any type
+        # the inventory saw or a pool names that the catalog lacks, so no node stays unpriced
+        # (a type is asked at most once a day; most runs make no call). Hourly: a new type is
+        # priced within the hour, well before a month's estimate matters.
+        "price-lookup": {
+            "task": "billing.tasks.price_lookups_sync",
+            "schedule": float(PRICE_LOOKUP_SECONDS),
         },
         # The cost refresh: recomputes this month's cost rows from the inventory and the price
         # catalog (database only). At the inventory sync's pace, so the month-to-date estimate

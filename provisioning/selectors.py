@@ -260,6 +260,8 @@ class Inventory:
     total_hourly: Decimal = Decimal(0)
     billed_nodes: int = 0
     sorts: dict[str, str] = field(default_factory=dict)
+    # Billed nodes whose instance price is unknown: listed in red, never counted as $0.
+    unpriced: list[NodeRow] = field(default_factory=list)
 
 
 def month_start(now: datetime) -> datetime:
@@ -324,6 +326,9 @@ def node_inventory(
         unknown_prices=sum(r.hourly is None for r in billed),
         total_hourly=sum((r.hourly for r in billed if r.hourly is not None), Decimal(0)),
         sorts={name: label for name, (label, _) in SORTS.items()},
+        unpriced=sorted(
+            (r for r in billed if r.price.price is None), key=lambda r: r.node.launched_at
+        ),
     )
     return inventory
 

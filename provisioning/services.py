@@ -311,6 +311,57 @@ def pools_store(
     return outcome
 
 
+def pool_types_priced(specs: Iterable[PoolSpec], *, ask_aws: bool) -> None:
+    """Refuse a pool whose instance type cannot be priced in AWS_REGION, naming it: a pool must
+    never launch what would cost an unknown amount. A type the catalog lacks is asked of AWS's
+    Price List Query API first: at once when ``ask_aws`` (the command line), else by the price
+    lookup job, enqueued here (a page request never calls AWS) -- the save is refused until the
+    answer is in."""
+    from billing.prices import lookups
+
+    region = settings.AWS_REGION
+    types = {name for spec in specs for name in spec.instance_types}
+    missing = types - lookups.priced_types(region, types)
+    if not missing:
+        return
+    if ask_aws:
+        run = lookups.price_lookups_run(region=region, types=missing)
+        for name, error in sorted(run.failed.items()):
+            raise PoolInputError(
+                f"instance type {name} has no price in {region} and asking AWS's Price List "
+                f"failed: {error}",
+                field="instance_types",
+            )
+    refused = lookups.unpriceable_types(region, missing)
+    for name in sorted(refused):
+        asked = refused[name].asked_at
+        raise PoolInputError(
+            f"instance type {name} cannot be priced in {region}: AWS's Price List lists no "
+            f"Linux on-demand price for it (asked {asked:%Y-%m-%d %H:%M} UTC)",
+            field="instance_types",
+        )
+    unanswered = sorted(missing - lookups.priced_types(region, missing))
+    if unanswered:
+        from celery import current_app
+
+        from billing.models import PriceKind
+        from billing.prices.services import price_gap_record
+
+        for name in unanswered:
+            # The price lookup job asks for every on-demand price gap, not only the pools' types.
+            price_gap_record(
+                kind=PriceKind.ON_DEMAND, region=region, item=name, context="pool save"
+            )
+        transaction.on_commit(
+            lambda: current_app.send_task("billing.tasks.price_lookups_sync"), robust=True
+        )
+        raise PoolInputError(
+            f"instance type {unanswered[0]} has no price in {region} yet: AWS's Price List is "
+            "being asked for it now (the price lookup job); save again in a minute",
+            field="instance_types",
+        )
+
+
 def pool_save(
     *,
     actor: Any,
@@ -333,6 +384,7 @@ def pool_save(
     else:
         before = {}
     spec = pool_spec_clean(data)
+    pool_types_priced([spec], ask_aws=False)
     pools_store([spec], username=actor.username)
     after = spec.as_dict()
     changed = sorted(k for k in FIELDS if before.get(k) != after[k]) if before else []
@@ -397,6 +449,7 @@ def pools_load(
     """Create or update the pools of a file, all or none. Audited (``pools.loaded``)."""
     _require_admin(actor, "load pools")
     specs = pool_file_read(path)
+    pool_types_priced(specs, ask_aws=True)
     outcome = pools_store(specs, username=actor.username)
     audit_record(
         action="pools.loaded",

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, DurationField, F, Max, Min, Q, Sum
 
 from billing.costs import costing, forecasting
 from billing.costs.forecasting import Forecast, RunningItem
@@ -29,6 +29,7 @@ from billing.models import (
     CostMonth,
     CostRow,
     CostService,
+    ResourceKind,
 )
 from billing.money import amount
 from billing.prices.pricebook import PriceBook
@@ -76,6 +77,35 @@ class ResourceCost:
     request: str
     amount: Decimal
     unknown_prices: int
+    unpriced_since: datetime | None = None  # the first piece without any price
+    unpriced_span: timedelta = timedelta(0)  # how long it ran without a price
+
+
+@dataclass(frozen=True)
+class Unpriced:
+    """A resource that ran this month without any price for some of its time: its cost over that
+    time is not in any total. Never shown as $0: pages list it in red, ``cost --json`` under
+    ``unpriced``."""
+
+    resource: str
+    kind: str
+    label: str
+    item: str  # the instance type of a node, else empty
+    since: datetime
+    span: timedelta
+    running: bool  # a node still billed now
+
+    @property
+    def hours(self) -> Decimal:
+        return (Decimal(int(self.span.total_seconds())) / 3600).quantize(Decimal("0.01"))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "resource": self.resource,
+            "kind": self.kind,
+            "since": self.since.isoformat(),
+            "hours": str(self.hours),
+        }
 
 
 def _sums(items: Iterable[ResourceCost], key: Callable[[ResourceCost], str]) -> dict[str, Decimal]:
@@ -93,6 +123,15 @@ class MonthEstimate:
     record: CostMonth | None
     items: list[ResourceCost]
     daily: dict[date, tuple[Decimal, Decimal]]  # (base, burst), unrounded, for the chart
+    unpriced: list[Unpriced] = field(default_factory=list)
+
+    @property
+    def unpriced_running_nodes(self) -> list[Unpriced]:
+        return [u for u in self.unpriced if u.kind == "node" and u.running]
+
+    @property
+    def unpriced_others(self) -> list[Unpriced]:
+        return [u for u in self.unpriced if not (u.kind == "node" and u.running)]
 
     @property
     def as_of(self) -> datetime | None:
@@ -148,6 +187,10 @@ def month_estimate(start: datetime) -> MonthEstimate:
         cost=Sum("cost"),
         unknown=Count("id", filter=Q(price__isnull=True)),
         label=Max("label"),
+        unpriced_since=Min("start", filter=Q(price__isnull=True)),
+        unpriced_span=Sum(
+            F("end") - F("start"), filter=Q(price__isnull=True), output_field=DurationField()
+        ),
     )
     items = [
         ResourceCost(
@@ -161,10 +204,13 @@ def month_estimate(start: datetime) -> MonthEstimate:
             request=r["request"],
             amount=amount(r["cost"] or Decimal(0)),
             unknown_prices=r["unknown"],
+            unpriced_since=r["unpriced_since"],
+            unpriced_span=r["unpriced_span"] or timedelta(0),
         )
         for r in per_resource.order_by()
     ]
     items.sort(key=lambda i: (-i.amount, i.kind, i.resource_id))
+    unpriced = _unpriced(items)
     daily: dict[date, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
     for r in rows.values("day", "pool_kind").annotate(cost=Sum("cost")).order_by():
         daily[r["day"]][0 if r["pool_kind"] == PoolKind.BASE else 1] += r["cost"] or 0
@@ -175,7 +221,36 @@ def month_estimate(start: datetime) -> MonthEstimate:
         record=CostMonth.objects.filter(month=month).first(),
         items=items,
         daily={day: (v[0], v[1]) for day, v in daily.items()},
+        unpriced=unpriced,
     )
+
+
+def _unpriced(items: list[ResourceCost]) -> list[Unpriced]:
+    """The items with pieces of no price, oldest first; for nodes also their instance type and
+    whether they still run (one more query, only when a node has no price)."""
+    missing = [i for i in items if i.unpriced_since is not None]
+    node_ids = [i.resource_id for i in missing if i.kind == ResourceKind.NODE]
+    nodes = (
+        {n.instance_id: n for n in Node.objects.filter(instance_id__in=node_ids)}
+        if node_ids
+        else {}
+    )
+    found = []
+    for item in missing:
+        node = nodes.get(item.resource_id) if item.kind == ResourceKind.NODE else None
+        found.append(
+            Unpriced(
+                resource=item.resource_id,
+                kind=item.kind,
+                label=item.label,
+                item=node.instance_type if node else "",
+                since=item.unpriced_since,
+                span=item.unpriced_span,
+                running=node is not None and node.state in BILLED_STATES,
+            )
+        )
+    found.sort(key=lambda u: (u.since, u.kind, u.resource))
+    return found
 
 
 # --- The bill ------------------------------------------------------------------------------------
@@ -514,6 +589,7 @@ class CostOverview:
             "forecast": {"total": amount_str(self.forecast.total)},
             "by_pool": {k: amount_str(v) for k, v in self.estimate.by_pool().items()},
             "by_owner": {k: amount_str(v) for k, v in self.estimate.by_owner().items()},
+            "unpriced": [u.as_json() for u in self.estimate.unpriced],
         }
 
 

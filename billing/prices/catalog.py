@@ -8,12 +8,13 @@ class it is given, so the data migration can pass its historical model.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 ON_DEMAND_FILE = DATA_DIR / "on_demand_prices.csv"
@@ -121,25 +122,46 @@ def catalog_rows_store(
 ) -> tuple[int, int]:
     """Store ``rows`` with ``model`` (CatalogPrice, current or historical), keyed on kind, region,
     item and effective date: storing the same rows twice changes nothing. Returns (created,
-    updated)."""
-    created = updated = 0
-    for row in rows:
-        _, was_created = model.objects.update_or_create(
-            kind=row.kind,
-            region=row.region,
-            item=row.item,
-            effective_from=row.effective_from,
-            defaults={
-                "price": row.price,
-                "source": row.source[:SOURCE_MAX],
-                "confidence": row.confidence,
-                "origin": origin,
-                "loaded_at": loaded_at,
-            },
+    updated). A fixed number of queries whatever the number of rows (a bundled table has over a
+    thousand)."""
+    rows = list(rows)
+    if not rows:
+        return 0, 0
+    stored = {
+        (r.kind, r.region, r.item, r.effective_from): r
+        for r in model.objects.filter(
+            kind__in={row.kind for row in rows}, region__in={row.region for row in rows}
         )
-        created += was_created
-        updated += not was_created
-    return created, updated
+    }
+    fresh, changed = {}, []
+    for row in rows:
+        key = (row.kind, row.region, row.item, row.effective_from)
+        values = {
+            "price": row.price,
+            "source": row.source[:SOURCE_MAX],
+            "confidence": row.confidence,
+            "origin": origin,
+            "loaded_at": loaded_at,
+        }
+        found = stored.get(key)
+        if found is None:
+            fresh[key] = model(
+                kind=row.kind,
+                region=row.region,
+                item=row.item,
+                effective_from=row.effective_from,
+                **values,
+            )
+            continue
+        for name, value in values.items():
+            setattr(found, name, value)
+        changed.append(found)
+    model.objects.bulk_create(list(fresh.values()), batch_size=500)
+    if changed:
+        model.objects.bulk_update(
+            changed, ["price", "source", "confidence", "origin", "loaded_at"], batch_size=500
+        )
+    return len(fresh), len(changed)
 
 
 # --- AWS bulk price list offer files -------------------------------------------------------------
@@ -210,49 +232,289 @@ def _on_demand_price(terms: dict[str, Any], kind: str) -> tuple[Decimal, datetim
     return None
 
 
+class _Collector:
+    """Gathers the prices of an offer file product by product (the same rules whether the file is
+    a parsed dict, streamed JSON or streamed CSV): products first, then their on-demand terms."""
+
+    def __init__(self, regions: set[str] | None) -> None:
+        self.regions = regions
+        self.wanted: dict[str, tuple[tuple[str, str], str]] = {}
+        self.priced: dict[str, tuple[Decimal, datetime]] = {}
+        self.skipped = 0
+        self.offer: dict[str, str] = {}
+
+    def product(self, sku: str, product: Any) -> None:
+        key = _product_key(product if isinstance(product, dict) else {})
+        region = _region((product or {}).get("attributes") or {}) if key else None
+        if key is None or region is None or (self.regions and region not in self.regions):
+            self.skipped += 1
+            return
+        self.wanted[sku] = (key, region)
+
+    def terms(self, sku: str, terms: Any) -> None:
+        found = self.wanted.get(sku)
+        if found is None or sku in self.priced or not isinstance(terms, dict):
+            return
+        priced = _on_demand_price(terms, found[0][0])
+        if priced is not None:
+            self.priced[sku] = priced
+
+    def meta(self, key: str, value: Any) -> None:
+        if key in ("offerCode", "version", "publicationDate"):
+            self.offer[key] = str(value)
+
+    def result(self, source_name: str) -> OfferImport:
+        if self.offer.get("offerCode", "AmazonEC2") != "AmazonEC2":
+            raise OfferFileError(
+                f"offer file is for {self.offer['offerCode']!r}, expected AmazonEC2"
+            )
+        label = f"AWS Price List bulk offer file {source_name}"
+        if self.offer.get("version"):
+            label += f" version {self.offer['version']}"
+        if self.offer.get("publicationDate"):
+            label += f" published {self.offer['publicationDate']}"
+        result = OfferImport(rows=[], offer=dict(self.offer))
+        result.skipped = self.skipped + sum(sku not in self.priced for sku in self.wanted)
+        chosen: dict[tuple[str, str, str, datetime], CatalogRow] = {}
+        for sku, (price, effective) in self.priced.items():
+            (kind, item), region = self.wanted[sku]
+            row = CatalogRow(
+                kind, region, item, price, effective, "confirmed", f"{label}, SKU {sku}"
+            )
+            slot = (row.kind, row.region, row.item, row.effective_from)
+            if slot in chosen and chosen[slot].price != row.price:
+                # Two products claim the same price slot: keep the higher one (an estimate may
+                # be too high, never silently too low) and count it so the operator hears of it.
+                result.conflicts += 1
+                if chosen[slot].price >= row.price:
+                    continue
+            chosen[slot] = row
+        result.rows = sorted(chosen.values(), key=lambda r: (r.kind, r.region, r.item))
+        return result
+
+
 def offer_file_parse(
     data: Any, *, source_name: str, regions: set[str] | None = None
 ) -> OfferImport:
     """The Linux on-demand instance prices and EBS storage prices of an AmazonEC2 offer file
-    (``products`` + ``terms.OnDemand``), optionally only for ``regions``."""
+    already parsed (``products`` + ``terms.OnDemand``), optionally only for ``regions``."""
     if not isinstance(data, dict) or not isinstance(data.get("products"), dict):
         raise OfferFileError("not a price list offer file: no 'products' object")
-    if data.get("offerCode", "AmazonEC2") != "AmazonEC2":
-        raise OfferFileError(f"offer file is for {data.get('offerCode')!r}, expected AmazonEC2")
     on_demand = (data.get("terms") or {}).get("OnDemand")
     if not isinstance(on_demand, dict):
         raise OfferFileError("not a price list offer file: no 'terms.OnDemand' object")
-    offer = {
-        key: str(data[key]) for key in ("offerCode", "version", "publicationDate") if key in data
-    }
-    label = f"AWS Price List bulk offer file {source_name}"
-    if offer.get("version"):
-        label += f" version {offer['version']}"
-    if offer.get("publicationDate"):
-        label += f" published {offer['publicationDate']}"
-    result = OfferImport(rows=[], offer=offer)
-    chosen: dict[tuple[str, str, str, datetime], CatalogRow] = {}
+    collector = _Collector(regions)
+    for key, value in data.items():
+        collector.meta(key, value)
     for sku, product in data["products"].items():
-        key = _product_key(product if isinstance(product, dict) else {})
-        region = _region((product or {}).get("attributes") or {}) if key else None
-        if key is None or region is None or (regions and region not in regions):
-            result.skipped += 1
+        collector.product(sku, product)
+    for sku, terms in on_demand.items():
+        collector.terms(sku, terms)
+    return collector.result(source_name)
+
+
+# --- Streaming: a regional offer file is hundreds of MB; it is never loaded whole --------------
+STREAM_CHUNK = 1 << 18
+STREAM_VALUE_MAX = 64 << 20  # one product or one SKU's terms; far above any real one
+
+
+class _JsonStream:
+    """Walks a JSON document from a text handle, object member by object member, decoding one
+    value at a time with ``raw_decode`` on a buffer of about one chunk."""
+
+    def __init__(self, handle: IO[str]) -> None:
+        self.handle = handle
+        self.buf = ""
+        self.pos = 0
+        self.eof = False
+        self.decoder = json.JSONDecoder()
+
+    def _more(self) -> bool:
+        if self.eof:
+            return False
+        chunk = self.handle.read(STREAM_CHUNK)
+        if not chunk:
+            self.eof = True
+            return False
+        if len(self.buf) - self.pos > STREAM_VALUE_MAX:
+            raise OfferFileError("a single value of the file is over 64 MB: not an offer file")
+        self.buf = self.buf[self.pos :] + chunk
+        self.pos = 0
+        return True
+
+    def peek(self) -> str:
+        while True:
+            while self.pos < len(self.buf) and self.buf[self.pos] in " \t\r\n":
+                self.pos += 1
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self._more():
+                raise OfferFileError("the file ends in the middle of its JSON")
+
+    def take(self, char: str) -> None:
+        found = self.peek()
+        if found != char:
+            raise OfferFileError(f"not a price list offer file: expected {char!r}, found {found!r}")
+        self.pos += 1
+
+    def value(self) -> Any:
+        self.peek()
+        while True:
+            try:
+                value, end = self.decoder.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as exc:
+                if self._more():
+                    continue
+                raise OfferFileError(f"not JSON: {exc.msg} near character {exc.pos}") from None
+            if end >= len(self.buf) and self._more():
+                continue  # a number may go on in the next chunk
+            self.pos = end
+            return value
+
+    def members(self) -> Iterator[str]:
+        """The keys of the object at the cursor; the caller consumes each value."""
+        self.take("{")
+        if self.peek() == "}":
+            self.pos += 1
+            return
+        while True:
+            key = self.value()
+            if not isinstance(key, str):
+                raise OfferFileError("not a price list offer file: an object key is not a string")
+            self.take(":")
+            yield key
+            found = self.peek()
+            self.pos += 1
+            if found == "}":
+                return
+            if found != ",":
+                raise OfferFileError(f"not JSON: expected ',' or '}}', found {found!r}")
+
+
+def _json_stream(handle: IO[str], collector: _Collector) -> None:
+    stream = _JsonStream(handle)
+    if stream.peek() != "{":
+        raise OfferFileError("not a price list offer file: not a JSON object")
+    seen = set()
+    for key in stream.members():
+        if key == "products":
+            seen.add(key)
+            for sku in stream.members():
+                collector.product(sku, stream.value())
+        elif key == "terms":
+            for term_type in stream.members():
+                seen.add(f"terms.{term_type}")
+                for sku in stream.members():
+                    terms = stream.value()  # one SKU's terms; Reserved ones are dropped here
+                    if term_type == "OnDemand":
+                        collector.terms(sku, terms)
+        else:
+            collector.meta(key, stream.value())
+    if "products" not in seen:
+        raise OfferFileError("not a price list offer file: no 'products' object")
+    if "terms.OnDemand" not in seen:
+        raise OfferFileError("not a price list offer file: no 'terms.OnDemand' object")
+
+
+# The CSV offer file's columns as the JSON attribute names Clusterweb reads.
+CSV_ATTRIBUTES = {
+    "Instance Type": "instanceType",
+    "Operating System": "operatingSystem",
+    "Tenancy": "tenancy",
+    "Pre Installed S/W": "preInstalledSw",
+    "CapacityStatus": "capacitystatus",
+    "License Model": "licenseModel",
+    "Region Code": "regionCode",
+    "Location": "location",
+    "Volume API Name": "volumeApiName",
+}
+CSV_META = {"OfferCode": "offerCode", "Version": "version", "Publication Date": "publicationDate"}
+
+
+def _csv_stream(handle: IO[str], collector: _Collector) -> None:
+    """AWS's CSV offer file: a few "name","value" lines, then a header row starting with SKU,
+    then one row per SKU, term and price dimension."""
+    reader = csv.reader(handle)
+    header: list[str] | None = None
+    for row in reader:
+        if row and row[0] == "SKU":
+            header = row
+            break
+        if len(row) >= 2 and row[0] in CSV_META:
+            collector.meta(CSV_META[row[0]], row[1])
+    if header is None:
+        raise OfferFileError("not a price list offer file: no CSV header row starting with SKU")
+    index = {name: number for number, name in enumerate(header)}
+    for name in ("TermType", "PricePerUnit", "Unit", "EffectiveDate", "Currency"):
+        if name not in index:
+            raise OfferFileError(f"not a price list offer file: no {name!r} column")
+    products: set[str] = set()
+    for row in reader:
+        if len(row) != len(header):
             continue
-        priced = _on_demand_price(on_demand.get(sku) or {}, key[0])
-        if priced is None:
-            result.skipped += 1
+        record = dict(zip(header, row, strict=True))
+        sku = record["SKU"]
+        if sku not in products:
+            products.add(sku)
+            attributes = {
+                key: record[column] for column, key in CSV_ATTRIBUTES.items() if record.get(column)
+            }
+            collector.product(
+                sku, {"productFamily": record.get("Product Family", ""), "attributes": attributes}
+            )
+        if record["TermType"] != "OnDemand":
             continue
-        price, effective = priced
-        row = CatalogRow(
-            key[0], region, key[1], price, effective, "confirmed", f"{label}, SKU {sku}"
+        collector.terms(
+            sku,
+            {
+                record.get("OfferTermCode", "term"): {
+                    "effectiveDate": record["EffectiveDate"],
+                    "priceDimensions": {
+                        record.get("RateCode", "rate"): {
+                            "unit": record["Unit"],
+                            "beginRange": record.get("StartingRange", "0") or "0",
+                            "pricePerUnit": {record["Currency"]: record["PricePerUnit"]},
+                        }
+                    },
+                }
+            },
         )
-        slot = (row.kind, row.region, row.item, row.effective_from)
-        if slot in chosen and chosen[slot].price != row.price:
-            # Two products claim the same price slot: keep the higher one (an estimate may be
-            # too high, never silently too low) and count it so the operator hears about it.
-            result.conflicts += 1
-            if chosen[slot].price >= row.price:
-                continue
-        chosen[slot] = row
-    result.rows = sorted(chosen.values(), key=lambda r: (r.kind, r.region, r.item))
-    return result
+
+
+def offer_file_stream(
+    handle: IO[str], *, source_name: str, regions: set[str] | None = None
+) -> OfferImport:
+    """``offer_file_parse`` for a file read as it goes (JSON or CSV, told apart by the first
+    character): memory holds one product or term at a time and the chosen prices, never the
+    file."""
+    first = handle.read(1)
+    while first and first.isspace():
+        first = handle.read(1)
+    rest = _Prefixed(first, handle)
+    collector = _Collector(regions)
+    if first == "{":
+        _json_stream(rest, collector)
+    elif first:
+        _csv_stream(rest, collector)
+    else:
+        raise OfferFileError("the file is empty")
+    return collector.result(source_name)
+
+
+class _Prefixed:
+    """A text handle with one character put back in front."""
+
+    def __init__(self, first: str, handle: IO[str]) -> None:
+        self.first = first
+        self.handle = handle
+
+    def read(self, size: int = -1) -> str:
+        text, self.first = self.first, ""
+        return text + self.handle.read(size if size < 0 else max(size - len(text), 0))
+
+    def __iter__(self) -> Iterator[str]:
+        first, self.first = self.first, ""
+        lines = iter(self.handle)
+        head = next(lines, "")
+        yield first + head
+        yield from lines

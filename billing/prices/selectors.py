@@ -11,6 +11,8 @@ The rules, in order:
   in-band price among the zones (the owner prefers an estimate that errs high). Whenever no spot
   figure can be trusted, the on-demand price is returned with the notice "spot price unknown,
   on-demand shown" and the reason.
+- Spot for a type without any on-demand price: the recent point is used as it is (the band cannot
+  be checked) with the notice "spot price used unchecked" -- never $0 for a price AWS gave us.
 - No price at all: ``price`` is None and the notice says "price unknown". Never a guess.
 """
 
@@ -32,6 +34,7 @@ from billing.models import (
     Confidence,
     PriceGap,
     PriceKind,
+    PriceLookup,
     PriceOverride,
     SpotPricePoint,
     SpotPriceSync,
@@ -43,6 +46,7 @@ from clusterweb import clock
 SPOT_BAND_MIN = Decimal("0.05")
 SPOT_BAND_MAX = Decimal("1")
 SPOT_UNKNOWN = "spot price unknown, on-demand shown"
+SPOT_UNCHECKED = "spot price used unchecked"
 
 
 @dataclass(frozen=True)
@@ -232,13 +236,35 @@ def _spot_resolve(
 ) -> PriceQuote:
     if override is not None:
         return _override_quote(override)
+    candidates = [points[zone]] if zone and zone in points else []
+    if zone is None:
+        candidates = list(points.values())
+    where = f"{instance_type} in {zone or region}"
     if not on_demand.known:
-        # Without an on-demand price the band cannot be checked: no spot figure is trusted.
+        # Without an on-demand price the band cannot be checked, but a recent spot figure is
+        # still AWS's own price: it is used, with a notice, rather than leaving the node at $0.
+        if fresh and candidates:
+            chosen = max(candidates, key=lambda p: (p.price, p.zone))
+            source = f"spot price {chosen.zone}: {chosen.source}"
+            if len(candidates) > 1:
+                source += f" (highest of {len(candidates)} zones)"
+            return PriceQuote(
+                price=chosen.price,
+                source=source,
+                effective_from=chosen.at,
+                notice=(
+                    f"{SPOT_UNCHECKED}: no on-demand price for {instance_type} in {region} to "
+                    "check it against"
+                ),
+                kind=PriceKind.SPOT,
+                unit="hour",
+                zone=chosen.zone,
+            )
         return replace(
             on_demand,
             notice=(
-                f"price unknown: no on-demand price for {instance_type} in {region}, so no spot "
-                "price can be checked either"
+                f"price unknown: no on-demand price for {instance_type} in {region}, and no "
+                f"recent spot price for {where} either"
             ),
         )
 
@@ -255,10 +281,6 @@ def _spot_resolve(
             f"last spot price sync for {region} at {last_sync.synced_at:%Y-%m-%d %H:%M} UTC, "
             f"more than {hours} h before"
         )
-    candidates = [points[zone]] if zone and zone in points else []
-    if zone is None:
-        candidates = list(points.values())
-    where = f"{instance_type} in {zone or region}"
     if not candidates:
         return unknown(f"no spot price recorded for {where}")
     low = on_demand.price * SPOT_BAND_MIN
@@ -454,4 +476,13 @@ def price_gaps_open(at: datetime | None = None) -> list[PriceGap]:
         kind = PriceKind.ON_DEMAND if gap.kind == PriceKind.SPOT else gap.kind
         if not catalog_quote(kind, gap.region, gap.item, at).known:
             open_gaps.append(gap)
+    # What AWS's Price List answered the price lookup job for each instance type (one query).
+    lookups = {
+        (lookup.region, lookup.instance_type): lookup
+        for lookup in PriceLookup.objects.filter(
+            instance_type__in={g.item for g in open_gaps if g.kind != PriceKind.STORAGE}
+        )
+    }
+    for gap in open_gaps:
+        gap.lookup = lookups.get((gap.region, gap.item))
     return open_gaps

@@ -3,7 +3,6 @@ the record of prices somebody needed but the catalog lacks. Every admin write is
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from billing.models import (
     SpotPriceSync,
 )
 from billing.money import RATE_DECIMALS, positive_decimal, rate_str
-from billing.prices.catalog import OfferImport, catalog_rows_store, offer_file_parse
+from billing.prices.catalog import OfferImport, catalog_rows_store, offer_file_stream
 from clusterweb import clock
 from clusterweb.audit.services import audit_record
 from clusterweb.permissions import is_admin
@@ -206,23 +205,21 @@ def price_catalog_import(
     source: str = "",
 ) -> CatalogImportResult:
     """Add the Linux on-demand and EBS storage prices of an AWS bulk price list offer file for
-    AmazonEC2 to the catalog, each with the file's effective date; earlier rows stay for the times
-    before it. The file is read whole: use a regional offer file (.../AmazonEC2/current/REGION/
-    index.json), not the all-regions one."""
+    AmazonEC2 (JSON or CSV, e.g. .../AmazonEC2/current/REGION/index.json or index.csv) to the
+    catalog, each with the file's effective date; earlier rows stay for the times before it. The
+    file is streamed, never loaded whole (a regional file is hundreds of MB)."""
     _require_admin(actor, "import prices")
     try:
-        with Path(path).open("rb") as handle:
-            data = json.load(handle)
+        with Path(path).open(encoding="utf-8-sig", newline="") as handle:
+            parsed: OfferImport = offer_file_stream(
+                handle, source_name=Path(path).name, regions=set(regions or []) or None
+            )
     except OSError as exc:
         raise PriceInputError(f"cannot read {path}: {exc.strerror}", field="file") from None
+    except UnicodeDecodeError:
+        raise PriceInputError(f"{path} is not a text file (UTF-8)", field="file") from None
     except ValueError as exc:
-        raise PriceInputError(f"{path} is not JSON: {exc}", field="file") from None
-    try:
-        parsed: OfferImport = offer_file_parse(
-            data, source_name=Path(path).name, regions=set(regions or []) or None
-        )
-    except ValueError as exc:
-        raise PriceInputError(str(exc), field="file") from None
+        raise PriceInputError(f"{path}: {exc}", field="file") from None
     if not parsed.rows:
         raise PriceInputError(
             f"{path} holds no Linux on-demand or EBS storage prices"

@@ -20,6 +20,7 @@ in ``.code`` (see :func:`translated`):
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import threading
@@ -179,10 +180,11 @@ _sessions: dict[int, Any] = {}
 _clients: dict[tuple, Any] = {}
 
 
-def client_config() -> Config:
-    """The botocore configuration every client gets, from settings."""
+def client_config(region: str | None = None) -> Config:
+    """The botocore configuration every client gets, from settings (``region``: another region
+    than AWS_REGION, for the services AWS serves from one region only)."""
     return Config(
-        region_name=settings.AWS_REGION,
+        region_name=region or settings.AWS_REGION,
         connect_timeout=settings.AWS_CONNECT_TIMEOUT,
         read_timeout=settings.AWS_READ_TIMEOUT,
         # total_max_attempts counts the first attempt, like the AWS_MAX_ATTEMPTS of the AWS
@@ -192,8 +194,9 @@ def client_config() -> Config:
     )
 
 
-def client(service: str) -> Any:
-    """The process's boto3 client for ``service`` (``"ec2"``, ``"ce"``, ``"cloudwatch"``...).
+def client(service: str, *, region: str | None = None) -> Any:
+    """The process's boto3 client for ``service`` (``"ec2"``, ``"ce"``, ``"cloudwatch"``...), in
+    AWS_REGION or ``region``.
 
     Built on first use and reused: a client is thread-safe and holds the connection pool and the
     adaptive mode's rate limiter. A new one is built after a fork (Celery's prefork pool) or when
@@ -202,7 +205,7 @@ def client(service: str) -> Any:
     key = (
         service,
         pid,
-        settings.AWS_REGION,
+        region or settings.AWS_REGION,
         settings.AWS_CONNECT_TIMEOUT,
         settings.AWS_READ_TIMEOUT,
         settings.AWS_MAX_ATTEMPTS,
@@ -218,7 +221,7 @@ def client(service: str) -> Any:
             if session is None:
                 session = _sessions[pid] = boto3.session.Session()
             with translated():
-                found = _clients[key] = session.client(service, config=client_config())
+                found = _clients[key] = session.client(service, config=client_config(region))
     return found
 
 
@@ -687,3 +690,65 @@ def cost_and_usage_page(start: date, end: date, *, page_token: str | None = None
     return CostPage(
         days=days, next_token=answer.get("NextPageToken") or None, requests=_requests_of(answer)
     )
+
+
+# --- Price List Query API (issue 14) -------------------------------------------------------------
+# AWS serves the Price List Query API from us-east-1 (and two other regions) only, whatever region
+# the prices are for (AWS Billing user guide, "Using the AWS Price List Query API").
+PRICING_REGION = "us-east-1"
+# Plain on-demand Linux as the bundled catalog holds it: shared tenancy, no pre-installed
+# software, capacity status "Used" (not the price of reserved-but-idle capacity), not a capacity
+# block. TERM_MATCH on product attributes (field names as get_attribute_values lists them).
+ON_DEMAND_LINUX = {
+    "operatingSystem": "Linux",
+    "tenancy": "Shared",
+    "preInstalledSw": "NA",
+    "capacitystatus": "Used",
+    "licenseModel": "No License required",
+    "marketoption": "OnDemand",
+}
+
+
+@dataclass(frozen=True)
+class PriceListAnswer:
+    """The products ``get_products`` returned (each PriceList entry decoded from its JSON
+    string: ``product``, ``terms``, ``publicationDate``...) and the requests it took."""
+
+    products: list[dict[str, Any]]
+    requests: int
+
+
+@translated()
+def ec2_on_demand_products(region: str, instance_type: str) -> PriceListAnswer:
+    """Every AmazonEC2 product of ``instance_type`` in ``region`` that is plain on-demand Linux
+    (``ON_DEMAND_LINUX``), all pages, through the us-east-1 endpoint."""
+    filters = {"instanceType": instance_type, "regionCode": region, **ON_DEMAND_LINUX}
+    params: dict[str, Any] = {
+        "ServiceCode": "AmazonEC2",
+        "FormatVersion": "aws_v1",
+        "Filters": [
+            {"Type": "TERM_MATCH", "Field": name, "Value": value} for name, value in filters.items()
+        ],
+        "MaxResults": _PAGE_SIZE,
+    }
+    products: list[dict[str, Any]] = []
+    requests = 0
+    pricing = client("pricing", region=PRICING_REGION)
+    while True:
+        answer = pricing.get_products(**params)
+        requests += _requests_of(answer)
+        for text in answer.get("PriceList") or []:
+            try:
+                document = json.loads(text) if isinstance(text, str) else text
+            except ValueError:
+                raise PermanentError(
+                    "the Price List Query API sent an entry that is not JSON",
+                    system=SYSTEM,
+                    code="MalformedPriceList",
+                ) from None
+            if isinstance(document, dict):
+                products.append(document)
+        token = answer.get("NextToken")
+        if not token:
+            return PriceListAnswer(products=products, requests=requests)
+        params["NextToken"] = token

@@ -16,6 +16,7 @@ from typing import Any
 
 from sandbox.aws import clock, moto_state, wire
 from sandbox.aws.lifecycle import Lifecycle, StateDelays
+from sandbox.aws.pricing import PriceListTable
 
 # AWS's notice before it reclaims a spot instance.
 SPOT_WARNING_SECONDS = 120.0
@@ -154,6 +155,7 @@ class Controls:
         self.tokens = ClientTokens()
         self.s3_sizes = moto_state.S3SizeOverride()
         self.spot_prices = moto_state.SpotPriceHistory()
+        self.price_list = PriceListTable()  # the Price List Query API's table (pricing.py)
         self.lifecycle = Lifecycle(delays)
         self._initial_delays = self.lifecycle.delays  # what a reset goes back to
         self.lifecycle.reclaim = lambda instance_id, at: moto_state.spot_terminate(instance_id, at)
@@ -176,6 +178,7 @@ class Controls:
         self.tokens.clear()
         self.s3_sizes.clear()
         self.spot_prices.clear()
+        self.price_list.clear()
 
     # --- faults -----------------------------------------------------------------------------
     def fault_inject(
@@ -271,6 +274,14 @@ class Controls:
         if zone not in moto_state.region_zones(self.region):
             raise ValueError(f"{zone} is not a zone of {self.region}")
         self.spot_prices.set(instance_type, zone, price, _aware(at) if at else clock.now())
+
+    def price_list_set(self, region: str, instance_type: str, price: Decimal | str | None) -> None:
+        """The on-demand Linux price AWS's Price List (``GetProducts``) lists for
+        ``instance_type`` in ``region`` (USD an hour; None: not listed there)."""
+        value = None if price is None else Decimal(str(price))
+        if value is not None and value <= 0:
+            raise ValueError("a price must be positive")
+        self.price_list.set(region, instance_type, value)
 
     # --- spot interruption ------------------------------------------------------------------
     def spot_interrupt(

@@ -241,6 +241,11 @@ class AwsLayer:
         """The spot price of ``instance_type`` in ``zone`` from ``at`` (default now) on."""
         self.controls.spot_price_set(instance_type, zone, price, at=at)
 
+    def price_list_set(self, region: str, instance_type: str, price: Decimal | str | None) -> None:
+        """What the Price List Query API lists for ``instance_type`` in ``region`` (None: not
+        listed), beside the bundled catalog's figures (``sandbox/aws/pricing.py``)."""
+        self.controls.price_list_set(region, instance_type, price)
+
     def replay(self, steps: list[dict[str, Any]]) -> list[Any]:
         """Apply scripted steps at explicit past timestamps (see ``Controls.replay``)."""
         return self.controls.replay(steps, replay_call(self.url, self.region))
@@ -341,6 +346,11 @@ class AwsControl:
         payload = {"price": str(price), "at": at.isoformat() if at else None}
         path = f"{quote(instance_type, safe='')}/{quote(zone, safe='')}"
         _request("PUT", f"{self.url}/spot-prices/{path}", payload)
+
+    def price_list_set(self, region: str, instance_type: str, price: Decimal | str | None) -> None:
+        payload = {"price": None if price is None else str(price)}
+        path = f"{quote(region, safe='')}/{quote(instance_type, safe='')}"
+        _request("PUT", f"{self.url}/price-list/{path}", payload)
 
     def replay(self, steps: list[dict[str, Any]]) -> list[Any]:
         def encode(step: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ For each request it either answers itself or hands the request to moto untouched
 - a launch AWS would refuse (an instance type not offered, a spot ``MaxPrice`` under the spot
   price): AWS's error.
 - an AWS call a fault is armed for: the fault's error, in the call's protocol.
+- the Price List Query API (``pricing``), which moto lacks: ``sandbox/aws/pricing.py``.
 - around every EC2 call: the instance state transitions due by the layer's clock.
 """
 
@@ -28,7 +29,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from werkzeug.wrappers import Request, Response
 
-from sandbox.aws import moto_state, wire
+from sandbox.aws import moto_state, pricing, wire
 from sandbox.aws.controls import (
     CLIENT_TOKEN_MAX,
     IDEMPOTENT_ACTIONS,
@@ -75,6 +76,10 @@ class LayerMiddleware:
         refused = self._refusal(request)
         if refused is not None:
             return _send(start_response, refused)
+        priced = pricing.answer(request, self.controls.price_list)  # moto has no Price List API
+        if priced is not None:
+            self.controls.answered(request)
+            return _send(start_response, priced)
         if not ec2:
             return self.app(environ, start_response)
         status, headers, body = _call(self.app, environ)
@@ -232,6 +237,9 @@ class LayerMiddleware:
             case "PUT", ["sizes", "s3", bucket]:
                 controls.s3_size_set(bucket, int(payload["bytes"]), at=_when(payload.get("at")))
                 return _json({"bucket": bucket, "bytes": int(payload["bytes"])})
+            case "PUT", ["price-list", region, instance_type]:
+                controls.price_list_set(region, instance_type, payload.get("price"))
+                return _json({"region": region, "instance_type": instance_type})
             case "GET", ["recorded-actions"]:
                 actions = controls.recorded_actions(args.get("access_key"))
                 return _json({"actions": [{"service": s, "action": a} for s, a in actions]})

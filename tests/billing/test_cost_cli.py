@@ -82,6 +82,7 @@ def test_cost_json_has_exactly_the_conventions_shape(month):
         "forecast": {"total": data["forecast"]["total"]},
         "by_pool": {"control": "3.02", "spark": "2.14"},
         "by_owner": {"(none)": "3.02", "bob": "2.14"},
+        "unpriced": [],  # every resource had a price
     }
     # The t2.micro runs on for the 21 days left: 504 h x 0.0126 = 6.35.
     assert data["forecast"]["total"] == "11.51"

@@ -29,7 +29,7 @@ def override(kind, item, price, region="eu-west-1", **extra):
 def test_an_on_demand_price_comes_with_its_source_and_effective_date():
     quote = selectors.on_demand_quote("us-east-1", "m5.xlarge")
     assert quote.price == Decimal("0.192")
-    assert "karpenter" in quote.source and quote.effective_from.date().isoformat() == "2026-01-19"
+    assert "karpenter" in quote.source and quote.effective_from.date().isoformat() == "2026-07-20"
     assert quote.notice is None and quote.unit == "hour"
 
 

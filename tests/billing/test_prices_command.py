@@ -172,7 +172,7 @@ def test_list_and_quote_print_prices_with_sources():
     prices = json.loads(out)["prices"]
     micro = next(p for p in prices if p["kind"] == "on-demand" and p["item"] == "t2.micro")
     assert micro["price"] == "0.0116" and "karpenter" in micro["source"]
-    assert micro["effective_from"].startswith("2026-01-19")
+    assert micro["effective_from"].startswith("2026-07-20")
     out, _ = run("quote", "--kind", "storage", "--region", "eu-west-1", "--item", "ebs-gp2")
     assert out.startswith("0.11/GB-month catalog:")
     assert run_exit("quote", "--kind", "storage", "--region", "eu-west-1", "--item", "tape")[0] == 2

@@ -29,7 +29,7 @@ def test_admins_see_every_price_with_its_source_and_effective_date(as_alice):
     assert page.status_code == 200
     catalog = section(page, "catalog")
     row = catalog[catalog.index('id="price-m5.xlarge"') :].split("</tr>")[0]
-    assert "0.192" in row and "karpenter" in row and "2026-01-19" in row
+    assert "0.192" in row and "karpenter" in row and "2026-07-20" in row
     assert "Public IPv4" in catalog and "0.005" in catalog and "2024-02-01" in catalog
     assert "ebs-gp3" in catalog and "0.08" in catalog
     assert "No spot price sync for us-east-1 yet" in page.content.decode()

@@ -48,9 +48,13 @@ class Command(BaseCommand):
         estimate, billed, forecast = overview.estimate, overview.billed, overview.forecast
         if not estimate.has_data:
             self.stderr.write(f"notice: no cost recorded for {overview.month:%Y-%m}")
-        if estimate.unknown_prices:
+        for unpriced in estimate.unpriced:
+            what = f"{unpriced.kind} {unpriced.label}" + (
+                f" ({unpriced.item})" if unpriced.item else ""
+            )
             self.stderr.write(
-                f"notice: {estimate.unknown_prices} pieces without a price are counted as 0"
+                f"unpriced: {what} has no price for {unpriced.hours} h since "
+                f"{unpriced.since:%Y-%m-%d %H:%M} UTC; not in any total"
             )
         if billed.failing:
             self.stderr.write(
