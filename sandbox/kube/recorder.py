@@ -12,7 +12,7 @@ calls can be told from set-up calls: ``accesses("clusterweb")``, ``rules("cluste
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,13 +31,16 @@ class Recorder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._accesses: set[tuple[str, Access]] = set()  # (identity, access)
+        self._counts: Counter[Access] = Counter()
         self._urls: set[tuple[str, str, str]] = set()  # (identity, verb, path)
 
     def record(
         self, verb: str, group: str, resource: str, namespace: str, *, identity: str = "admin"
     ) -> None:
         with self._lock:
-            self._accesses.add((identity, Access(verb, group, resource, namespace)))
+            access = Access(verb, group, resource, namespace)
+            self._accesses.add((identity, access))
+            self._counts[access] += 1
 
     def record_url(self, verb: str, path: str, *, identity: str = "admin") -> None:
         with self._lock:
@@ -46,12 +49,18 @@ class Recorder:
     def reset(self) -> None:
         with self._lock:
             self._accesses.clear()
+            self._counts.clear()
             self._urls.clear()
 
     def accesses(self, identity: str | None = None) -> list[Access]:
         """Everything served since the last reset (to ``identity`` only, if given), sorted."""
         with self._lock:
             return sorted({a for who, a in self._accesses if identity is None or who == identity})
+
+    def count(self, verb: str, group: str, resource: str, namespace: str) -> int:
+        """How many times this access was served since the last reset (any identity)."""
+        with self._lock:
+            return self._counts[Access(verb, group, resource, namespace)]
 
     def identities(self) -> list[str]:
         """The identities that made a request since the last reset."""

@@ -406,7 +406,7 @@ class _Handler(BaseHTTPRequestHandler):
         options = self._delete_options(body)
         dry_run = dry_run or options.get("dryRun") == ["All"]
         rt = route.rt
-        entry, _ = self.server.simulator.store.delete_entry(
+        entry, gone = self.server.simulator.store.delete_entry(
             rt,
             route.namespace,
             route.name,
@@ -415,7 +415,10 @@ class _Handler(BaseHTTPRequestHandler):
             preconditions=options.get("preconditions"),
             dry_run=dry_run,
         )
-        if rt.return_deleted_object:
+        if rt.return_deleted_object or not gone:
+            # handlers.DeleteResource: an object that is not gone yet (finalizers, a grace
+            # period) comes back as it now is; a removed one as a Status unless the type
+            # returns deleted objects.
             self._send_entry(200, entry)
             return
         details = {"name": route.name}
@@ -566,6 +569,8 @@ class KubeSimulator:
         version: str = KUBERNETES_VERSION,
         clock: Callable[[], datetime] | None = None,
         history_limit: int = 10_000,
+        history_window: float = 300.0,
+        grace_scale: float = 1.0,
         bookmark_interval: float = 60.0,
         default_watch_timeout: float = 1800.0,
     ) -> None:
@@ -578,7 +583,13 @@ class KubeSimulator:
         self.token = self.identities["admin"].token
         self.version = version
         self.schemas = Schemas(version)
-        self.store = Store(self.schemas, clock=clock, history_limit=history_limit)
+        self.store = Store(
+            self.schemas,
+            clock=clock,
+            history_limit=history_limit,
+            history_window=history_window,
+            grace_scale=grace_scale,
+        )
         self.recorder = Recorder()
         self.bookmark_interval = bookmark_interval
         self.default_watch_timeout = default_watch_timeout
@@ -667,6 +678,11 @@ class KubeSimulator:
             ],
             "current-context": name,
         }
+
+    def end_watches(self) -> None:
+        """End every open watch now (a control: kube-apiserver ends watches at their timeout and
+        when it restarts; clients watch again from the last resourceVersion they saw)."""
+        self.store.end_watches()
 
     def write_kubeconfig(self, path: str | Path, *, identity: str = "admin") -> Path:
         """A kubeconfig with ``identity``'s token (the admin's by default)."""

@@ -19,6 +19,7 @@ import itertools
 import json
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from .patch import json_patch, merge_patch, strategic_merge_patch
 from .resources import (
     DEPLOYMENTS,
     NAMESPACES,
+    NODES,
     PODS,
     TYPES,
     ResourceType,
@@ -54,6 +56,13 @@ PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH)
 SYSTEM_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
 _UNDELETABLE_NAMESPACES = ("default", "kube-public", "kube-system")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # apimachinery's SimpleNameGenerator
+# The finalizers a DELETE's propagationPolicy adds ("Garbage Collection › Cascading deletion").
+_POLICY_FINALIZERS = ("foregroundDeletion", "orphan")
+_POLICY_FINALIZERS_BY_POLICY = {
+    "Foreground": "foregroundDeletion",
+    "Orphan": "orphan",
+    "Background": "",
+}
 
 Key = tuple[str, str]  # (namespace, name); namespace is "" for cluster-scoped objects
 
@@ -104,6 +113,7 @@ class Event:
     key: Key
     entry: Entry
     old: Entry | None
+    at: float = 0.0  # time.monotonic() of the write (the watch window is counted from it)
 
 
 @dataclass
@@ -139,14 +149,27 @@ class Store:
         *,
         clock: Callable[[], datetime] | None = None,
         history_limit: int = 10_000,
-        termination_delay: float = 0.1,
+        history_window: float = 300.0,
+        grace_scale: float = 1.0,
+        gc_delay: float = 0.05,
     ) -> None:
         self.schemas = schemas or Schemas()
         self.clock = clock or (lambda: datetime.now(UTC))
+        # The watch window, as etcd compaction makes it: events beyond the last ``history_limit``
+        # or older than ``history_window`` seconds are compacted, and a list or watch from a
+        # resourceVersion before them is 410 Gone (kube-apiserver compacts every 5 minutes,
+        # --etcd-compaction-interval; "API Concepts › Efficient detection of changes").
         self.history_limit = history_limit
-        # How long a gracefully deleted, scheduled pod stays Terminating before the stand-in for
-        # its kubelet removes it (never longer than its grace period).
-        self.termination_delay = termination_delay
+        self.history_window = history_window
+        # A scheduled pod's kubelet stand-in takes ``grace * grace_scale`` seconds to stop it
+        # ("Pod Lifecycle › Termination of Pods"); tests scale every grace period down.
+        self.grace_scale = grace_scale
+        # The garbage collector and namespace controller act this long after a change that
+        # concerns them: asynchronously, never inside the request ("Garbage Collection").
+        self.gc_delay = gc_delay
+        self._gc_timer: threading.Timer | None = None
+        # Pods whose grace period is over while their node's kubelet is gone: node -> keys.
+        self._awaiting_kubelet: dict[str, set[Key]] = {}
         # The TaintNodesByCondition admission plugin: new Nodes get the not-ready NoSchedule
         # taint. On only while the controllers run (see ``controllers``): without the node
         # lifecycle controller nothing would ever take the taint off again.
@@ -161,6 +184,7 @@ class Store:
         self._keys: dict[str, list[Key]] = {}
         self._history: list[Event] = []
         self._compacted = 0  # events with rv <= this are gone
+        self._watch_generation = 0  # open watches end when it moves (``end_watches``)
         self._timers: list[threading.Timer] = []
         self._ip_counter = itertools.count(10)
         self._node_port_counter = itertools.count(30000)
@@ -187,6 +211,8 @@ class Store:
             self._keys = {t.resource: [] for t in TYPES}
             self._history.clear()
             self._compacted = self._rv
+            self._gc_timer = None
+            self._awaiting_kubelet.clear()
             self._epoch += 1
             self.disruption_blocks.clear()
             self.devices.clear()
@@ -339,6 +365,7 @@ class Store:
 
     def _snapshot(self, rt: ResourceType, rv: int, *, continue_token: bool) -> dict[Key, Entry]:
         """The resource's objects as they were at ``rv``, rebuilt from the event history."""
+        self._compact()
         if rv < self._compacted:
             if continue_token:
                 raise E.gone(
@@ -436,11 +463,18 @@ class Store:
             if rt.namespaced:
                 self._require_namespace(namespace)
             key = self._key(rt, namespace, meta["name"])
-            if key in self._objects[rt.resource]:
-                raise E.already_exists(rt.resource, rt.group, meta["name"])
+            existing = self._objects[rt.resource].get(key)
+            if existing is not None:
+                error = E.already_exists(rt.resource, rt.group, meta["name"])
+                if existing.obj["metadata"].get("deletionTimestamp"):
+                    # genericregistry.Store.Create: the name is still taken until it is gone.
+                    error.message = f"object is being deleted: {error.message}"
+                raise error
             if dry_run:
                 return WriteResult(Entry(obj), warnings)
             entry = self._commit(rt, key, obj, "ADDED", None)
+            if meta.get("ownerReferences"):
+                self._schedule_gc()
             return WriteResult(entry, warnings)
 
     def update(
@@ -542,6 +576,26 @@ class Store:
             if rt.tracks_generation and rt.strategy.generation_changed(new, old):
                 meta["generation"] = old["metadata"].get("generation", 0) + 1
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        if old["metadata"].get("deletionTimestamp"):
+            added = [
+                f
+                for f in new["metadata"].get("finalizers") or []
+                if f not in (old["metadata"].get("finalizers") or [])
+            ]
+            if added:
+                # ValidateObjectMetaAccessorUpdate.
+                raise E.invalid_object(
+                    rt.kind,
+                    rt.group,
+                    key[1],
+                    [
+                        E.forbidden(
+                            "metadata.finalizers",
+                            "no new finalizers can be added if the object is being deleted, "
+                            f"found new finalizers {json.dumps(added)}",
+                        )
+                    ],
+                )
         self._admit(rt, new, old, client=client)
         if new == old:
             # etcd3's GuaranteedUpdate skips a write that changes nothing: same resourceVersion,
@@ -549,7 +603,15 @@ class Store:
             return WriteResult(current, warnings, changed=False)
         if dry_run:
             return WriteResult(Entry(new), warnings)
-        return WriteResult(self._commit(rt, key, new, "MODIFIED", current), warnings)
+        entry = self._commit(rt, key, new, "MODIFIED", current)
+        if self._deletable(new):
+            # genericregistry.Store.Update: the last finalizer of an object whose grace period
+            # is over went, so the object goes ("Finalizers").
+            entry = self._remove(rt, key, entry)
+            self._schedule_gc()
+        elif new["metadata"].get("ownerReferences") != old["metadata"].get("ownerReferences"):
+            self._schedule_gc()
+        return WriteResult(entry, warnings)
 
     def patch(
         self,
@@ -646,12 +708,12 @@ class Store:
 
         Pods are deleted gracefully ("Pod Lifecycle › Termination of Pods"): a pod that is bound to
         a node and not finished gets ``deletionTimestamp`` and ``deletionGracePeriodSeconds``
-        (MODIFIED) and disappears (DELETED) after ``min(grace, termination_delay)`` seconds; an
-        unscheduled or finished pod, or ``gracePeriodSeconds=0``, is removed at once. Namespaces
-        go Terminating, lose their contents and disappear within the same request. Nothing else
-        has finalizers here, so everything else is removed at once. Dependents (by
-        ``ownerReferences``) are then deleted in the background, or orphaned with
-        ``propagationPolicy=Orphan`` ("Garbage Collection › Cascading deletion").
+        (MODIFIED) and disappears (DELETED) when its kubelet's stand-in has stopped it (see
+        :meth:`_delete_pod`); an unscheduled or finished pod, or ``gracePeriodSeconds=0``, is
+        removed at once. Namespaces go Terminating; the namespace controller empties them. An
+        object with finalizers only gets ``deletionTimestamp`` ("Finalizers"); the propagation
+        policy adds ``foregroundDeletion`` or ``orphan``. Dependents are the garbage collector's
+        business, after the request (:meth:`_collect`, "Garbage Collection").
         """
         if propagation_policy not in ("", "Orphan", "Background", "Foreground"):
             raise E.bad_request(
@@ -689,13 +751,51 @@ class Store:
                     current,
                     self._pod_grace(current.obj, grace_period_seconds),
                     dry_run=dry_run,
-                    orphan=propagation_policy == "Orphan",
+                    policy=propagation_policy,
                 )
+            if meta.get("deletionTimestamp"):
+                return current, False  # being deleted already: waits for its finalizers
+            new = current.copy()
+            self._mark_deleted(new, 0, propagation_policy)
             if dry_run:
-                return current, True
+                return Entry(new), not new["metadata"].get("finalizers")
+            if new["metadata"].get("finalizers"):
+                # "Finalizers": the object stays, with deletionTimestamp, until they are removed.
+                entry = self._commit(rt, key, new, "MODIFIED", current)
+                self._schedule_gc()
+                return entry, False
             final = self._remove(rt, key, current)
-            self._collect_garbage(final.obj, orphan=propagation_policy == "Orphan")
+            self._schedule_gc()
             return final, True
+
+    def _mark_deleted(self, obj: dict[str, Any], grace: int, policy: str) -> None:
+        """Set deletionTimestamp and the propagation policy's finalizer
+        (``genericregistry.Store.updateForGracefulDeletionAndFinalizers``)."""
+        meta = obj["metadata"]
+        meta.setdefault("deletionTimestamp", _timestamp(self.clock() + timedelta(seconds=grace)))
+        meta["deletionGracePeriodSeconds"] = grace
+        finalizers = [f for f in meta.get("finalizers") or [] if f not in _POLICY_FINALIZERS]
+        wanted = _POLICY_FINALIZERS_BY_POLICY.get(policy)
+        existing = meta.get("finalizers") or []
+        if wanted is None:
+            # No policy given: keep a policy finalizer the object already has.
+            finalizers = existing
+        elif wanted:
+            finalizers.append(wanted)
+        if finalizers:
+            meta["finalizers"] = finalizers
+        else:
+            meta.pop("finalizers", None)
+
+    @staticmethod
+    def _deletable(obj: dict[str, Any]) -> bool:
+        meta = obj["metadata"]
+        return (
+            bool(meta.get("deletionTimestamp"))
+            and not meta.get("finalizers")
+            and int(meta.get("deletionGracePeriodSeconds", 0)) == 0
+            and not (obj.get("kind") == "Namespace" and (obj.get("spec") or {}).get("finalizers"))
+        )
 
     @staticmethod
     def _pod_grace(pod: dict[str, Any], requested: int | None) -> int:
@@ -707,53 +807,89 @@ class Store:
         return int(spec.get("terminationGracePeriodSeconds", 30))
 
     def _delete_pod(
-        self, current: Entry, grace: int, *, dry_run: bool, orphan: bool
+        self, current: Entry, grace: int, *, dry_run: bool, policy: str = ""
     ) -> tuple[Entry, bool]:
         """The generic registry's graceful deletion (``rest.BeforeDelete``) for a pod.
 
         The pod is first written with deletionTimestamp and deletionGracePeriodSeconds
-        (MODIFIED); with a grace of 0 it is then removed at once (DELETED), otherwise its kubelet's
-        stand-in removes it later. A second delete may only shorten the grace period.
+        (MODIFIED); with a grace of 0 and no finalizers it is then removed at once (DELETED),
+        otherwise its kubelet's stand-in removes it after ``grace * grace_scale`` seconds (see
+        :meth:`_finish_termination`). A second delete may only shorten the grace period.
         """
         meta = current.obj["metadata"]
         now = self.clock()
+        new = current.copy()
         if meta.get("deletionTimestamp"):
             existing = int(meta.get("deletionGracePeriodSeconds", 0))
             if grace >= existing:
                 return current, False  # already terminating at least this fast
             started = _parse_time(meta["deletionTimestamp"]) - timedelta(seconds=existing)
-            deadline = started + timedelta(seconds=grace)
+            new["metadata"]["deletionTimestamp"] = _timestamp(started + timedelta(seconds=grace))
+            new["metadata"]["deletionGracePeriodSeconds"] = grace
         else:
-            deadline = now + timedelta(seconds=grace)
-        new = current.copy()
-        new["metadata"]["deletionTimestamp"] = _timestamp(deadline)
-        new["metadata"]["deletionGracePeriodSeconds"] = grace
+            new["metadata"]["deletionTimestamp"] = _timestamp(now + timedelta(seconds=grace))
+            self._mark_deleted(new, grace, policy)
         if dry_run:
-            return Entry(new), grace == 0
+            return Entry(new), self._deletable(new)
         key = (meta["namespace"], meta["name"])
         entry = self._commit(PODS, key, new, "MODIFIED", current)
-        if grace == 0:
-            final = self._remove(PODS, key, entry)
-            self._collect_garbage(final.obj, orphan=orphan)
-            return final, True
-        delay = min(float(grace), self.termination_delay)
-        timer = threading.Timer(delay, self._finish_termination, (key, meta["uid"], self._epoch))
-        timer.daemon = True
-        self._timers.append(timer)
-        timer.start()
+        self._schedule_gc()
+        if self._deletable(new):
+            return self._remove(PODS, key, entry), True
+        if grace > 0:
+            self._start_timer(
+                grace * self.grace_scale, self._finish_termination, key, meta["uid"], self._epoch
+            )
         return entry, False
 
+    def _start_timer(self, delay: float, fn: Callable[..., None], *args: Any) -> threading.Timer:
+        timer = threading.Timer(delay, fn, args)
+        timer.daemon = True
+        self._timers = [t for t in self._timers if t.is_alive()]
+        self._timers.append(timer)
+        timer.start()
+        return timer
+
+    def _kubelet_gone(self, node: str) -> bool:
+        """No kubelet answers for ``node``: its Node is gone, or its Ready condition is Unknown
+        (the node lifecycle controller's mark for a kubelet that stopped posting status)."""
+        entry = self._objects[NODES.resource].get(("", node))
+        if entry is None:
+            return True
+        for cond in (entry.obj.get("status") or {}).get("conditions") or []:
+            if cond.get("type") == "Ready":
+                return cond.get("status") == "Unknown"
+        return False
+
     def _finish_termination(self, key: Key, uid: str, epoch: int) -> None:
-        """The kubelet's part: containers stopped, it deletes the pod with a grace of 0."""
+        """The kubelet's part: containers stopped, it deletes the pod with a grace of 0.
+
+        Only a kubelet does this: while the pod's node has none (see :meth:`_kubelet_gone`), the
+        pod stays Terminating until the node comes back or the pod GC force-deletes it
+        ("Pod Lifecycle › Termination of Pods", "Garbage collection of Pods").
+        """
         try:
             with self.lock:
                 current = self._objects[PODS.resource].get(key)
                 if self._epoch != epoch or current is None or current.obj["metadata"]["uid"] != uid:
                     return
-                self._delete_pod(current, 0, dry_run=False, orphan=False)
+                node = (current.obj.get("spec") or {}).get("nodeName", "")
+                if node and self._kubelet_gone(node):
+                    self._awaiting_kubelet.setdefault(node, set()).add(key)
+                    return
+                self._delete_pod(current, 0, dry_run=False)
         except Exception as exc:  # a background thread: make it fail the test, not vanish
             self.bugs.append(f"pod termination of {key}: {exc!r}")
             raise
+
+    def _kubelet_back(self, node: str) -> None:
+        """A node whose kubelet was gone is Ready again: it finishes what it was stopping."""
+        for key in self._awaiting_kubelet.pop(node, set()):
+            entry = self._objects[PODS.resource].get(key)
+            if entry is not None:
+                self._start_timer(
+                    0, self._finish_termination, key, entry.obj["metadata"]["uid"], self._epoch
+                )
 
     def _delete_namespace(
         self, current: Entry, *, client: bool, dry_run: bool
@@ -763,47 +899,167 @@ class Store:
             raise E.forbidden_request(
                 f'namespaces "{name}" is forbidden: this namespace may not be deleted'
             )
+        if current.obj["metadata"].get("deletionTimestamp"):
+            return current, False
         terminating = current.copy()
         terminating["metadata"]["deletionTimestamp"] = _timestamp(self.clock())
         terminating["metadata"]["deletionGracePeriodSeconds"] = 0
         terminating["status"] = {"phase": "Terminating"}
         if dry_run:
             return Entry(terminating), False
-        key = ("", name)
-        entry = self._commit(NAMESPACES, key, terminating, "MODIFIED", current)
-        # The namespace controller's part, done at once: delete the contents, then the namespace.
-        for rt in TYPES:
-            if not rt.namespaced:
-                continue
-            for obj_key in [k for k in self._keys[rt.resource] if k[0] == name]:
-                self._remove(rt, obj_key, self._objects[rt.resource][obj_key])
-        self._remove(NAMESPACES, key, entry)
+        entry = self._commit(NAMESPACES, ("", name), terminating, "MODIFIED", current)
+        self._schedule_gc()  # the namespace controller empties it, asynchronously
         return entry, False
 
     def _remove(self, rt: ResourceType, key: Key, current: Entry) -> Entry:
-        final = current.copy()
-        return self._commit(rt, key, final, "DELETED", current)
+        final = self._commit(rt, key, current.copy(), "DELETED", current)
+        self._schedule_gc()  # its dependents, its namespace, a foreground owner may go now
+        return final
 
-    def _collect_garbage(self, owner: dict[str, Any], *, orphan: bool) -> None:
-        uid = owner["metadata"]["uid"]
-        owner_ns = owner["metadata"].get("namespace", "")
+    # -- garbage collection (kube-controller-manager's garbagecollector and namespace controller)
+
+    def _schedule_gc(self) -> None:
+        if self._gc_timer is None or not self._gc_timer.is_alive():
+            self._gc_timer = self._start_timer(self.gc_delay, self._gc_pass, self._epoch)
+
+    def _gc_pass(self, epoch: int) -> None:
+        try:
+            with self.lock:
+                if self._epoch != epoch or self._closed:
+                    return
+                self._gc_timer = None
+                self._collect()  # every removal schedules the next pass
+        except SimulatorBug:
+            pass  # recorded already
+        except Exception as exc:  # a background thread: make it fail the test, not vanish
+            self.bugs.append(f"garbage collection: {exc!r}")
+            raise
+
+    def _collect(self) -> None:
+        """One pass of the garbage collector and the namespace controller (each removal and
+        each deletion schedules the next).
+
+        "Garbage Collection": dependents of an owner that is gone are deleted (background); an
+        owner with the ``foregroundDeletion`` finalizer waits until its dependents are gone,
+        then loses the finalizer (owner last); ``orphan`` removes the owner's reference from its
+        dependents, then the finalizer. "Namespaces" (namespace controller): a Terminating
+        namespace's content is deleted; the namespace goes when nothing is left in it.
+        """
+        uids: dict[str, tuple[ResourceType, Key]] = {}
+        dependents: dict[str, list[tuple[ResourceType, Key]]] = {}
         for rt in TYPES:
-            for key, entry in list(self._objects[rt.resource].items()):
-                refs = entry.obj["metadata"].get("ownerReferences") or []
-                if not any(r.get("uid") == uid for r in refs):
+            for key, entry in self._objects[rt.resource].items():
+                meta = entry.obj["metadata"]
+                uids[meta["uid"]] = (rt, key)
+                for ref in meta.get("ownerReferences") or []:
+                    dependents.setdefault(ref.get("uid", ""), []).append((rt, key))
+        for rt in TYPES:
+            for key in list(self._keys[rt.resource]):
+                entry = self._objects[rt.resource].get(key)
+                if entry is None:
                     continue
-                if owner_ns and key[0] != owner_ns:
+                meta = entry.obj["metadata"]
+                if meta.get("deletionTimestamp"):
+                    finalizers = meta.get("finalizers") or []
+                    if "foregroundDeletion" in finalizers:
+                        self._foreground(rt, key, entry, dependents)
+                    elif "orphan" in finalizers:
+                        self._orphan(rt, key, entry, dependents)
+                    if rt is NAMESPACES:
+                        self._finalize_namespace(key[1])
                     continue
-                if orphan or len(refs) > 1:
-                    new = entry.copy()
-                    kept = [r for r in refs if r.get("uid") != uid]
-                    if kept:
-                        new["metadata"]["ownerReferences"] = kept
-                    else:
-                        new["metadata"].pop("ownerReferences", None)
-                    self._commit(rt, key, new, "MODIFIED", entry)
-                else:
+                refs = meta.get("ownerReferences") or []
+                if not refs:
+                    continue
+                alive = [r for r in refs if r.get("uid") in uids]
+                if not alive:
+                    # Every owner is gone: collect it (its own dependents follow in background).
                     self.delete_entry(rt, key[0], key[1], client=False)
+                elif len(alive) < len(refs):
+                    new = entry.copy()
+                    new["metadata"]["ownerReferences"] = alive
+                    self._commit(rt, key, new, "MODIFIED", entry)
+
+    def _live(self, found: list[tuple[ResourceType, Key]]) -> list[tuple[ResourceType, Entry]]:
+        out = []
+        for rt, key in found:
+            entry = self._objects[rt.resource].get(key)
+            if entry is not None:
+                out.append((rt, entry))
+        return out
+
+    def _drop_finalizer(self, rt: ResourceType, key: Key, entry: Entry, name: str) -> None:
+        new = entry.copy()
+        finalizers = [f for f in new["metadata"].get("finalizers") or [] if f != name]
+        if finalizers:
+            new["metadata"]["finalizers"] = finalizers
+        else:
+            new["metadata"].pop("finalizers", None)
+        self._update_from(rt, key, entry, new, "", False, False, [])
+
+    def _foreground(
+        self,
+        rt: ResourceType,
+        key: Key,
+        entry: Entry,
+        dependents: dict[str, list[tuple[ResourceType, Key]]],
+    ) -> None:
+        uid = entry.obj["metadata"]["uid"]
+        live = self._live(dependents.get(uid, []))
+        if not live:
+            self._drop_finalizer(rt, key, entry, "foregroundDeletion")
+            return
+        for dep_rt, dep in live:
+            dep_meta = dep.obj["metadata"]
+            if not dep_meta.get("deletionTimestamp"):
+                has_own = bool(dependents.get(dep_meta["uid"]))
+                self.delete_entry(
+                    dep_rt,
+                    dep_meta.get("namespace", ""),
+                    dep_meta["name"],
+                    propagation_policy="Foreground" if has_own else "Background",
+                    client=False,
+                )
+
+    def _orphan(
+        self,
+        rt: ResourceType,
+        key: Key,
+        entry: Entry,
+        dependents: dict[str, list[tuple[ResourceType, Key]]],
+    ) -> None:
+        uid = entry.obj["metadata"]["uid"]
+        for dep_rt, dep in self._live(dependents.get(uid, [])):
+            new = dep.copy()
+            refs = [r for r in new["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
+            if refs:
+                new["metadata"]["ownerReferences"] = refs
+            else:
+                new["metadata"].pop("ownerReferences", None)
+            dep_meta = dep.obj["metadata"]
+            self._commit(
+                dep_rt, (dep_meta.get("namespace", ""), dep_meta["name"]), new, "MODIFIED", dep
+            )
+        current = self._objects[rt.resource].get(key)
+        if current is not None:
+            self._drop_finalizer(rt, key, current, "orphan")
+
+    def _finalize_namespace(self, name: str) -> None:
+        """The namespace controller: delete what is left; the namespace goes when nothing is
+        (its ``kubernetes`` finalizer, in ``spec.finalizers``, is then done)."""
+        left = False
+        for rt in TYPES:
+            if not rt.namespaced:
+                continue
+            keys = [k for k in self._keys[rt.resource] if k[0] == name]
+            for obj_key in keys:
+                left = True
+                entry = self._objects[rt.resource].get(obj_key)
+                if entry is not None and not entry.obj["metadata"].get("deletionTimestamp"):
+                    self.delete_entry(rt, name, obj_key[1], client=False)
+        entry = self._objects[NAMESPACES.resource].get(("", name))
+        if not left and entry is not None and not entry.obj["metadata"].get("finalizers"):
+            self._remove(NAMESPACES, ("", name), entry)
 
     def delete_collection(
         self,
@@ -1073,6 +1329,12 @@ class Store:
                 return None
             return self._rv, list(self._events_after(cursor))
 
+    def end_watches(self) -> None:
+        """End every open watch (see ``KubeSimulator.end_watches``)."""
+        with self.lock:
+            self._watch_generation += 1
+            self.changed.notify_all()
+
     def wake(self) -> None:
         """Wake everything waiting in :meth:`changes` (an observer that wants to stop)."""
         with self.lock:
@@ -1104,6 +1366,7 @@ class Store:
                 watcher.cursor = self._rv
             else:
                 start = self._parse_rv(resource_version)
+                self._compact()
                 if start < self._compacted:
                     watcher.pending = [
                         (
@@ -1142,13 +1405,32 @@ class Store:
             if key not in table:
                 bisect.insort(self._keys[rt.resource], key)
             table[key] = entry
-        self._history.append(Event(self._rv, kind, rt, key, entry, old))
-        if len(self._history) > self.history_limit + self.history_limit // 4:
-            drop = len(self._history) - self.history_limit
-            self._compacted = self._history[drop - 1].rv
-            del self._history[:drop]
+        self._history.append(Event(self._rv, kind, rt, key, entry, old, time.monotonic()))
+        if (
+            rt is NODES
+            and kind != "DELETED"
+            and key[1] in self._awaiting_kubelet
+            and not self._kubelet_gone(key[1])
+        ):
+            self._kubelet_back(key[1])
+        self._compact()
         self.changed.notify_all()
         return entry
+
+    def _compact(self) -> None:
+        """Drop what is beyond the window: the oldest events past ``history_limit`` (in batches,
+        as the watch cache's ring), and every event older than ``history_window`` seconds, as
+        kube-apiserver's periodic etcd compaction does."""
+        history = self._history
+        drop = 0
+        if len(history) > self.history_limit + self.history_limit // 4:
+            drop = len(history) - self.history_limit
+        cutoff = time.monotonic() - self.history_window
+        if history and history[drop:] and history[drop].at < cutoff:
+            drop = bisect.bisect_left(history, cutoff, lo=drop, key=lambda e: e.at)
+        if drop:
+            self._compacted = history[drop - 1].rv
+            del history[:drop]
 
     def _key(self, rt: ResourceType, namespace: str, name: str) -> Key:
         return (namespace if rt.namespaced else "", name)
@@ -1352,12 +1634,19 @@ class Watcher:
         self.fields = fields
         self.cursor = 0
         self.epoch = store.epoch
+        self.generation = store._watch_generation
         self.pending: list[tuple[str, bytes]] = []
         self.finished = False
 
     @property
     def alive(self) -> bool:
-        return not self.finished and not self.store.closed and self.store.epoch == self.epoch
+        store = self.store
+        return (
+            not self.finished
+            and not store.closed
+            and store.epoch == self.epoch
+            and store._watch_generation == self.generation
+        )
 
     def _matches(self, obj: dict[str, Any]) -> bool:
         return self._match_labels(obj["metadata"].get("labels")) and (

@@ -497,3 +497,53 @@ def test_client_from_settings_reads_the_kubeconfig_setting(kube: Kube) -> None:
             assert isinstance(adapter.nodes_list(), list)
         finally:
             k8s.reset_client()
+
+
+@pytest.mark.simulator_only
+def test_pods_wait_ready_lists_again_when_its_version_has_expired(
+    kube: Kube, cluster: k8s.Kubernetes
+) -> None:
+    """API Concepts › 410 Gone responses: the adapter's watch ends (as kube-apiserver ends
+    watches); by then its resourceVersion is older than the server's window (kept short here),
+    so the new watch is 410 Gone and the adapter must list again, which finds the pod."""
+    assert kube.simulator is not None
+    ns = kube.namespace()
+    kube.core.create_namespaced_pod(
+        ns,
+        pod_manifest("w-1", labels={"app": "worker"}, node_name="node-a"),
+        _request_timeout=TIMEOUT,
+    )
+    kube.simulator.store.history_window = 0.3
+    kube.recorder.reset()
+    got: dict[str, object] = {}
+
+    def wait() -> None:
+        try:
+            got["pods"] = cluster.pods_wait_ready(ns, "app=worker", 1, timeout=20)
+        except Exception as exc:  # reported below
+            got["error"] = exc
+
+    def calls(verb: str) -> int:
+        return kube.recorder.count(verb, "", "pods", ns)
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    deadline = time.monotonic() + TIMEOUT
+    while calls("watch") < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    # Writes the adapter's watch does not select; the first leaves the window before it ends.
+    kube.core.create_namespaced_pod(
+        ns, pod_manifest("other-1", labels={"app": "other"}), _request_timeout=TIMEOUT
+    )
+    time.sleep(0.5)
+    kube.core.create_namespaced_pod(
+        ns, pod_manifest("other-2", labels={"app": "other"}), _request_timeout=TIMEOUT
+    )
+    kube.simulator.end_watches()
+    while calls("list") < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    _mark_ready(kube, ns, "w-1")
+    thread.join(30)
+    assert "error" not in got, got.get("error")
+    assert [p.name for p in got["pods"]] == ["w-1"]  # type: ignore[attr-defined]
+    assert calls("list") == 2

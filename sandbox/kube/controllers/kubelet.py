@@ -7,7 +7,8 @@ every container running and ready, the five pod conditions true, a ``Started`` e
 Nothing runs: containers never exit, probes are not run (a container is ready once started), and
 images are not pulled. A pod on a node that is not Ready waits; a Running pod that lost
 readiness with its node (the node lifecycle controller marks it) is ready again when the node is.
-Graceful deletion is finished by the store's own stand-in (see ``Store.termination_delay``).
+Graceful deletion is finished by the store's own stand-in after the scaled grace period (see
+``Store._finish_termination``), and only while the node's kubelet is there.
 
 Device plugins ("Device Plugins"; the NVIDIA device plugin): a node registers without
 ``nvidia.com/gpu``. When a pod of the NVIDIA device plugin's image runs on a node whose hardware

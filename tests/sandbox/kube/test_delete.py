@@ -66,10 +66,11 @@ def test_deleting_a_scheduled_pod_marks_it_terminating(kube: Kube) -> None:
 @pytest.mark.simulator_only
 def test_the_simulated_kubelet_removes_a_terminating_pod(kube: Kube) -> None:
     """The stand-in kubelet finishes a graceful deletion as a kubelet does: a final delete with
-    a grace of 0 (MODIFIED), then the pod is gone (DELETED)."""
+    a grace of 0 (MODIFIED), then the pod is gone (DELETED). It needs the pod's Node (where the
+    kubelet is)."""
     ns = kube.namespace()
     kube.core.create_namespaced_pod(
-        ns, pod_manifest("p", node_name="node-a"), _request_timeout=TIMEOUT
+        ns, pod_manifest("p", node_name=kube.node()), _request_timeout=TIMEOUT
     )
     start = kube.core.list_namespaced_pod(ns, _request_timeout=TIMEOUT).metadata.resource_version
     kube.core.delete_namespaced_pod("p", ns, _request_timeout=TIMEOUT)

@@ -210,3 +210,43 @@ def test_watches_end_when_the_server_stops(tmp_path) -> None:
         sim.stop()
     assert ended.wait(TIMEOUT)
     api.close()
+
+
+@pytest.mark.simulator_only
+def test_a_watch_or_list_from_a_version_older_than_the_window_is_410_gone(kube: Kube) -> None:
+    """410 Gone responses in ordinary operation: kube-apiserver compacts etcd every 5 minutes,
+    so a version older than that window is gone even after a handful of writes (the window is
+    shortened here to 0.3 s)."""
+    assert kube.simulator is not None
+    kube.simulator.store.history_window = 0.3
+    ns = kube.namespace()
+    start = kube.core.list_namespaced_pod(ns, _request_timeout=TIMEOUT).metadata.resource_version
+    kube.core.create_namespaced_pod(ns, pod_manifest("a"), _request_timeout=TIMEOUT)
+    time.sleep(0.5)
+    kube.core.create_namespaced_pod(ns, pod_manifest("b"), _request_timeout=TIMEOUT)
+    stream = watch.Watch()
+    with pytest.raises(client.ApiException) as caught:
+        for _ in stream.stream(
+            kube.core.list_namespaced_pod,
+            ns,
+            resource_version=start,
+            timeout_seconds=2,
+            _request_timeout=(TIMEOUT, 7),
+        ):
+            pass
+    assert caught.value.status == 410
+    with pytest.raises(client.ApiException) as caught:
+        kube.core.list_namespaced_pod(
+            ns,
+            resource_version=start,
+            resource_version_match="Exact",
+            _request_timeout=TIMEOUT,
+        )
+    assert caught.value.status == 410
+    # The newest version is always inside the window.
+    now = kube.core.list_namespaced_pod(ns, _request_timeout=TIMEOUT).metadata.resource_version
+    time.sleep(0.5)
+    events = collect_events(
+        kube.core.list_namespaced_pod, ns, resource_version=now, timeout_seconds=1
+    )
+    assert events == []
