@@ -63,6 +63,7 @@ class PlacedPod:
     labels: dict[str, str]
     terminating: bool = False
     anti_terms: tuple[dict[str, Any], ...] = ()
+    nonzero: tuple[Decimal, Decimal] = (Decimal(0), Decimal(0))
 
     @classmethod
     def of(cls, pod: dict[str, Any]) -> PlacedPod:
@@ -72,6 +73,7 @@ class PlacedPod:
             labels=dict(meta.get("labels") or {}),
             terminating=bool(meta.get("deletionTimestamp")),
             anti_terms=required_anti_affinity(pod.get("spec") or {}),
+            nonzero=nonzero_requests(pod.get("spec") or {}),
         )
 
 
@@ -94,6 +96,17 @@ def pod_requests(spec: dict[str, Any]) -> Resources:
     for name, amount in (spec.get("overhead") or {}).items():
         total[name] = total.get(name, Decimal(0)) + quantity.value(amount)
     return {name: amount for name, amount in total.items() if amount}
+
+
+def nonzero_requests(spec: dict[str, Any]) -> tuple[Decimal, Decimal]:
+    """cpu and memory as the scoring plugins count them (NonZeroRequested): each container
+    without a request counts the scheduler's defaults, 100m and 200Mi."""
+    cpu = memory = Decimal(0)
+    for container in spec.get("containers") or ():
+        requests = (container.get("resources") or {}).get("requests") or {}
+        cpu += quantity.value(requests["cpu"]) if "cpu" in requests else _SCORE_CPU
+        memory += quantity.value(requests["memory"]) if "memory" in requests else _SCORE_MEMORY
+    return cpu, memory
 
 
 def tolerates(toleration: dict[str, Any], taint: dict[str, Any]) -> bool:
@@ -203,6 +216,8 @@ class NodeInfo:
     requested: Resources = field(default_factory=dict)
     pod_count: int = 0
     pods: dict[tuple[str, str], PlacedPod] = field(default_factory=dict)
+    nonzero_cpu: Decimal = Decimal(0)
+    nonzero_memory: Decimal = Decimal(0)
     version: str = ""  # the node's resourceVersion this was built from
 
     @classmethod
@@ -235,6 +250,8 @@ class NodeInfo:
         for name, amount in requests.items():
             self.requested[name] = self.requested.get(name, Decimal(0)) + sign * amount
         self.pod_count += sign
+        self.nonzero_cpu += sign * placed.nonzero[0]
+        self.nonzero_memory += sign * placed.nonzero[1]
         if sign > 0:
             self.pods[key] = placed
         else:
@@ -274,7 +291,9 @@ def filter_node(
 def score_nodes(nodes: list[NodeInfo], spec: dict[str, Any], requests: Resources) -> NodeInfo:
     """Pick the best feasible node, as the default score plugins weigh them: TaintToleration
     (fewest untolerated PreferNoSchedule taints, weight 3), NodeAffinity preferred terms (2) and
-    NodeResourcesFit LeastAllocated (1). Ties go to the first name, where the real scheduler
+    NodeResourcesFit LeastAllocated (1) over the non-zero requests of the placed pods and the
+    pod (pkg/scheduler/framework/plugins/noderesources/least_allocated.go, NonZeroRequested), so
+    equal nodes do fill evenly. Ties go to the first name, where the real scheduler
     picks at random. Nothing here spreads a workload's pods on purpose: the soft scores that may
     (PodTopologySpread's system default constraints, InterPodAffinity's preferred terms,
     ImageLocality, BalancedAllocation) are not modelled, so a test that needs pods on different
@@ -282,8 +301,7 @@ def score_nodes(nodes: list[NodeInfo], spec: dict[str, Any], requests: Resources
     if len(nodes) == 1:
         return nodes[0]
     tolerations = spec.get("tolerations") or []
-    cpu = requests.get("cpu") or _SCORE_CPU
-    memory = requests.get("memory") or _SCORE_MEMORY
+    cpu, memory = nonzero_requests(spec)
     raw = []
     for node in nodes:
         prefer_no = sum(
@@ -293,9 +311,12 @@ def score_nodes(nodes: list[NodeInfo], spec: dict[str, Any], requests: Resources
         )
         preferred = preferred_affinity_score(spec, node.labels, node.name)
         free = []
-        for name, amount in (("cpu", cpu), ("memory", memory)):
+        for name, amount, placed in (
+            ("cpu", cpu, node.nonzero_cpu),
+            ("memory", memory, node.nonzero_memory),
+        ):
             capacity = node.allocatable.get(name, Decimal(0))
-            used = node.requested.get(name, Decimal(0)) + amount
+            used = placed + amount
             free.append(float((capacity - used) / capacity) if capacity > 0 else 0.0)
         raw.append((node, prefer_no, preferred, sum(free) / len(free)))
     max_prefer_no = max(r[1] for r in raw) or 1

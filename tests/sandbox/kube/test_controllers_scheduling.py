@@ -470,14 +470,14 @@ def test_required_pod_anti_affinity_puts_one_pod_per_node_and_the_next_waits(kub
     assert pods["w3"]["spec"]["nodeName"] == gone
 
 
-def test_without_constraints_the_scheduler_does_not_spread_a_workloads_pods(kube: Kube) -> None:
-    """kube-scheduler's default scores have no "fewer pods of the same owner" rule: with
-    identical empty nodes, pods of one ReplicaSet may share a node (here LeastAllocated with no
-    requests ties, and the tie goes to the first node). A test that needs spreading must ask
-    for it."""
+def test_without_constraints_a_workloads_pods_go_where_resources_score_best(kube: Kube) -> None:
+    """kube-scheduler's default scores have no "fewer pods of the same owner" rule: a big node
+    and a small one, pods requesting nothing (scored as 100m and 200Mi each, NonZeroRequested):
+    NodeResourcesFit's LeastAllocated keeps preferring the big node, so the ReplicaSet's three
+    pods share it. A test that needs them spread must ask for it."""
     kube.controllers()
-    for _ in range(3):
-        kube.node()
+    big = kube.node(allocatable={"cpu": "16", "memory": "64Gi", "pods": "110"})
+    kube.node(allocatable={"cpu": "2", "memory": "4Gi", "pods": "110"})
     ns = kube.namespace()
     labels = {"app": "web"}
     kube.apps.create_namespaced_replica_set(
@@ -497,7 +497,7 @@ def test_without_constraints_the_scheduler_does_not_spread_a_workloads_pods(kube
         ns,
         until=lambda p: len(p) == 3 and all(x["spec"].get("nodeName") for x in p.values()),
     )
-    assert len({p["spec"]["nodeName"] for p in pods.values()}) == 1
+    assert {p["spec"]["nodeName"] for p in pods.values()} == {big}
 
 
 def spread(key: str, labels: dict[str, str], max_skew: int = 1) -> list[dict[str, Any]]:
