@@ -317,7 +317,8 @@ class Kubelet(Controller):
                 "reason": "OOMKilled" if oom else "Error",
                 "startedAt": now,
                 "finishedAt": now,
-                "containerID": self._container_id(pod, container) + f"-{step}",
+                "containerID": "containerd://"
+                + _digest(f"{meta['uid']}/{name}/{step}"),  # one container per run
             }
             restarts = step
             if step == 0:
