@@ -508,6 +508,15 @@ class Kubernetes:
         Lists once, then watches from the list's resourceVersion (re-listing if the server says
         that version is too old), with the watch's own server-side timeout and a read timeout, so
         it returns or raises TransientError within about ``timeout`` seconds.
+
+        A pod that will not become Ready without someone changing something ends the wait at
+        once with PermanentError, code = the kubelet's reason: a container in ImagePullBackOff
+        (the pull failed and is being retried with back-off: "Images › Image pull back-off"),
+        InvalidImageName or ErrImageNeverPull, one in CrashLoopBackOff (restarted with back-off
+        after exiting; the message names the last exit, e.g. OOMKilled, exit code 137), or a
+        pod Failed. A first ErrImagePull alone does not end it (a registry hiccup can pass; the
+        kubelet reports ImagePullBackOff right after). A timeout names what the not-Ready pods
+        are waiting on.
         """
         what = f"wait for {count} ready pods {label_selector!r} in {namespace}"
         deadline = time.monotonic() + timeout
@@ -523,10 +532,19 @@ class Kubernetes:
             ready = [p for p in pods.values() if _pod_ready(p)]
             if len(ready) >= count:
                 return sorted((_pod(p) for p in ready), key=lambda p: p.name)
+            for name in sorted(pods):
+                stuck = _pod_stuck(pods[name])
+                if stuck is not None:
+                    reason, detail = stuck
+                    raise PermanentError(f"{what}: pod {name} {detail}", system=SYSTEM, code=reason)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                waiting = sorted(
+                    {r for p in pods.values() if not _pod_ready(p) for r in _waiting_reasons(p)}
+                )
                 raise TransientError(
-                    f"{what}: {len(ready)} ready after {timeout:g}s",
+                    f"{what}: {len(ready)} ready after {timeout:g}s"
+                    + (f" (waiting: {', '.join(waiting)})" if waiting else ""),
                     system=SYSTEM,
                     code="timeout",
                 )
@@ -570,6 +588,8 @@ class Kubernetes:
                 else:
                     pods[pod.metadata.name] = pod
                 if sum(1 for p in pods.values() if _pod_ready(p)) >= count:
+                    break
+                if kind != "DELETED" and _pod_stuck(pod) is not None:
                     break
         except ApiException as exc:
             if exc.status == 410:
@@ -649,6 +669,58 @@ def _pod_ready(model: Any) -> bool:
     if status is None or status.phase != "Running":
         return False
     return any(c.type == "Ready" and c.status == "True" for c in status.conditions or [])
+
+
+# Container waiting reasons after which a pod does not become Ready by itself (kubelet:
+# pkg/kubelet/images/types.go, pkg/kubelet/container/sync_result.go).
+_STUCK_WAITING = ("ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "CrashLoopBackOff")
+
+
+def _container_statuses(model: Any) -> list[Any]:
+    status = model.status
+    if status is None:
+        return []
+    return [*(status.init_container_statuses or ()), *(status.container_statuses or ())]
+
+
+def _waiting_reasons(model: Any) -> list[str]:
+    return [
+        c.state.waiting.reason
+        for c in _container_statuses(model)
+        if c.state is not None and c.state.waiting is not None and c.state.waiting.reason
+    ]
+
+
+def _pod_stuck(model: Any) -> tuple[str, str] | None:
+    """(reason, what to tell) if the pod will not become Ready without a change, else None."""
+    if model.metadata.deletion_timestamp is not None:
+        return None
+    if model.status is not None and model.status.phase == "Failed":
+        reason = model.status.reason or "Failed"
+        for c in _container_statuses(model):
+            terminated = c.state.terminated if c.state is not None else None
+            if terminated is not None and terminated.exit_code:
+                return (
+                    terminated.reason or reason,
+                    f"failed: container {c.name} exited with code {terminated.exit_code}"
+                    f" ({terminated.reason or 'Error'})",
+                )
+        return reason, f"failed: {model.status.message or reason}"
+    for c in _container_statuses(model):
+        waiting = c.state.waiting if c.state is not None else None
+        if waiting is None or waiting.reason not in _STUCK_WAITING:
+            continue
+        detail = f"container {c.name} ({c.image}) is in {waiting.reason}"
+        last = c.last_state.terminated if c.last_state is not None else None
+        if waiting.reason == "CrashLoopBackOff" and last is not None:
+            detail += (
+                f" after {c.restart_count} restarts, last exit code {last.exit_code}"
+                f" ({last.reason or 'Error'})"
+            )
+        elif waiting.message:
+            detail += f": {waiting.message}"
+        return waiting.reason, detail
+    return None
 
 
 def _pod(model: Any) -> Pod:

@@ -981,6 +981,59 @@ class DaemonSetStrategy(Strategy):
         return []
 
 
+PDB_STATUS_COUNTS = ("disruptionsAllowed", "currentHealthy", "desiredHealthy", "expectedPods")
+
+
+def _validate_int_or_percent(where: str, raw: Any) -> list[FieldError]:
+    """policy validation's ValidatePositiveIntOrPercent and IsNotMoreThan100Percent."""
+    if isinstance(raw, int):
+        if raw < 0:
+            return [invalid(where, raw, "must be greater than or equal to 0")]
+        return []
+    match = re.fullmatch(r"([0-9]+)%", raw) if isinstance(raw, str) else None
+    if not match:
+        return [invalid(where, raw, _PERCENT_MESSAGE)]
+    if int(match.group(1)) > 100:
+        return [invalid(where, raw, "must not be greater than 100%")]
+    return []
+
+
+class PodDisruptionBudgetStrategy(Strategy):
+    """policy/v1 PodDisruptionBudgets ("Specifying a Disruption Budget for your Application";
+    pkg/registry/policy/poddisruptionbudget/strategy.go, pkg/apis/policy/validation): status
+    reset on create, generation bumped by spec changes, at most one of minAvailable and
+    maxUnavailable, each a non-negative int or a percentage up to 100%. The status is the
+    disruption controller's (``controllers/disruption.py``)."""
+
+    def prepare_for_create(self, obj: dict[str, Any], store: Store) -> None:
+        obj["status"] = dict.fromkeys(PDB_STATUS_COUNTS, 0)
+
+    def validate(self, obj: dict[str, Any]) -> list[FieldError]:
+        spec = obj.get("spec") or {}
+        errors: list[FieldError] = []
+        if "minAvailable" in spec and "maxUnavailable" in spec:
+            errors.append(
+                invalid("spec", spec, "minAvailable and maxUnavailable cannot be both set")
+            )
+        for key in ("minAvailable", "maxUnavailable"):
+            if key in spec:
+                errors.extend(_validate_int_or_percent(f"spec.{key}", spec[key]))
+        policy = spec.get("unhealthyPodEvictionPolicy")
+        if policy is not None and policy not in ("AlwaysAllow", "IfHealthyBudget"):
+            errors.append(
+                not_supported(
+                    "spec.unhealthyPodEvictionPolicy", policy, ("AlwaysAllow", "IfHealthyBudget")
+                )
+            )
+        status = obj.get("status") or {}
+        for key in (*PDB_STATUS_COUNTS, "observedGeneration"):
+            value = status.get(key)
+            if isinstance(value, int) and value < 0:
+                errors.append(invalid(f"status.{key}", value, "must be greater than or equal to 0"))
+        errors.extend(validate_conditions(status.get("conditions"), "status.conditions"))
+        return errors
+
+
 class EventStrategy(Strategy):
     def validate(self, obj: dict[str, Any]) -> list[FieldError]:
         # ValidateEventCreate for core/v1 (legacy) events.
@@ -1318,6 +1371,22 @@ DAEMONSETS = ResourceType(
     field_labels=_labels_of(_meta_fields),
 )
 
+PODDISRUPTIONBUDGETS = ResourceType(
+    "policy",
+    "v1",
+    "poddisruptionbudgets",
+    "poddisruptionbudget",
+    "PodDisruptionBudget",
+    True,
+    PodDisruptionBudgetStrategy(),
+    dns1123_subdomain_errors,
+    _meta_fields,
+    ("pdb",),
+    (_status("PodDisruptionBudget", "policy"),),
+    tracks_generation=True,
+    field_labels=_labels_of(_meta_fields),
+)
+
 TYPES: tuple[ResourceType, ...] = (
     NAMESPACES,
     NODES,
@@ -1328,6 +1397,7 @@ TYPES: tuple[ResourceType, ...] = (
     DEPLOYMENTS,
     REPLICASETS,
     DAEMONSETS,
+    PODDISRUPTIONBUDGETS,
 )
 BY_RESOURCE: dict[tuple[str, str], ResourceType] = {(t.group, t.resource): t for t in TYPES}
 BY_KIND: dict[tuple[str, str], ResourceType] = {(t.api_version, t.kind): t for t in TYPES}

@@ -31,7 +31,15 @@ from .errors import ApiError, SimulatorBug
 from .recorder import Recorder
 from .resources import BY_RESOURCE, NAMESPACES, TYPES, VERBS, ResourceType
 from .schema import KUBERNETES_VERSION, Schemas
-from .store import PATCH_TYPES, Entry, ListResult, Store, WriteResult
+from .store import (
+    CONTAINER_FAULTS,
+    PATCH_TYPES,
+    ContainerFault,
+    Entry,
+    ListResult,
+    Store,
+    WriteResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -524,14 +532,26 @@ class _Handler(BaseHTTPRequestHandler):
             items = body.get("items", []) if isinstance(body, dict) else body or []
             created = sim.seed(*items)
             self._send(201, _dump({"items": created}))
+        elif path == "/_simulator/container-faults" and method == "POST":
+            body = body if isinstance(body, dict) else {}
+            try:
+                sim.fail_containers(
+                    str(body.get("reason", "")),
+                    **{
+                        key: str(body.get(key, "")) for key in ("image", "pod", "node", "namespace")
+                    },
+                    exit_code=int(body.get("exitCode", 1)),
+                )
+            except ValueError as exc:
+                raise E.bad_request(str(exc)) from exc
+            self._send(201, _dump(_success(201)))
+        elif path == "/_simulator/container-faults" and method == "DELETE":
+            sim.clear_container_faults()
+            self._send(200, _dump(_success(200)))
         elif path == "/_simulator/accesses" and method == "GET":
             identity = self.query.get("identity") or None
             accesses = [a.__dict__ for a in sim.recorder.accesses(identity)]
             self._send(200, _dump({"accesses": accesses, "rules": sim.recorder.rules(identity)}))
-        elif path == "/_simulator/block-evictions" and method == "POST":
-            body = body or {}
-            sim.block_evictions(body.get("namespace", ""), body.get("labelSelector", ""))
-            self._send(200, _dump(_success(200)))
         else:
             raise E.path_not_found()
 
@@ -555,7 +575,7 @@ class KubeSimulator:
 
     Start it with :meth:`start` (or as a context manager), point the official client at the
     kubeconfig from :meth:`write_kubeconfig`, and drive its simulator-only controls in-process:
-    :meth:`reset`, :meth:`seed`, :meth:`bulk_seed`, :meth:`block_evictions`, :attr:`recorder`.
+    :meth:`reset`, :meth:`seed`, :meth:`bulk_seed`, :attr:`recorder`.
     Controllers use :attr:`store` directly (same validation, same events).
     """
 
@@ -734,9 +754,32 @@ class KubeSimulator:
         """Store objects skipping validation entirely: benchmarks only."""
         return self.store.bulk_seed(objects)
 
-    def block_evictions(self, namespace: str, label_selector: str) -> None:
-        """Evictions of matching pods answer 429 TooManyRequests (a disruption budget at 0)."""
-        self.store.block_evictions(namespace, label_selector)
+    def fail_containers(
+        self,
+        reason: str,
+        *,
+        image: str = "",
+        pod: str = "",
+        node: str = "",
+        namespace: str = "",
+        exit_code: int = 1,
+    ) -> None:
+        """From now on, containers matching every given criterion (image, pod name, node,
+        namespace) fail as ``reason`` says: ErrImagePull (then ImagePullBackOff),
+        CrashLoopBackOff (exit ``exit_code``) or OOMKilled (exit 137). See the kubelet's
+        docstring; :meth:`clear_container_faults` lets them start on the next attempt."""
+        if reason not in CONTAINER_FAULTS:
+            raise ValueError(f"reason must be one of {', '.join(CONTAINER_FAULTS)}")
+        with self.store.lock:
+            self.store.container_faults.append(
+                ContainerFault(reason, image, pod, node, namespace, exit_code)
+            )
+            self.store.changed.notify_all()
+
+    def clear_container_faults(self) -> None:
+        with self.store.lock:
+            self.store.container_faults.clear()
+            self.store.changed.notify_all()
 
     @property
     def bugs(self) -> list[str]:

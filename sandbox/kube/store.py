@@ -33,6 +33,7 @@ from .resources import (
     DEPLOYMENTS,
     NAMESPACES,
     NODES,
+    PODDISRUPTIONBUDGETS,
     PODS,
     TYPES,
     ResourceType,
@@ -44,6 +45,7 @@ from .selectors import (
     FieldSelector,
     LabelSelector,
     format_label_selector_object,
+    from_label_selector_object,
     parse_field_selector,
     parse_label_selector,
 )
@@ -131,13 +133,30 @@ class WriteResult:
     changed: bool = True
 
 
-@dataclass
-class DisruptionBlock:
-    """A simulator-only stand-in for a PodDisruptionBudget that allows no disruption."""
+CONTAINER_FAULTS = ("ErrImagePull", "CrashLoopBackOff", "OOMKilled")
 
-    namespace: str
-    selector: LabelSelector
-    budget: str
+
+@dataclass(frozen=True)
+class ContainerFault:
+    """A simulator control: what a matching container does instead of starting (the real
+    trigger, a missing image or a crashing process, is outside the API). Empty criteria match
+    anything; every given one must match."""
+
+    reason: str  # one of CONTAINER_FAULTS
+    image: str = ""
+    pod: str = ""
+    node: str = ""
+    namespace: str = ""
+    exit_code: int = 1  # CrashLoopBackOff's; OOMKilled is always 137
+
+    def matches(self, pod: dict[str, Any], container: dict[str, Any]) -> bool:
+        meta = pod["metadata"]
+        return (
+            (not self.image or container.get("image") == self.image)
+            and (not self.pod or meta["name"] == self.pod)
+            and (not self.namespace or meta.get("namespace") == self.namespace)
+            and (not self.node or (pod.get("spec") or {}).get("nodeName") == self.node)
+        )
 
 
 class Store:
@@ -188,11 +207,12 @@ class Store:
         self._timers: list[threading.Timer] = []
         self._ip_counter = itertools.count(10)
         self._node_port_counter = itertools.count(30000)
-        self.disruption_blocks: list[DisruptionBlock] = []
         # The hardware behind each Node (what a device plugin finds on the host): node name ->
         # extended resource -> count. Written by the cloud bridge; read by the kubelet stand-in
         # when a device plugin's pod runs there. Not an API object.
         self.devices: dict[str, dict[str, int]] = {}
+        # Container faults the kubelet stand-in applies (``KubeSimulator.fail_containers``).
+        self.container_faults: list[ContainerFault] = []
         self.reset()
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -214,8 +234,8 @@ class Store:
             self._gc_timer = None
             self._awaiting_kubelet.clear()
             self._epoch += 1
-            self.disruption_blocks.clear()
             self.devices.clear()
+            self.container_faults.clear()
             self.bugs.clear()
             for name in SYSTEM_NAMESPACES:
                 self.create(
@@ -1143,7 +1163,13 @@ class Store:
                 self._commit(PODS, (namespace, name), new, "MODIFIED", current)
 
     def evict(self, namespace: str, name: str, eviction: Any, *, dry_run: bool = False) -> None:
-        """``pods/eviction`` ("API-initiated Eviction"): delete unless a budget forbids it."""
+        """``pods/eviction`` ("API-initiated Eviction"; pkg/registry/core/pod/storage/
+        eviction.go): a pod being deleted, finished or Pending, or one no budget selects, is
+        deleted; more than one budget is a 500; otherwise the budget's status must be current
+        (observedGeneration) and allow a disruption, which the eviction takes (decrement,
+        ``disruptedPods``) before deleting. A pod that is not Ready is deleted without taking
+        one while the budget is healthy (``unhealthyPodEvictionPolicy`` IfHealthyBudget, the
+        default) or at once with AlwaysAllow."""
         if not isinstance(eviction, dict):
             raise E.bad_request("Eviction must be a JSON object")
         body_name = (eviction.get("metadata") or {}).get("name", "")
@@ -1152,10 +1178,14 @@ class Store:
         options = eviction.get("deleteOptions") or {}
         with self.lock:
             current = self.get_entry(PODS, namespace, name)
-            labels = current.obj["metadata"].get("labels") or {}
-            for block in self.disruption_blocks:
-                if block.namespace == namespace and block.selector.matches(labels):
-                    raise _budget_violation(block)
+            pod = current.obj
+            phase = (pod.get("status") or {}).get("phase", "Pending")
+            if not pod["metadata"].get("deletionTimestamp") and phase not in (
+                "Succeeded",
+                "Failed",
+                "Pending",
+            ):
+                self._take_disruption(pod, dry_run=dry_run)
             self.delete_entry(
                 PODS,
                 namespace,
@@ -1164,6 +1194,60 @@ class Store:
                 preconditions=options.get("preconditions"),
                 dry_run=dry_run,
             )
+
+    def _take_disruption(self, pod: dict[str, Any], *, dry_run: bool) -> None:
+        namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        labels = pod["metadata"].get("labels") or {}
+        budgets = []
+        for entry in self.list_entries(PODDISRUPTIONBUDGETS, namespace).items:
+            selector = (entry.obj.get("spec") or {}).get("selector")
+            # getPodDisruptionBudgets: a nil or empty selector matches nothing here.
+            if selector and from_label_selector_object(selector).matches(labels):
+                budgets.append(entry)
+        if not budgets:
+            return
+        if len(budgets) > 1:
+            raise ApiError(
+                500,
+                "InternalError",
+                "This pod has more than one PodDisruptionBudget, which the eviction "
+                "subresource does not support.",
+            )
+        pdb = budgets[0].copy()
+        spec, status = pdb.get("spec") or {}, pdb.setdefault("status", {})
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (pod.get("status") or {}).get("conditions") or ()
+        )
+        if not ready:
+            if spec.get("unhealthyPodEvictionPolicy") == "AlwaysAllow":
+                return
+            desired = status.get("desiredHealthy", 0)
+            if status.get("currentHealthy", 0) >= desired and desired > 0:
+                return
+        budget = pdb["metadata"]["name"]
+        if status.get("observedGeneration", 0) < pdb["metadata"].get("generation", 1):
+            raise _budget_violation(
+                f"The disruption budget {budget} is still being processed by the server."
+            )
+        if status.get("disruptionsAllowed", 0) == 0:
+            raise _budget_violation(
+                f"The disruption budget {budget} needs {status.get('desiredHealthy', 0)} healthy "
+                f"pods and has {status.get('currentHealthy', 0)} currently"
+            )
+        if dry_run:
+            return
+        status["disruptionsAllowed"] -= 1
+        if status["disruptionsAllowed"] == 0:
+            for cond in status.get("conditions") or ():
+                if cond.get("type") == "DisruptionAllowed" and cond.get("status") == "True":
+                    cond.update(
+                        status="False",
+                        reason="InsufficientPods",
+                        lastTransitionTime=_timestamp(self.clock()),
+                    )
+        status.setdefault("disruptedPods", {})[name] = _timestamp(self.clock())
+        self.update(PODDISRUPTIONBUDGETS, pdb, subresource="status")
 
     def scale_of(self, entry: Entry) -> dict[str, Any]:
         """The ``autoscaling/v1`` Scale a Deployment's ``/scale`` subresource shows."""
@@ -1300,15 +1384,6 @@ class Store:
                 self._commit(rt, key, obj, "ADDED", None)
                 count += 1
         return count
-
-    def block_evictions(
-        self, namespace: str, label_selector: str, budget: str = "sim-budget"
-    ) -> None:
-        """Make evictions of matching pods answer 429, like a PodDisruptionBudget at its limit."""
-        with self.lock:
-            self.disruption_blocks.append(
-                DisruptionBlock(namespace, parse_label_selector(label_selector), budget)
-            )
 
     # -- in-process observers (controllers) ---------------------------------------------------
 
@@ -1565,12 +1640,9 @@ class Store:
         raise SimulatorBug(message)
 
 
-def _budget_violation(block: DisruptionBlock) -> ApiError:
+def _budget_violation(message: str) -> ApiError:
     """The eviction API's 429 when a PodDisruptionBudget allows no disruption now."""
-    cause = {
-        "reason": "DisruptionBudget",
-        "message": f"The disruption budget {block.budget} needs 1 healthy pods and has 1 currently",
-    }
+    cause = {"reason": "DisruptionBudget", "message": message}
     return ApiError(
         429,
         "TooManyRequests",

@@ -20,7 +20,7 @@ from kubernetes import client
 from clusterweb.errors import PermanentError, TransientError
 from clusterweb.integrations import k8s
 from clusterweb.integrations.k8s import Taint
-from tests.fixtures.kube import Kube, deployment_manifest, pod_manifest
+from tests.fixtures.kube import Kube, deployment_manifest, pod_manifest, wait_until
 
 TIMEOUT = 10
 ROOT = Path(__file__).resolve().parents[2]
@@ -289,6 +289,38 @@ def test_pods_wait_ready_gives_up_with_a_transient_error(
     assert time.monotonic() - started < TIMEOUT  # bounded, not hung
 
 
+@pytest.mark.simulator_only
+@pytest.mark.parametrize(
+    ("fault", "restart_policy", "code", "detail"),
+    [
+        ("ErrImagePull", "Always", "ImagePullBackOff", 'Back-off pulling image "'),
+        ("CrashLoopBackOff", "Always", "CrashLoopBackOff", "last exit code 2 (Error)"),
+        ("OOMKilled", "Always", "CrashLoopBackOff", "last exit code 137 (OOMKilled)"),
+        ("OOMKilled", "Never", "OOMKilled", "exited with code 137 (OOMKilled)"),
+    ],
+)
+def test_pods_wait_ready_names_a_container_that_will_not_start(
+    kube: Kube, cluster: k8s.Kubernetes, fault: str, restart_policy: str, code: str, detail: str
+) -> None:
+    """A pod stuck in ImagePullBackOff or CrashLoopBackOff, or Failed, ends the wait at once
+    with PermanentError naming the kubelet's reason, not a silent timeout."""
+    assert kube.simulator is not None
+    kube.somewhere_to_run()
+    image = "registry.example.com/clusterweb/worker:broken"
+    kube.simulator.fail_containers(fault, image=image, exit_code=2)
+    ns = kube.namespace()
+    manifest = pod_manifest("w", labels={"app": "worker"}, image=image)
+    manifest["spec"]["restartPolicy"] = restart_policy
+    kube.core.create_namespaced_pod(ns, manifest, _request_timeout=TIMEOUT)
+    started = time.monotonic()
+    with pytest.raises(PermanentError) as caught:
+        cluster.pods_wait_ready(ns, "app=worker", 1, timeout=60)
+    assert time.monotonic() - started < 30
+    assert caught.value.code == code
+    assert "pod w " in str(caught.value)
+    assert detail in str(caught.value)
+
+
 def test_pod_evict_removes_the_pod_and_tolerates_a_missing_one(
     kube: Kube, cluster: k8s.Kubernetes
 ) -> None:
@@ -298,16 +330,28 @@ def test_pod_evict_removes_the_pod_and_tolerates_a_missing_one(
     assert cluster.pod_evict(ns, "p") is False
 
 
-@pytest.mark.simulator_only
 def test_pod_evict_blocked_by_a_disruption_budget_is_transient(
     kube: Kube, cluster: k8s.Kubernetes
 ) -> None:
-    assert kube.simulator is not None
+    kube.somewhere_to_run()
     ns = kube.namespace()
     kube.core.create_namespaced_pod(
         ns, pod_manifest("db", labels={"app": "db"}), _request_timeout=TIMEOUT
     )
-    kube.simulator.block_evictions(ns, "app=db")
+    kube.policy.create_namespaced_pod_disruption_budget(
+        ns,
+        {
+            "metadata": {"name": "db"},
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}},
+        },
+        _request_timeout=TIMEOUT,
+    )
+    cluster.pods_wait_ready(ns, "app=db", 1, timeout=TIMEOUT)
+    wait_until(
+        kube.policy.list_namespaced_pod_disruption_budget,
+        ns,
+        until=lambda budgets: budgets.get("db", {}).get("status", {}).get("currentHealthy") == 1,
+    )
     with pytest.raises(TransientError) as caught:
         cluster.pod_evict(ns, "db")
     assert caught.value.code == "TooManyRequests"

@@ -19,6 +19,7 @@ from ..resources import EVENTS
 from ..store import Store
 from .base import Context, Controller, ControllerOptions, EventRecorder, Timers, parse_stamp
 from .daemonsets import DaemonSetController
+from .disruption import DisruptionController
 from .kubelet import Kubelet
 from .nodes import NodeLifecycleController, PodGarbageCollector, TaintEvictionController
 from .scheduler import SCHEDULER_NAME, Scheduler
@@ -34,9 +35,9 @@ class Controllers:
 
     Each pass hands every new change to every controller (``observe``), runs the timers that are
     due, then lets each controller act (``sync``) in this order: node lifecycle, taint eviction,
-    pod GC, deployments, replicasets, daemonsets, scheduler, kubelet. The thread sleeps on the
-    store's condition variable until the next write or the next timer; it wakes for nothing
-    else.
+    pod GC, deployments, replicasets, daemonsets, disruption, scheduler, kubelet. The thread
+    sleeps on the store's condition variable until the next write or the next timer; it wakes
+    for nothing else.
     """
 
     def __init__(self, store: Store, options: ControllerOptions | None = None, **timings: Any):
@@ -51,6 +52,7 @@ class Controllers:
         self.deployments = DeploymentController(ctx)
         self.replicasets = ReplicaSetController(ctx)
         self.daemonsets = DaemonSetController(ctx)
+        self.disruption = DisruptionController(ctx)
         self.scheduler = Scheduler(ctx)
         self.kubelet = Kubelet(ctx)
         self.controllers: list[Controller] = [
@@ -60,6 +62,7 @@ class Controllers:
             self.deployments,
             self.replicasets,
             self.daemonsets,
+            self.disruption,
             self.scheduler,
             self.kubelet,
         ]

@@ -34,6 +34,9 @@ class ControllerOptions:
 
     # kubelet: from a pod's binding to Running and Ready (image pull and container start).
     pod_start_delay: float = 1.0
+    # kubelet: the first back-off of a failing container (image pull or crash); it doubles up
+    # to 30 times this (the kubelet's 10 s and 5 min). Messages show the real durations.
+    container_backoff: float = 10.0
     # pod GC: how long a pod's node must have been gone before the pod is failed and deleted
     # (kube-controller-manager's quarantine is 40 s).
     pod_gc_quarantine: float = 5.0

@@ -17,6 +17,29 @@ then reports the GPUs in ``capacity`` and ``allocatable``; when that pod goes aw
 are unhealthy and ``allocatable`` drops to 0 (capacity stays), as the kubelet's device manager
 does.
 
+Failing containers ("Pod Lifecycle › Container states", "Images › Image pull back-off",
+"Debug Running Pods"; pkg/kubelet/images, kuberuntime, container/sync_result.go): a container
+matched by a fault (``KubeSimulator.fail_containers``: by image, pod name, node, namespace; the
+real trigger, a missing image or a crashing process, is outside the API) does not start:
+
+- ``ErrImagePull``: events Pulling, then Failed ``Failed to pull image "X": ...`` and Failed
+  ``Error: ErrImagePull``; the container waits with reason ErrImagePull, then ImagePullBackOff
+  (``Back-off pulling image "X"``, events BackOff and Failed ``Error: ImagePullBackOff``), and
+  pulls again after the back-off, which doubles (10 s, 20 s, ... 5 min). The pod stays
+  Pending.
+- ``CrashLoopBackOff`` / ``OOMKilled``: the container starts (Pulled, Created, Started), exits
+  (terminated, reason Error and the fault's exit code, or OOMKilled and 137), is restarted
+  (``restartCount`` + 1, the exit kept in ``lastState.terminated``) and exits again, then waits
+  as CrashLoopBackOff (``back-off 10s restarting failed container=C pod=NAME_NS(UID)``, event
+  BackOff ``Back-off restarting failed container C in pod NAME_NS(UID)``) for the doubling
+  back-off before the next restart. The pod is Running but not Ready. With ``restartPolicy:
+  Never`` the pod fails at the first exit (phase Failed).
+
+In both, conditions Ready and ContainersReady are False (ContainersNotReady, ``containers with
+unready status: [C]``). The back-off's base is ``ControllerOptions.container_backoff`` (10 s;
+tests scale it down); messages always show the real durations. Once the fault is cleared the
+next attempt succeeds. Init containers do not fail.
+
 Pod IPs come from the node's ``spec.podCIDR`` when it has one, else from one /24 per node in
 100.64.0.0/16 (the bridge's EC2 nodes have no podCIDR: on EKS the VPC CNI hands out VPC
 addresses, often from a 100.64.0.0/10 secondary range; moto's VPC is elsewhere).
@@ -31,7 +54,7 @@ from typing import Any
 
 from ..errors import ApiError
 from ..resources import NODES, PODS
-from ..store import Event, Key
+from ..store import ContainerFault, Event, Key
 from .base import (
     Context,
     Controller,
@@ -69,6 +92,33 @@ def _needs_kubelet(pod: dict[str, Any]) -> bool:
     return phase == "Pending" or (phase == "Running" and not is_ready(pod))
 
 
+# The kubelet's back-off: 10 s doubling to 5 min (pkg/kubelet/kubelet.go backOffPeriod,
+# MaxContainerBackOff; images.imageBackOff uses the same).
+_REAL_BACKOFF = 10
+_MAX_STEPS = 5  # 10 * 2**5 = 320 > 300: capped
+
+
+def _backoff(step: int) -> int:
+    """The real back-off before restart/pull number ``step`` (0-based), in seconds."""
+    return min(_REAL_BACKOFF * 2**step, 300)
+
+
+def _go_duration(seconds: int) -> str:
+    """time.Duration.String() for whole seconds: 10s, 1m20s, 5m0s."""
+    minutes, rest = divmod(seconds, 60)
+    return f"{minutes}m{rest}s" if minutes else f"{rest}s"
+
+
+class _Failing:
+    """What the kubelet remembers of a pod whose containers fail."""
+
+    def __init__(self) -> None:
+        self.step = 0  # attempts made
+        self.next = 0.0  # monotonic time of the next attempt
+        self.started: dict[str, str] = {}  # container -> startedAt of its last run
+        self.finished: dict[str, str] = {}
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -83,6 +133,7 @@ class Kubelet(Controller):
         self._subnets: dict[str, ipaddress.IPv4Network] = {}
         self._unplugged: set[str] = set()  # nodes whose device plugin pod went away
         self._next_host: dict[str, int] = {}
+        self.failing: dict[Key, _Failing] = {}
 
     def resync(self) -> None:
         self.dirty = {
@@ -91,6 +142,7 @@ class Kubelet(Controller):
             if _needs_kubelet(e.obj)
         }
         self.due.clear()
+        self.failing.clear()
 
     def observe(self, event: Event) -> None:
         if event.resource is PODS:
@@ -105,6 +157,8 @@ class Kubelet(Controller):
                 self._unplugged.add(node_name)
             if event.type == "DELETED" or not _needs_kubelet(event.entry.obj):
                 self.due.pop(event.key, None)
+                if event.type == "DELETED" or is_terminal(event.entry.obj):
+                    self.failing.pop(event.key, None)
                 self.dirty.discard(event.key)
             else:
                 self.dirty.add(event.key)
@@ -174,8 +228,157 @@ class Kubelet(Controller):
         if due > time.monotonic():
             self.ctx.timers.after(due - time.monotonic(), lambda: self.dirty.add(key))
             return
+        faults = self._faults(pod)
+        if faults:
+            self._fail(key, pod, node.obj, faults)
+            return
         self._run(pod, node.obj)
         self.due.pop(key, None)
+        self.failing.pop(key, None)
+
+    # -- failing containers --------------------------------------------------------------------
+
+    def _faults(self, pod: dict[str, Any]) -> dict[str, ContainerFault]:
+        out = {}
+        for container in pod["spec"].get("containers") or ():
+            for fault in self.store.container_faults:
+                if fault.matches(pod, container):
+                    out[container["name"]] = fault
+                    break
+        return out
+
+    def _fail(
+        self, key: Key, pod: dict[str, Any], node: dict[str, Any], faults: dict[str, ContainerFault]
+    ) -> None:
+        """One attempt of the failing containers (see the module docstring)."""
+        state = self.failing.setdefault(key, _Failing())
+        now_mono = time.monotonic()
+        if state.next > now_mono:
+            self.ctx.timers.after(state.next - now_mono, lambda: self.dirty.add(key))
+            return
+        base = self.ctx.options.container_backoff
+        pulls = any(f.reason == "ErrImagePull" for f in faults.values())
+        step = state.step
+        state.step += 1
+        if pulls:
+            # Even steps pull and fail; odd steps wait in ImagePullBackOff.
+            pause = base / 10 if step % 2 == 0 else base * _backoff(step // 2) / _REAL_BACKOFF
+        else:
+            # Step 0: the first exit, restarted at once; then CrashLoopBackOff between restarts.
+            pause = base / 10 if step == 0 else base * _backoff(step - 1) / _REAL_BACKOFF
+        state.next = now_mono + pause
+        host = node["metadata"]["name"]
+        now = self.ctx.stamp()
+        status = pod["status"]
+        spec = pod["spec"]
+        meta = pod["metadata"]
+        pod_ref = f"{meta['name']}_{meta['namespace']}({meta['uid']})"
+        failed_phase = False
+        events: list[tuple[str, str, str]] = []
+        previous = {c["name"]: c for c in status.get("containerStatuses") or ()}
+        statuses = []
+        for container in spec.get("containers") or ():
+            name, image = container["name"], container.get("image", "")
+            fault = faults.get(name)
+            old = previous.get(name) or {}
+            if fault is None or (pulls and fault.reason != "ErrImagePull"):
+                statuses.append(
+                    old
+                    or self._container(
+                        container, {"waiting": {"reason": "ContainerCreating"}}, ready=False
+                    )
+                )
+                continue
+            if fault.reason == "ErrImagePull":
+                if step % 2 == 0:
+                    message = (
+                        "rpc error: code = NotFound desc = failed to pull and unpack image "
+                        f'"{image}": failed to resolve reference "{image}": {image}: not found'
+                    )
+                    events += [
+                        ("Normal", "Pulling", f'Pulling image "{image}"'),
+                        ("Warning", "Failed", f'Failed to pull image "{image}": {message}'),
+                        ("Warning", "Failed", "Error: ErrImagePull"),
+                    ]
+                    waiting = {"reason": "ErrImagePull", "message": message}
+                else:
+                    waiting = {
+                        "reason": "ImagePullBackOff",
+                        "message": f'Back-off pulling image "{image}"',
+                    }
+                    events += [
+                        ("Normal", "BackOff", f'Back-off pulling image "{image}"'),
+                        ("Warning", "Failed", "Error: ImagePullBackOff"),
+                    ]
+                statuses.append(self._container(container, {"waiting": waiting}, ready=False))
+                continue
+            oom = fault.reason == "OOMKilled"
+            terminated = {
+                "exitCode": 137 if oom else fault.exit_code,
+                "reason": "OOMKilled" if oom else "Error",
+                "startedAt": now,
+                "finishedAt": now,
+                "containerID": "containerd://"
+                + _digest(f"{meta['uid']}/{name}/{step}"),  # one container per run
+            }
+            restarts = step
+            if step == 0:
+                events += [
+                    ("Normal", "Pulled", f'Container image "{image}" already present on machine'),
+                    ("Normal", "Created", f"Created container {name}"),
+                    ("Normal", "Started", f"Started container {name}"),
+                ]
+            if step == 0 or spec.get("restartPolicy") == "Never":
+                out = self._container(
+                    container, {"terminated": terminated}, ready=False, started=False, pod=pod
+                )
+                failed_phase = spec.get("restartPolicy") == "Never"
+            else:
+                delay = _go_duration(_backoff(step - 1))
+                waiting = {
+                    "reason": "CrashLoopBackOff",
+                    "message": f"back-off {delay} restarting failed container={name} pod={pod_ref}",
+                }
+                out = self._container(
+                    container, {"waiting": waiting}, ready=False, started=False, pod=pod
+                )
+                out["lastState"] = {"terminated": terminated}
+                events += [
+                    ("Normal", "Pulled", f'Container image "{image}" already present on machine'),
+                    ("Normal", "Created", f"Created container {name}"),
+                    ("Normal", "Started", f"Started container {name}"),
+                    (
+                        "Warning",
+                        "BackOff",
+                        f"Back-off restarting failed container {name} in pod {pod_ref}",
+                    ),
+                ]
+            out["restartCount"] = restarts
+            statuses.append(out)
+        unready = " ".join(c["name"] for c in statuses if not c.get("ready"))
+        waiting_text = f"containers with unready status: [{unready}]"
+        status["containerStatuses"] = statuses
+        if pulls:
+            status["phase"] = "Pending"
+        elif failed_phase:
+            status["phase"] = "Failed"
+        else:
+            status["phase"] = "Running"
+            if not status.get("podIP"):
+                ip = self._pod_ip(node)
+                status["podIP"] = ip
+                status["podIPs"] = [{"ip": ip}]
+        for type_ in ("PodReadyToStartContainers", "Initialized"):
+            set_condition(status, type_, "True", now)
+        for type_ in ("Ready", "ContainersReady"):
+            set_condition(
+                status, type_, "False", now, reason="ContainersNotReady", message=waiting_text
+            )
+        self.store.update(PODS, pod, subresource="status")
+        for type_, reason, message in events:
+            self.ctx.events.record(pod, type_, reason, message, COMPONENT, host=host)
+        if not failed_phase:
+            self.ctx.timers.after(pause, lambda: self.dirty.add(key))
 
     # -- status --------------------------------------------------------------------------------
 
@@ -270,13 +473,24 @@ class Kubelet(Controller):
                 )
                 for c in spec["initContainers"]
             ]
-        if not was_running:
-            status["containerStatuses"] = [
-                self._container(
+        previous = {c["name"]: c for c in status.get("containerStatuses") or ()}
+        restarted = any("running" not in (c.get("state") or {}) for c in previous.values())
+        if not was_running or restarted:
+            status["containerStatuses"] = []
+            for c in spec.get("containers") or ():
+                out = self._container(
                     c, {"running": {"startedAt": now}}, ready=True, started=True, pod=pod
                 )
-                for c in spec.get("containers") or ()
-            ]
+                old = previous.get(c["name"]) or {}
+                if "running" not in (old.get("state") or {}) and was_running:
+                    # A restart after failing: one more restart, the last exit kept.
+                    out["restartCount"] = int(old.get("restartCount", 0)) + 1
+                    last = (old.get("state") or {}).get("terminated") or (
+                        old.get("lastState") or {}
+                    ).get("terminated")
+                    if last:
+                        out["lastState"] = {"terminated": last}
+                status["containerStatuses"].append(out)
         else:
             for container_status in status.get("containerStatuses") or ():
                 container_status["ready"] = True

@@ -6,7 +6,9 @@ A pod that fits is bound through the ``binding`` subresource (which sets ``spec.
 ``PodScheduled=True``) and gets a ``Scheduled`` event. A pod that fits nowhere stays Pending with
 ``PodScheduled=False``, reason ``Unschedulable``, and a ``FailedScheduling`` warning event with the
 real message; it waits, as in the scheduler's unschedulable queue, until a node is added or
-changes, or a bound pod goes away, and is then tried again. Nothing is preempted.
+changes, or a bound pod goes away, and is then tried again. Nothing is preempted. Pods bound
+meanwhile also move it back when it has topology spread constraints or the cluster has pods with
+required anti-affinity (a new pod can change both).
 """
 
 from __future__ import annotations
@@ -14,17 +16,21 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ApiError
-from ..resources import NODES, PODS
+from ..resources import NAMESPACES, NODES, PODS
 from ..store import Entry, Event, Key
-from .base import Context, Controller, controller_of, is_terminal, key_of, set_condition
-from .scheduling import NodeInfo, Resources, filter_node, fit_error, pod_requests, score_nodes
+from .base import Context, Controller, is_terminal, key_of, set_condition
+from .scheduling import (
+    InterPod,
+    NodeInfo,
+    PlacedPod,
+    Resources,
+    filter_node,
+    fit_error,
+    pod_requests,
+    score_nodes,
+)
 
 SCHEDULER_NAME = "default-scheduler"
-
-
-def _owner_uid(pod: dict[str, Any]) -> str:
-    ref = controller_of(pod)
-    return ref.get("uid", "") if ref else ""
 
 
 def _scheduling_view(info: NodeInfo) -> tuple[Any, ...]:
@@ -41,7 +47,8 @@ class Scheduler(Controller):
         # Usage on nodes that do not exist (pods bound to a deleted or never-created node).
         self.ghosts: dict[str, NodeInfo] = {}
         # The scheduler cache: every bound, unfinished pod and what it takes from its node.
-        self.bound: dict[Key, tuple[str, Resources, str]] = {}
+        self.bound: dict[Key, tuple[str, Resources, PlacedPod]] = {}
+        self.anti_affinity_pods = 0  # bound pods with required anti-affinity terms
         self.active: set[Key] = set()  # to try in the next pass
         self.parked: set[Key] = set()  # unschedulable until something changes
         self.messages: dict[Key, str] = {}  # the FailedScheduling message last written
@@ -52,6 +59,7 @@ class Scheduler(Controller):
         self.nodes.clear()
         self.ghosts.clear()
         self.bound.clear()
+        self.anti_affinity_pods = 0
         self.active.clear()
         self.parked.clear()
         self.messages.clear()
@@ -74,13 +82,15 @@ class Scheduler(Controller):
         wanted = bool(pod) and bool(node_name) and not is_terminal(pod or {})
         previous = self.bound.pop(key, None)
         if previous is not None:
-            old_node, requests, owner = previous
-            self._usage(old_node).add(requests, owner, -1)
+            old_node, requests, placed = previous
+            self._usage(old_node).add(requests, key, placed, -1)
+            self.anti_affinity_pods -= bool(placed.anti_terms)
         if wanted and pod is not None:
             requests = pod_requests(pod.get("spec") or {})
-            owner = _owner_uid(pod)
-            self.bound[key] = (node_name, requests, owner)
-            self._usage(node_name).add(requests, owner)
+            placed = PlacedPod.of(pod)
+            self.bound[key] = (node_name, requests, placed)
+            self._usage(node_name).add(requests, key, placed)
+            self.anti_affinity_pods += bool(placed.anti_terms)
 
     @staticmethod
     def _wants(pod: dict[str, Any]) -> bool:
@@ -92,6 +102,20 @@ class Scheduler(Controller):
             and (pod.get("status") or {}).get("phase", "Pending") == "Pending"
             and not spec.get("schedulingGates")
         )
+
+    def _inter_pod_waiting(self) -> bool:
+        if self.anti_affinity_pods:
+            return bool(self.parked)
+        for key in self.parked:
+            entry = self.store.peek(PODS, *key)
+            spec = (entry.obj.get("spec") or {}) if entry is not None else {}
+            if spec.get("topologySpreadConstraints") or spec.get("affinity"):
+                return True
+        return False
+
+    def _namespace_labels(self, name: str) -> dict[str, str]:
+        entry = self.store.peek(NAMESPACES, "", name)
+        return dict(entry.obj["metadata"].get("labels") or {}) if entry is not None else {}
 
     def _flush(self) -> None:
         """Move every unschedulable pod back to the active queue (a cluster event)."""
@@ -110,6 +134,7 @@ class Scheduler(Controller):
         key = event.key
         pod = event.entry.obj
         freed = key in self.bound
+        was_bound = self.bound.get(key)
         if event.type == "DELETED":
             self._account(key, None)
             self.active.discard(key)
@@ -121,6 +146,8 @@ class Scheduler(Controller):
         self._account(key, pod)
         if freed and key not in self.bound:
             self._flush()  # a bound pod finished: its resources are free again
+        elif key in self.bound and self.bound[key] != was_bound and self._inter_pod_waiting():
+            self._flush()  # a pod placed, relabelled or terminating: spreading may change
         if self._wants(pod):
             old = event.old.obj if event.old is not None else None
             if key in self.parked and old is not None and old.get("spec") == pod.get("spec"):
@@ -161,10 +188,10 @@ class Scheduler(Controller):
         info = self.nodes.get(name)
         usage = info or self.ghosts.pop(name, None)
         if usage is not None:
-            fresh.requested, fresh.pod_count, fresh.owners = (
+            fresh.requested, fresh.pod_count, fresh.pods = (
                 usage.requested,
                 usage.pod_count,
-                usage.owners,
+                usage.pods,
             )
         self.nodes[name] = fresh
         if info is None or _scheduling_view(fresh) != _scheduling_view(info):
@@ -195,22 +222,24 @@ class Scheduler(Controller):
         requests = pod_requests(spec)
         feasible: list[NodeInfo] = []
         failures: dict[str, tuple[list[str], bool]] = {}
+        inter_pod = InterPod(
+            pod, candidates, self._namespace_labels, any_anti_affinity=self.anti_affinity_pods > 0
+        )
         for node in candidates:
             reasons, helpable = filter_node(node, spec, requests)
+            if not reasons:
+                reasons, helpable = inter_pod.check(node)
             if reasons:
                 failures[node.name] = (reasons, helpable)
             else:
                 feasible.append(node)
         if feasible:
-            owner = _owner_uid(pod)
-            chosen = score_nodes(feasible, spec, requests, owner)
-            self._bind(key, pod, chosen, requests, owner)
+            chosen = score_nodes(feasible, spec, requests)
+            self._bind(key, pod, chosen, requests)
         else:
             self._park(key, entry, fit_error(len(candidates), failures))
 
-    def _bind(
-        self, key: Key, pod: dict[str, Any], node: NodeInfo, requests: Resources, owner: str
-    ) -> None:
+    def _bind(self, key: Key, pod: dict[str, Any], node: NodeInfo, requests: Resources) -> None:
         binding = {
             "apiVersion": "v1",
             "kind": "Binding",
@@ -222,8 +251,10 @@ class Scheduler(Controller):
         except ApiError:
             return  # deleted or bound by someone else meanwhile: the event will tell
         # Account now: the next pod of this pass must see this one's requests.
-        self.bound[key] = (node.name, requests, owner)
-        node.add(requests, owner)
+        placed = PlacedPod.of(pod)
+        self.bound[key] = (node.name, requests, placed)
+        node.add(requests, key, placed)
+        self.anti_affinity_pods += bool(placed.anti_terms)
         self.messages.pop(key, None)
         self.ctx.events.record(
             pod,

@@ -414,3 +414,145 @@ def test_a_new_node_is_tainted_not_ready_until_ready_and_then_takes_the_waiting_
     pods = wait_until(kube.core.list_namespaced_pod, ns, until=running("p"))
     assert pods["p"]["spec"]["nodeName"] == node
     assert not kube.core.read_node(node, _request_timeout=TIMEOUT).spec.taints
+
+
+def anti_affinity(labels: dict[str, str], key: str = "kubernetes.io/hostname") -> dict[str, Any]:
+    return {
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": labels}, "topologyKey": key}
+            ]
+        }
+    }
+
+
+def test_required_pod_anti_affinity_puts_one_pod_per_node_and_the_next_waits(kube: Kube) -> None:
+    """Assigning Pods to Nodes › Inter-pod affinity and anti-affinity: with a required
+    anti-affinity term on ``kubernetes.io/hostname`` matching its own label, at most one such
+    pod runs per node; one more stays Pending with the InterPodAffinity plugin's message
+    (pkg/scheduler/framework/plugins/interpodaffinity/filtering.go,
+    ErrReasonAntiAffinityRulesNotMatch). Without the rule nothing spreads them: the scheduler
+    has no "same owner" preference of its own."""
+    kube.controllers()
+    nodes = {kube.node() for _ in range(3)}
+    ns = kube.namespace()
+    labels = {"app": "spark-worker"}
+    create(
+        kube,
+        ns,
+        *(pod(f"w{i}", labels=labels, affinity=anti_affinity(labels)) for i in range(3)),
+    )
+    pods = wait_until(
+        kube.core.list_namespaced_pod,
+        ns,
+        until=lambda p: all(running(f"w{i}")(p) for i in range(3)),
+    )
+    assert {pods[f"w{i}"]["spec"]["nodeName"] for i in range(3)} == nodes
+    create(kube, ns, pod("w3", labels=labels, affinity=anti_affinity(labels)))
+    pods = wait_until(kube.core.list_namespaced_pod, ns, until=unschedulable("w3"))
+    message = condition(pods["w3"], "PodScheduled")["message"]
+    assert message.startswith(
+        "0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules."
+    ), message
+    assert "FailedScheduling" in [e.reason for e in events_for(kube, ns, "w3")]
+    # The rule is symmetric: a pod without terms but with the label is kept off every node by
+    # the running pods' terms (ErrReasonExistingAntiAffinityRulesNotMatch).
+    create(kube, ns, pod("plain", labels=labels))
+    pods = wait_until(kube.core.list_namespaced_pod, ns, until=unschedulable("plain"))
+    assert condition(pods["plain"], "PodScheduled")["message"].startswith(
+        "0/3 nodes are available: 3 node(s) didn't satisfy existing pods anti-affinity rules."
+    )
+    # One worker goes: the waiting one takes its node.
+    gone = pods["w0"]["spec"]["nodeName"]
+    kube.core.delete_namespaced_pod("w0", ns, grace_period_seconds=0, _request_timeout=TIMEOUT)
+    kube.core.delete_namespaced_pod("plain", ns, grace_period_seconds=0, _request_timeout=TIMEOUT)
+    pods = wait_until(kube.core.list_namespaced_pod, ns, until=running("w3"))
+    assert pods["w3"]["spec"]["nodeName"] == gone
+
+
+def test_without_constraints_a_workloads_pods_go_where_resources_score_best(kube: Kube) -> None:
+    """kube-scheduler's default scores have no "fewer pods of the same owner" rule: a big node
+    and a small one, pods requesting nothing (scored as 100m and 200Mi each, NonZeroRequested):
+    NodeResourcesFit's LeastAllocated keeps preferring the big node, so the ReplicaSet's three
+    pods share it. A test that needs them spread must ask for it."""
+    kube.controllers()
+    big = kube.node(allocatable={"cpu": "16", "memory": "64Gi", "pods": "110"})
+    kube.node(allocatable={"cpu": "2", "memory": "4Gi", "pods": "110"})
+    ns = kube.namespace()
+    labels = {"app": "web"}
+    kube.apps.create_namespaced_replica_set(
+        ns,
+        {
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": pod("x")["spec"]},
+            },
+        },
+        _request_timeout=TIMEOUT,
+    )
+    pods = wait_until(
+        kube.core.list_namespaced_pod,
+        ns,
+        until=lambda p: len(p) == 3 and all(x["spec"].get("nodeName") for x in p.values()),
+    )
+    assert {p["spec"]["nodeName"] for p in pods.values()} == {big}
+
+
+def spread(key: str, labels: dict[str, str], max_skew: int = 1) -> list[dict[str, Any]]:
+    return [
+        {
+            "maxSkew": max_skew,
+            "topologyKey": key,
+            "whenUnsatisfiable": "DoNotSchedule",
+            "labelSelector": {"matchLabels": labels},
+        }
+    ]
+
+
+def test_topology_spread_do_not_schedule_keeps_the_skew_within_max_skew(kube: Kube) -> None:
+    """Pod Topology Spread Constraints › Spread constraint definition: with ``maxSkew: 1`` over
+    ``topology.kubernetes.io/zone``, pods alternate between zones a and b. Zone b's one node
+    has room for one pod only, so after a, b, a the next pod would put zone a two ahead: it
+    waits with the PodTopologySpread message (framework/plugins/podtopologyspread/filtering.go,
+    ErrReasonConstraintsNotMatch), a node without the key failing with "(missing required
+    label)" (ErrReasonNodeLabelNotMatch), until room in zone b is freed."""
+    kube.controllers()
+    zone = "topology.kubernetes.io/zone"
+    a1 = kube.node(labels={zone: "a"})
+    a2 = kube.node(labels={zone: "a"})
+    b1 = kube.node(labels={zone: "b"}, allocatable={"cpu": "1", "memory": "4Gi", "pods": "110"})
+    kube.node()  # no zone label
+    ns = kube.namespace()
+    labels = {"app": "spread"}
+
+    def spreading(name: str) -> dict[str, Any]:
+        return pod(
+            name,
+            labels=labels,
+            requests={"cpu": "600m"},
+            topologySpreadConstraints=spread(zone, labels),
+        )
+
+    for name in ("p0", "p1", "p2"):
+        create(kube, ns, spreading(name))
+        wait_until(kube.core.list_namespaced_pod, ns, until=running(name))
+    pods = {p.metadata.name: p.spec.node_name for p in kube.core.list_namespaced_pod(ns).items}
+    zones = {name: "a" if node in (a1, a2) else "b" for name, node in pods.items()}
+    assert sorted(zones.values()) == ["a", "a", "b"]
+    assert list(pods.values()).count(b1) == 1
+    # Zone a has 2, zone b has 1 and no room: a third pod in zone a would make the skew 2.
+    create(kube, ns, spreading("p3"))
+    pods_now = wait_until(kube.core.list_namespaced_pod, ns, until=unschedulable("p3"))
+    message = condition(pods_now["p3"], "PodScheduled")["message"]
+    assert message.startswith(
+        "0/4 nodes are available: 1 Insufficient cpu, 1 node(s) didn't match pod topology spread "
+        "constraints (missing required label), 2 node(s) didn't match pod topology spread "
+        "constraints. "
+    ), message
+    # The pod in zone b goes: the waiting pod may (and must) go to zone b.
+    in_b = next(name for name, node in pods.items() if node == b1)
+    kube.core.delete_namespaced_pod(in_b, ns, grace_period_seconds=0, _request_timeout=TIMEOUT)
+    pods_now = wait_until(kube.core.list_namespaced_pod, ns, until=running("p3"))
+    assert pods_now["p3"]["spec"]["nodeName"] == b1

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from kubernetes import client
 
-from tests.fixtures.kube import Kube, deployment_manifest, pod_manifest, status_body
+from tests.fixtures.kube import Kube, deployment_manifest, pod_manifest, status_body, wait_until
 
 TIMEOUT = 10
 
@@ -79,22 +79,40 @@ def test_an_eviction_of_a_missing_pod_is_404(kube: Kube) -> None:
     assert caught.value.status == 404
 
 
-@pytest.mark.simulator_only
 def test_an_eviction_a_disruption_budget_forbids_is_429(kube: Kube) -> None:
     """API-initiated Eviction › How API-initiated eviction works: 429 Too Many Requests while
-    a PodDisruptionBudget allows no disruption (simulated by ``block_evictions``)."""
-    assert kube.simulator is not None
+    a PodDisruptionBudget allows no disruption, with the message and the DisruptionBudget cause
+    of pkg/registry/core/pod/storage/eviction.go; the pod stays."""
+    kube.somewhere_to_run()
     ns = kube.namespace()
     kube.core.create_namespaced_pod(
         ns, pod_manifest("p", labels={"app": "db"}), _request_timeout=TIMEOUT
     )
-    kube.simulator.block_evictions(ns, "app=db")
+    kube.policy.create_namespaced_pod_disruption_budget(
+        ns,
+        {
+            "metadata": {"name": "db"},
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}},
+        },
+        _request_timeout=TIMEOUT,
+    )
+    wait_until(
+        kube.policy.list_namespaced_pod_disruption_budget,
+        ns,
+        until=lambda budgets: budgets.get("db", {}).get("status", {}).get("currentHealthy") == 1,
+    )
     eviction = client.V1Eviction(metadata=client.V1ObjectMeta(name="p", namespace=ns))
     with pytest.raises(client.ApiException) as caught:
         kube.core.create_namespaced_pod_eviction("p", ns, eviction, _request_timeout=TIMEOUT)
     body = status_body(caught.value)
     assert (caught.value.status, body["reason"]) == (429, "TooManyRequests")
-    assert body["details"]["causes"][0]["reason"] == "DisruptionBudget"
+    assert body["message"] == "Cannot evict pod as it would violate the pod's disruption budget."
+    assert body["details"]["causes"] == [
+        {
+            "reason": "DisruptionBudget",
+            "message": "The disruption budget db needs 1 healthy pods and has 1 currently",
+        }
+    ]
     assert kube.core.read_namespaced_pod("p", ns, _request_timeout=TIMEOUT).metadata.name == "p"
 
 
