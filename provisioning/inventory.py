@@ -356,6 +356,9 @@ def _volumes_record(volumes: list[aws.Volume], now: datetime) -> int:
             "instance_id": volume.instance_id or "",
             "size_gib": volume.size_gib,
             "volume_type": volume.volume_type,
+            # A modified volume (ModifyVolume) reports its new figures: the sync takes them.
+            "iops": volume.iops,
+            "throughput": volume.throughput,
             "state": volume.state,
             "zone": volume.zone,
             "created_at": _utc(volume.created_at),

@@ -159,6 +159,10 @@ class Volume(models.Model):
     instance_id = models.CharField(max_length=32, blank=True)
     size_gib = models.PositiveIntegerField()
     volume_type = models.CharField(max_length=16)
+    # Provisioned performance as EC2 reports it (``Iops``, ``Throughput`` in MiB/s; None where a
+    # type has none, e.g. throughput outside gp3): billed above gp3's baseline and on io1/io2.
+    iops = models.PositiveIntegerField(null=True, blank=True)
+    throughput = models.PositiveIntegerField(null=True, blank=True)
     state = models.CharField(max_length=16)
     zone = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField()

@@ -3,6 +3,7 @@ source, and how fresh the sync is. Database only: no page request calls AWS or K
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -10,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 
 from billing.prices import selectors as prices
 from billing.prices.pricebook import PriceBook
@@ -341,6 +342,7 @@ class StorageLine:
     measured_at: datetime | None
     source: str
     quote: PriceQuote | None
+    measure: str = "GiB"  # what ``size_gib`` counts: GiB, or a volume's IOPS or MiB/s
 
     @property
     def monthly(self) -> Decimal | None:
@@ -369,9 +371,24 @@ def storage_summary(now: datetime | None = None) -> StorageSummary:
         .annotate(gib=Sum("size_gib"))
         .order_by("volume_type")
     )
+    # Charged IOPS and throughput by type and rate, summed over the volumes (a handful of rows:
+    # one per distinct type and figures).
+    performance: dict[str, dict[str, list]] = defaultdict(dict)
+    provisioned = (
+        Volume.objects.filter(deleted_at__isnull=True)
+        .values_list("volume_type", "iops", "throughput")
+        .annotate(count=Count("pk"))
+        .order_by()
+    )
+    for volume_type, iops, throughput, count in provisioned:
+        for piece, quote in prices.volume_performance(
+            settings.AWS_REGION, volume_type, iops, throughput
+        ):
+            entry = performance[volume_type].setdefault(piece.key, [piece, quote, 0])
+            entry[2] += piece.units * count
     for group in volumes:
-        # Each volume type at its own price: a type the catalog lacks (io1, io2: their
-        # provisioned IOPS are billed too) is unpriced, never priced as another type.
+        # Each volume type at its own price (io1/io2 from the EBS performance table); a type
+        # without one is unpriced, never priced as another type.
         service = f"ebs-{group['volume_type']}"
         lines.append(
             StorageLine(
@@ -382,6 +399,18 @@ def storage_summary(now: datetime | None = None) -> StorageSummary:
                 quote=quotes.storage(service),
             )
         )
+        for key in sorted(performance[group["volume_type"]]):
+            piece, quote, units = performance[group["volume_type"]][key]
+            lines.append(
+                StorageLine(
+                    label=f"EBS {group['volume_type']} {piece.label}",
+                    size_gib=Decimal(units),
+                    measured_at=None,
+                    source="EC2 describe_volumes (provisioned Iops, Throughput)",
+                    quote=quote,
+                    measure=piece.rate.measure,
+                )
+            )
     for row in StoredData.objects.filter(gone_at__isnull=True):
         size = (
             None

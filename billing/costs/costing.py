@@ -239,15 +239,17 @@ def storage_charges(
     gb: Decimal,
     quote_at: Callable[[datetime], Quote],
     breakpoints: Iterable[datetime] = (),
+    unit: str = "GB-month",
 ) -> list[Charge]:
     """What ``gb`` GB stored from ``start`` to ``end`` cost inside ``window``: GB-months
-    prorated by the second, each piece over the seconds of its own month."""
+    prorated by the second, each piece over the seconds of its own month. Anything else priced
+    per month (a volume's provisioned IOPS, ``unit`` "IOPS-month") is prorated the same way."""
     low, high = window
     charges = []
     for a, b in cut(max(start, low), min(end, high), sorted(breakpoints)):
         quote = quote_at(a)
         gb_months = gb * seconds(b - a) / Decimal(month_seconds(month_start(a)))
-        charges.append(_charge(a, b, gb_months, "GB-month", quote, quote.price))
+        charges.append(_charge(a, b, gb_months, unit, quote, quote.price))
     return charges
 
 

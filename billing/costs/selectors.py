@@ -22,7 +22,6 @@ from billing.costs import costing, forecasting
 from billing.costs.forecasting import Forecast, RunningItem
 from billing.costs.services import CE_LATEST_FIRST, CE_REQUEST_USD
 from billing.models import (
-    STORAGE_SERVICES,
     BilledCost,
     BilledDay,
     CostExplorerRead,
@@ -485,15 +484,16 @@ def running_items(at: datetime) -> list[RunningItem]:
                 )
             )
     for volume in Volume.objects.filter(deleted_at__isnull=True).order_by("volume_id"):
-        service = f"ebs-{volume.volume_type}"
-        price = book.storage(service, at).price if service in STORAGE_SERVICES else None
+        # Each type at its own price (io1/io2 from the EBS performance table), never another's.
+        price = book.storage(f"ebs-{volume.volume_type}", at).price
         # A volume of a burst node is deleted with it (root volumes are): it ends at its limit.
         limit = limits.get(volume.node_id, (None, ""))[0]
         burst = volume.node_id in limits and limit is not None
+        label = f"{volume.volume_id} ({volume.size_gib} GiB {volume.volume_type})"
         items.append(
             RunningItem(
                 key=f"volume:{volume.volume_id}",
-                label=f"{volume.volume_id} ({volume.size_gib} GiB {volume.volume_type})",
+                label=label,
                 group=forecasting.BURST if burst else forecasting.STORAGE,
                 hourly=None
                 if price is None
@@ -502,6 +502,20 @@ def running_items(at: datetime) -> list[RunningItem]:
                 node=names[volume.node_id] if burst else "",
             )
         )
+        # Its provisioned IOPS and throughput where charged, prorated like the GB-months.
+        for piece, quote in book.volume_performance(
+            volume.volume_type, volume.iops, volume.throughput
+        ):
+            items.append(
+                RunningItem(
+                    key=f"volume:{volume.volume_id}:{piece.key}",
+                    label=f"{volume.volume_id} {piece.described}",
+                    group=forecasting.BURST if burst else forecasting.STORAGE,
+                    hourly=forecasting.storage_hourly(Decimal(piece.units), quote.price, at),
+                    limit=limit if burst else None,
+                    node=names[volume.node_id] if burst else "",
+                )
+            )
     for data in StoredData.objects.filter(gone_at__isnull=True, size_bytes__isnull=False):
         price = book.storage(data.service, at).price
         items.append(

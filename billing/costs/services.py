@@ -377,6 +377,25 @@ def _rows_compute(
             service=CostService.EBS,
             who=who,
         )
+        # Provisioned IOPS and throughput where charged: a line per rate, prorated the same way.
+        for piece, quote in book.volume_performance(
+            volume.volume_type, volume.iops, volume.throughput
+        ):
+            yield from _rows(
+                costing.storage_charges(
+                    start=volume.created_at,
+                    end=volume.deleted_at or end,
+                    window=window,
+                    gb=Decimal(piece.units),
+                    quote_at=lambda at, quote=quote: quote,
+                    unit=piece.rate.unit,
+                ),
+                kind=ResourceKind.VOLUME,
+                resource_id=f"{volume.volume_id}:{piece.key}",
+                label=f"{volume.volume_id} {piece.described}" + label[len(volume.volume_id) :],
+                service=CostService.EBS,
+                who=who,
+            )
     stored = _overlapping(
         StoredData.objects.filter(size_bytes__isnull=False), "first_seen_at", "gone_at", *window
     )

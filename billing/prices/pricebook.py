@@ -26,7 +26,13 @@ from billing.models import (
     SpotPricePoint,
     SpotPriceSync,
 )
-from billing.prices.selectors import PriceQuote, _catalog_resolve, _spot_resolve
+from billing.prices import ebs
+from billing.prices.selectors import (
+    PriceQuote,
+    _catalog_resolve,
+    _spot_resolve,
+    volume_performance,
+)
 
 
 class PriceBook:
@@ -114,6 +120,12 @@ class PriceBook:
 
     def storage(self, service: str, at: datetime) -> PriceQuote:
         return self.catalog(PriceKind.STORAGE, service, at)
+
+    def volume_performance(
+        self, volume_type: str, iops: int | None, throughput: int | None
+    ) -> list[tuple[ebs.Piece, PriceQuote]]:
+        """A volume's charged IOPS and throughput (the bundled EBS performance table)."""
+        return volume_performance(self.region, volume_type, iops, throughput)
 
     def ipv4(self, at: datetime) -> PriceQuote:
         return self.catalog(PriceKind.IPV4, IPV4_ITEM, at)

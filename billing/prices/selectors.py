@@ -40,6 +40,7 @@ from billing.models import (
     SpotPriceSync,
 )
 from billing.money import rate_str
+from billing.prices import ebs
 from clusterweb import clock
 
 # A spot price outside this band of the on-demand price is a bad data point, not a bargain.
@@ -119,6 +120,36 @@ def _unknown(kind: str, region: str, item: str) -> PriceQuote:
     )
 
 
+def _ebs_gb_month(region: str, item: str) -> PriceQuote | None:
+    """The GB-month of an EBS type the storage table lacks (io1, io2) from the EBS performance
+    table, or None: never another type's price."""
+    rate = ebs.gb_month_rate(region, item.removeprefix("ebs-")) if item.startswith("ebs-") else None
+    return None if rate is None else ebs_rate_quote(rate)
+
+
+def ebs_rate_quote(rate: ebs.Rate) -> PriceQuote:
+    """A rate of the EBS performance table as a quote (its unit: IOPS-month, MiB/s-month...)."""
+    return PriceQuote(
+        price=rate.price,
+        source=rate.source,
+        effective_from=rate.effective_from,
+        notice=rate.notice,
+        kind=PriceKind.STORAGE,
+        unit=rate.unit,
+    )
+
+
+def volume_performance(
+    region: str, volume_type: str, iops: int | None, throughput: int | None
+) -> list[tuple[ebs.Piece, PriceQuote]]:
+    """A volume's charged IOPS and throughput pieces, each with its quote (none at gp3's
+    baseline, none for a type without performance rates)."""
+    return [
+        (piece, ebs_rate_quote(piece.rate))
+        for piece in ebs.performance_pieces(region, volume_type, iops, throughput)
+    ]
+
+
 def _catalog_resolve(
     kind: str,
     region: str,
@@ -135,7 +166,8 @@ def _catalog_resolve(
         return _override_quote(max(in_force, key=lambda o: (o.effective_from, o.pk)))
     rows = list(rows)
     if not rows:
-        return _unknown(kind, region, item)
+        fallback = _ebs_gb_month(region, item) if kind == PriceKind.STORAGE else None
+        return fallback or _unknown(kind, region, item)
     current = [r for r in rows if r.effective_from <= at]
     notice = None
     if current:

@@ -491,7 +491,8 @@ def instances_inventory(cluster_name: str) -> list[InventoryInstance]:
 
 @dataclass(frozen=True)
 class Volume:
-    """An EBS volume: size in GiB, type (``gp3``...), state (``in-use``, ``available``...)."""
+    """An EBS volume: size in GiB, type (``gp3``...), state (``in-use``, ``available``...),
+    provisioned IOPS and throughput (MiB/s) where EC2 reports them (None otherwise)."""
 
     volume_id: str
     size_gib: int
@@ -501,6 +502,8 @@ class Volume:
     created_at: datetime
     instance_id: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    iops: int | None = None
+    throughput: int | None = None
 
 
 # EC2 accepts at most 200 values in one filter.
@@ -533,8 +536,14 @@ def volumes_describe(cluster_name: str, instance_ids: Sequence[str] = ()) -> lis
                     created_at=raw["CreateTime"],
                     instance_id=attached[0]["InstanceId"] if attached else None,
                     tags={t["Key"]: t["Value"] for t in raw.get("Tags") or []},
+                    iops=_int_or_none(raw.get("Iops")),
+                    throughput=_int_or_none(raw.get("Throughput")),
                 )
     return sorted(found.values(), key=lambda v: v.volume_id)
+
+
+def _int_or_none(value: object) -> int | None:
+    return None if value is None else int(value)
 
 
 @dataclass(frozen=True)

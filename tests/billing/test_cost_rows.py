@@ -304,3 +304,121 @@ def test_time_is_cut_at_every_utc_midnight_and_every_breakpoint():
         (at(3), at(3, 2)),
     ]
     assert costing.cut(at(2), at(2)) == []
+
+
+# --- Issue 14 finding 5: EBS provisioned IOPS and throughput -------------------------------------
+# eu-west-1 rates of billing/data/ebs_performance.csv (AWS's EBS pricing page).
+IO2_GB, IO2_IOPS, IO2_IOPS_32K = Decimal("0.138"), Decimal("0.072"), Decimal("0.0504")
+GP3_GB, GP3_IOPS, GP3_MIBS = Decimal("0.088"), Decimal("0.0055"), Decimal("0.044")
+JANUARY = Decimal(31 * 86400)
+
+
+def _volume_for_a_day(volume_id: str, volume_type: str, size: int, **provisioned) -> None:
+    """A volume that lived the whole of 2 January (one day of January's 31)."""
+    Volume.objects.create(
+        volume_id=volume_id, size_gib=size, volume_type=volume_type, state="deleted",
+        created_at=at(2), first_seen_at=at(2), deleted_at=at(3), **provisioned,
+    )  # fmt: skip
+
+
+def _day_of(quantity: int, price: Decimal) -> Decimal:
+    return (Decimal(quantity) * price * 86400 / JANUARY).quantize(costing.PLACES)
+
+
+def _lines(volume_id: str) -> dict[str, tuple[str, Decimal | None, Decimal]]:
+    """The volume's rows by resource id: (unit, price, cost)."""
+    found = CostRow.objects.filter(resource_kind="volume", resource_id__startswith=volume_id)
+    return {r.resource_id: (r.unit, r.price, r.cost) for r in found}
+
+
+def test_an_io2_volume_is_priced_by_gb_month_and_provisioned_iops_month(clock_at, pools):
+    now = clock_at(at(5))
+    _volume_for_a_day("vol-io2", "io2", 100, iops=10_000)
+
+    cost_rows_refresh(now=now)
+
+    assert _lines("vol-io2") == {
+        "vol-io2": ("GB-month", IO2_GB, _day_of(100, IO2_GB)),
+        "vol-io2:iops": ("IOPS-month", IO2_IOPS, _day_of(10_000, IO2_IOPS)),
+    }
+    [iops] = rows("vol-io2:iops", "volume")
+    assert iops.usage == (Decimal(10_000) * 86400 / JANUARY).quantize(costing.PLACES)
+    assert "10,000 IOPS" in iops.label and "aws.amazon.com/ebs/pricing" in iops.price_source
+    assert iops.price_notice.startswith("unconfirmed figure")  # until checked against the page
+    assert CostMonth.objects.get(month=at(1).date()).unknown_prices == 0
+
+
+def test_an_io2_volume_over_32000_iops_is_priced_by_tier(clock_at, pools):
+    now = clock_at(at(5))
+    _volume_for_a_day("vol-tiers", "io2", 100, iops=40_000)
+
+    cost_rows_refresh(now=now)
+
+    lines = _lines("vol-tiers")
+    assert lines["vol-tiers:iops"] == ("IOPS-month", IO2_IOPS, _day_of(32_000, IO2_IOPS))
+    assert lines["vol-tiers:iops>32000"] == (
+        "IOPS-month", IO2_IOPS_32K, _day_of(8_000, IO2_IOPS_32K)
+    )  # fmt: skip
+    assert set(lines) == {"vol-tiers", "vol-tiers:iops", "vol-tiers:iops>32000"}
+    [upper] = rows("vol-tiers:iops>32000", "volume")
+    assert "32,001 to 64,000 IOPS: 8,000 IOPS" in upper.label
+    assert upper.price_notice.startswith("derived figure")  # said wherever it is used
+
+
+def test_a_gp3_volume_pays_for_iops_and_throughput_above_the_free_baseline(clock_at, pools):
+    now = clock_at(at(5))
+    _volume_for_a_day("vol-fast", "gp3", 100, iops=6_000, throughput=250)
+
+    cost_rows_refresh(now=now)
+
+    assert _lines("vol-fast") == {
+        "vol-fast": ("GB-month", GP3_GB, _day_of(100, GP3_GB)),
+        "vol-fast:iops": ("IOPS-month", GP3_IOPS, _day_of(3_000, GP3_IOPS)),
+        "vol-fast:throughput": ("MiB/s-month", GP3_MIBS, _day_of(125, GP3_MIBS)),
+    }
+
+
+def test_a_gp3_volume_at_its_baseline_and_a_type_without_rates_have_no_extra_lines(clock_at, pools):
+    now = clock_at(at(5))
+    _volume_for_a_day("vol-base", "gp3", 100, iops=3_000, throughput=125)
+    _volume_for_a_day("vol-odd", "io9", 100, iops=10_000)  # a type no table knows
+
+    cost_rows_refresh(now=now)
+
+    assert _lines("vol-base") == {"vol-base": ("GB-month", GP3_GB, _day_of(100, GP3_GB))}
+    [odd] = rows("vol-odd", "volume")
+    assert set(_lines("vol-odd")) == {"vol-odd"}
+    assert (
+        odd.price is None and odd.cost == 0 and "no storage price for ebs-io9" in odd.price_notice
+    )
+    assert CostMonth.objects.get(month=at(1).date()).unknown_prices == 1
+
+
+def test_the_forecast_runs_a_volumes_iops_and_throughput_lines_at_their_own_rates(clock_at, pools):
+    from billing.costs.forecasting import storage_hourly
+    from billing.costs.selectors import running_items
+
+    now = clock_at(at(5))
+    for volume_id, volume_type, provisioned in (
+        ("vol-io2", "io2", {"iops": 40_000}),
+        ("vol-fast", "gp3", {"iops": 6_000, "throughput": 250}),
+        ("vol-base", "gp3", {"iops": 3_000, "throughput": 125}),
+        ("vol-odd", "io9", {"iops": 10_000}),
+    ):
+        Volume.objects.create(
+            volume_id=volume_id, size_gib=100, volume_type=volume_type, state="in-use",
+            created_at=at(1), first_seen_at=at(1), **provisioned,
+        )  # fmt: skip
+
+    items = {i.key: i.hourly for i in running_items(now) if i.key.startswith("volume:")}
+
+    assert items == {
+        "volume:vol-io2": storage_hourly(Decimal(100), IO2_GB, now),
+        "volume:vol-io2:iops": storage_hourly(Decimal(32_000), IO2_IOPS, now),
+        "volume:vol-io2:iops>32000": storage_hourly(Decimal(8_000), IO2_IOPS_32K, now),
+        "volume:vol-fast": storage_hourly(Decimal(100), GP3_GB, now),
+        "volume:vol-fast:iops": storage_hourly(Decimal(3_000), GP3_IOPS, now),
+        "volume:vol-fast:throughput": storage_hourly(Decimal(125), GP3_MIBS, now),
+        "volume:vol-base": storage_hourly(Decimal(100), GP3_GB, now),
+        "volume:vol-odd": None,  # unpriced, shown as such
+    }

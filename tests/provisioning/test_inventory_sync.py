@@ -273,3 +273,31 @@ def test_nodes_the_cloud_bridge_registers_are_merged_and_their_end_recorded(clou
         "to_state", flat=True
     )
     assert list(readiness) == ["ready", "absent"]
+
+
+def test_volumes_carry_their_provisioned_iops_and_throughput_and_a_modification(cloud):
+    """Issue 14 finding 5: EC2's Iops and Throughput (describe_volumes) are stored, and the
+    figures a modified volume reports replace them at the next sync."""
+    ec2 = adapter.client("ec2")
+    tag = [{"Key": "clusterweb:cluster", "Value": "sandbox"}]
+    spec = {"AvailabilityZone": "eu-west-1a",
+            "TagSpecifications": [{"ResourceType": "volume", "Tags": tag}]}  # fmt: skip
+    io2 = ec2.create_volume(Size=100, VolumeType="io2", Iops=10_000, **spec)["VolumeId"]
+    gp3 = ec2.create_volume(Size=100, VolumeType="gp3", Iops=6_000, Throughput=250, **spec)
+    magnetic = ec2.create_volume(Size=100, VolumeType="standard", **spec)["VolumeId"]
+
+    inventory.inventory_sync()
+
+    assert (
+        Volume.objects.get(volume_id=io2).iops,
+        Volume.objects.get(volume_id=io2).volume_type,
+    ) == (10_000, "io2")
+    fast = Volume.objects.get(volume_id=gp3["VolumeId"])
+    assert (fast.iops, fast.throughput) == (6_000, 250)
+    assert Volume.objects.get(volume_id=magnetic).throughput is None
+
+    ec2.modify_volume(VolumeId=gp3["VolumeId"], Iops=3_000, Throughput=125)
+    inventory.inventory_sync()
+
+    fast.refresh_from_db()
+    assert (fast.iops, fast.throughput) == (3_000, 125)

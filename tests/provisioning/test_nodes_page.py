@@ -271,25 +271,50 @@ def test_the_number_of_queries_is_the_same_for_n_and_3n_nodes_of_every_kind(
     assert page.content.decode().count('id="node-i-') == 180
 
 
-def test_io1_and_io2_volumes_are_unpriced_on_the_storage_panel_never_priced_as_magnetic(as_alice):
-    """Issue 14 finding 5: the catalog has no io1/io2 price (their provisioned IOPS are billed
-    too): their lines say "unknown", never another type's price (magnetic: 0.055)."""
+def test_io1_io2_and_gp3_extras_are_priced_on_the_storage_panel_never_as_another_type(as_alice):
+    """Issue 14 finding 5: io1/io2 at their own GB-month and IOPS-month rates, gp3's IOPS and
+    throughput above the free baseline; a type without a rate is unknown, never another type's
+    price (magnetic: 0.055). eu-west-1 rates of billing/data/ebs_performance.csv."""
     from provisioning.models import Volume
 
     sync_ok()
     now = clock.now()
-    for number, (kind, size) in enumerate((("io1", 100), ("io2", 200), ("gp3", 50))):
+    for number, (kind, size, iops, throughput) in enumerate(
+        (
+            ("io1", 100, 1_000, None),
+            ("io2", 200, 40_000, None),
+            ("gp3", 50, 6_000, 250),
+            ("gp3", 50, 3_000, 125),
+            ("io9", 10, 5_000, None),
+        )
+    ):
         Volume.objects.create(volume_id=f"vol-{number}", size_gib=size, volume_type=kind,
-                              state="available", zone="eu-west-1a", created_at=now,
-                              first_seen_at=now)  # fmt: skip
+                              iops=iops, throughput=throughput, state="available",
+                              zone="eu-west-1a", created_at=now, first_seen_at=now)  # fmt: skip
 
     content = as_alice.get(NODES).content.decode()
 
     storage = content[content.index('id="storage"') : content.index('id="public-ipv4"')]
     rows = storage.split("<tr>")[2:]  # after the header row
     lines = {r.split("<td>")[1].split("<br>")[0].strip(): r for r in rows}
-    assert set(lines) == {"EBS gp3", "EBS io1", "EBS io2"}, list(lines)
-    for kind in ("io1", "io2"):
-        assert "0.055" not in lines[f"EBS {kind}"] and "magnetic" not in lines[f"EBS {kind}"]
-        assert f"no storage price for ebs-{kind}" in lines[f"EBS {kind}"]
-    assert "0.088" in lines["EBS gp3"] and "4.40" in lines["EBS gp3"]  # 50 GiB x 0.088
+    assert set(lines) == {
+        "EBS gp3", "EBS gp3 provisioned IOPS, above 3,000 IOPS",
+        "EBS gp3 provisioned throughput, above 125 MiB/s",
+        "EBS io1", "EBS io1 provisioned IOPS",
+        "EBS io2", "EBS io2 provisioned IOPS, up to 32,000 IOPS",
+        "EBS io2 provisioned IOPS, 32,001 to 64,000 IOPS", "EBS io9",
+    }, list(lines)  # fmt: skip
+    assert all("0.055" not in row and "magnetic" not in row for row in rows)
+    assert "0.138" in lines["EBS io1"] and "13.80" in lines["EBS io1"]  # 100 GiB x 0.138
+    assert "1000 IOPS" in lines["EBS io1 provisioned IOPS"]
+    assert "0.072 per IOPS-month" in lines["EBS io1 provisioned IOPS"]
+    assert "0.044 per MiB/s-month" in lines["EBS gp3 provisioned throughput, above 125 MiB/s"]
+    assert "72.00" in lines["EBS io1 provisioned IOPS"]  # 1,000 x 0.072
+    assert "27.60" in lines["EBS io2"]  # 200 GiB x 0.138
+    assert "2304.00" in lines["EBS io2 provisioned IOPS, up to 32,000 IOPS"]  # 32,000 x 0.072
+    assert "403.20" in lines["EBS io2 provisioned IOPS, 32,001 to 64,000 IOPS"]  # 8,000 x 0.0504
+    assert "8.80" in lines["EBS gp3"]  # 100 GiB x 0.088, the baseline volume adds nothing else
+    assert "16.50" in lines["EBS gp3 provisioned IOPS, above 3,000 IOPS"]  # 3,000 x 0.0055
+    assert "5.50" in lines["EBS gp3 provisioned throughput, above 125 MiB/s"]  # 125 x 0.044
+    assert "no storage price for ebs-io9" in lines["EBS io9"]
+    assert '<td class="num">unknown</td>' in lines["EBS io9"]  # its monthly figure
