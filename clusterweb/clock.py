@@ -14,27 +14,31 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 
-_cache: tuple[float, float] | None = None  # (file mtime, offset seconds)
+_cache: tuple[str, int, float] | None = None  # (path, file mtime in ns, offset seconds)
 
 
 def offset_seconds() -> float:
     """The test clock offset, or 0 outside tests or when no offset is set."""
-    global _cache
     path = getattr(settings, "CLOCK_FILE", "") if getattr(settings, "TESTING", False) else ""
-    if not path:
-        return 0.0
+    return offset_in_file(path) if path else 0.0
+
+
+def offset_in_file(path: str) -> float:
+    """The offset in seconds written in ``path`` (0 when there is none), re-read only when the file
+    changes. Needs no Django settings: the sandbox's AWS layer reads the same file through it."""
+    global _cache
     try:
         mtime = os.stat(path).st_mtime_ns
     except FileNotFoundError:
         return 0.0
-    if _cache is not None and _cache[0] == mtime:
-        return _cache[1]
+    if _cache is not None and _cache[:2] == (path, mtime):
+        return _cache[2]
     try:
         with open(path) as handle:
             value = float(Decimal(handle.read().strip() or "0"))
     except (OSError, InvalidOperation):
         value = 0.0
-    _cache = (mtime, value)
+    _cache = (path, mtime, value)
     return value
 
 

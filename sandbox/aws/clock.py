@@ -20,32 +20,17 @@ import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+
+from clusterweb.clock import offset_in_file
 
 _lock = threading.RLock()
 _pinned: datetime | None = None
-_cache: tuple[int, float] | None = None  # (file mtime in ns, offset seconds)
 
 
 def offset_seconds() -> float:
     """The shared test offset, or 0 outside tests (no clock file is named then)."""
-    global _cache
     path = os.environ.get("CLUSTERWEB_CLOCK_FILE", "")
-    if not path:
-        return 0.0
-    try:
-        mtime = os.stat(path).st_mtime_ns
-    except FileNotFoundError:
-        return 0.0
-    if _cache is not None and _cache[0] == mtime:
-        return _cache[1]
-    try:
-        with open(path) as handle:
-            value = float(Decimal(handle.read().strip() or "0"))
-    except (OSError, InvalidOperation):
-        value = 0.0
-    _cache = (mtime, value)
-    return value
+    return offset_in_file(path) if path else 0.0
 
 
 def real_now() -> datetime:
