@@ -36,3 +36,11 @@ def on_starting(server):
         if refusal:
             print(refusal, file=sys.stderr)
             sys.exit(2)
+
+
+def post_worker_init(worker):
+    # The late-job alert must go out while the Celery worker is dead even if nobody opens a page:
+    # each web worker runs the alert thread from its start (clusterweb/health/alerter.py).
+    from clusterweb.health import alerter
+
+    alerter.start(periodic=True)

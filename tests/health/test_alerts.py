@@ -75,6 +75,29 @@ def test_a_stalled_mail_server_never_slows_a_page_and_one_mail_goes_out_when_it_
 
 
 @pytest.mark.django_db(transaction=True)
+def test_with_nobody_viewing_pages_a_web_workers_alert_thread_retries_on_its_own(
+    as_alice, jobs_late, mailbox, settings, monkeypatch
+):
+    """A gunicorn worker's alert thread looks again by itself: the alert goes out once the mail
+    server answers, although nobody opens a page after the first failed attempt."""
+    from clusterweb.health import alerter
+
+    monkeypatch.setattr(alerter, "RECHECK_SECONDS", 0.1)
+    monkeypatch.setattr(alerter, "_periodic", True)  # as gunicorn_conf.post_worker_init starts it
+    with StalledSmtp() as stalled:
+        settings.EMAIL_PORT = stalled.port
+        alerter.poke()  # the last page anybody opened
+        assert _wait_until(lambda: Heartbeat.objects.exclude(alert_error="").exists())
+    settings.EMAIL_PORT = mailbox.port
+    jobs_late.advance(services.ALERT_BACKOFF_MAX_SECONDS)
+    messages = mailbox.wait_for(1)
+    assert len(messages) == 1 and "watchdog" in messages[0].subject
+    assert _wait_until(lambda: all(beat.alerted_at for beat in services.heartbeats_late()))
+    time.sleep(0.3)  # more rounds of the thread send nothing more
+    assert len(mailbox.messages) == 1
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_page_view_never_sends_the_alert_itself(as_alice, jobs_late, mailbox, settings):
     """While the watchdog itself runs (a worker is alive), only it sends: a page does not."""
     Heartbeat.objects.filter(pk="watchdog").update(last_ok_at=clock.now())
