@@ -481,6 +481,14 @@ class CloudBridge:
             "ami-id": instance.get("ImageId", ""),
         }
         request = read_join_script(self._flags(instance_id), metadata)
+        if self.simulator is not None:
+            # kubeadm dials the address in the script: a wrong control-plane endpoint never joins.
+            endpoint = f"{self.simulator.host}:{self.simulator.port}"
+            if request.api_server != endpoint:
+                raise JoinError(
+                    f"kubeadm join {request.api_server}: no API server answers there "
+                    f"(the control-plane endpoint is {endpoint})"
+                )
         labels, taints = kubelet_flags(request.flags)
         provider_id = f"aws:///{zone}/{instance_id}"
         if request.flags.get("provider-id") != provider_id:

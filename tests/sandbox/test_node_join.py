@@ -128,6 +128,19 @@ def test_the_ca_pin_must_be_the_cluster_s(kube: Kube, aws, ec2, image_id) -> Non
     assert "not signed by any of the public keys pinned" in problem
 
 
+def test_a_script_naming_another_control_plane_endpoint_never_joins(
+    kube: Kube, aws, ec2, image_id
+) -> None:
+    """kubeadm dials the endpoint the script names: nothing answers at a wrong one."""
+    script = kube.join_script()
+    endpoint = f"{kube.simulator.host}:{kube.simulator.port}"
+    assert endpoint in script
+    instance_id = launch(ec2, image_id, user_data=script.replace(endpoint, "10.0.0.1:6443"))
+    names, problem = _joined(kube, aws, instance_id)
+    assert names == []
+    assert "no API server answers there" in problem
+
+
 def test_a_disabled_metadata_service_never_joins(kube: Kube, aws, ec2, image_id) -> None:
     """The script reads its provider ID, type and zone from IMDS: with the endpoint disabled
     curl fails and set -e stops the script."""
