@@ -10,7 +10,15 @@ from clusterweb import clock
 
 def load(apps, schema_editor):
     catalog_price = apps.get_model("billing", "CatalogPrice")
-    catalog_rows_store(catalog_price, bundled_rows(), origin="bundled", loaded_at=clock.now())
+    # Only keys not stored yet: a row an admin imported, or the price lookup found, under the same
+    # key keeps its price and origin.
+    stored = set(catalog_price.objects.values_list("kind", "region", "item", "effective_from"))
+    rows = [
+        row
+        for row in bundled_rows()
+        if (row.kind, row.region, row.item, row.effective_from) not in stored
+    ]
+    catalog_rows_store(catalog_price, rows, origin="bundled", loaded_at=clock.now())
 
 
 class Migration(migrations.Migration):

@@ -9,16 +9,17 @@ from django.contrib.sessions.models import Session
 from django.db.models import Q
 
 from clusterweb import clock
-from clusterweb.accounts.models import LoginThrottle, Throttle
+from clusterweb.accounts.models import LoginThrottle, SignupSiteSession, Throttle
 from clusterweb.audit.models import AuditEvent
 
 
 def database_cleanup() -> dict[str, int]:
-    """Remove expired sessions, rate-limit rows whose window has passed (a username still locked
-    keeps its row) and audit events older than ``AUDIT_RETENTION_DAYS``. Safe to run twice: a
-    second run finds nothing. Returns how many rows of each kind went."""
+    """Remove expired sessions (of both sites), rate-limit rows whose window has passed (a
+    username still locked keeps its row) and audit events older than ``AUDIT_RETENTION_DAYS``.
+    Safe to run twice: a second run finds nothing. Returns how many rows of each kind went."""
     now = clock.now()
     sessions, _ = Session.objects.filter(expire_date__lt=now).delete()
+    signup_sessions, _ = SignupSiteSession.objects.filter(expire_date__lt=now).delete()
     window = timedelta(seconds=settings.ACCOUNTS_ATTEMPT_WINDOW_SECONDS)
     throttles, _ = Throttle.objects.filter(window_started_at__lte=now - window).delete()
     # A login throttle counts failures within its window and may lock the name for a while:
@@ -33,4 +34,8 @@ def database_cleanup() -> dict[str, int]:
     )
     horizon = now - timedelta(days=settings.AUDIT_RETENTION_DAYS)
     audit_events, _ = AuditEvent.objects.filter(at__lt=horizon).delete()
-    return {"sessions": sessions, "throttles": throttles + logins, "audit_events": audit_events}
+    return {
+        "sessions": sessions + signup_sessions,
+        "throttles": throttles + logins,
+        "audit_events": audit_events,
+    }

@@ -67,6 +67,9 @@ rootpw {root_pw}
 directory {dir}/data
 index objectClass eq
 index uid,cn,memberUid,uidNumber,gidNumber,mail eq
+# The directory sync pages through every person as the service account: no total for its paged
+# searches (slapd stops a paged search at the size limit, 500, otherwise; docs/accounts.md).
+limits dn.exact="{service_dn}" size.prtotal=unlimited
 
 # The password policy overlay: the Users page locks accounts with pwdAccountLockedTime.
 overlay ppolicy
@@ -108,7 +111,7 @@ def slapd_conf(*, workdir: Path, root_password: str) -> str:
         dir=workdir,
         suffix=SUFFIX,
         root_dn=ROOT_DN,
-        root_pw=root_password,
+        root_pw=ssha(root_password),  # never the clear text on the config volume
         policy_dn=POLICY_DN,
         service_dn=SERVICE_DN,
         people_dn=PEOPLE_DN,

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.sessions.models import Session
 
 from clusterweb import clock
-from clusterweb.accounts.models import LoginThrottle, Throttle
+from clusterweb.accounts.models import LoginThrottle, SignupSiteSession, Throttle
 from clusterweb.audit.models import AuditEvent
 from clusterweb.audit.services import audit_record
 from clusterweb.celery import beat_schedule
@@ -32,6 +32,16 @@ def test_it_removes_expired_sessions_and_keeps_live_ones():
     _session("live", timedelta(hours=1))
     result = cleanup()
     assert set(Session.objects.values_list("session_key", flat=True)) == {"live"}
+    assert result["sessions"] == 1
+
+
+def test_it_removes_the_signup_sites_expired_sessions_too():
+    for key, expires_in in (("old", -timedelta(minutes=1)), ("open", timedelta(hours=1))):
+        SignupSiteSession.objects.create(
+            session_key=key, session_data="", expire_date=clock.now() + expires_in
+        )
+    result = cleanup()
+    assert set(SignupSiteSession.objects.values_list("session_key", flat=True)) == {"open"}
     assert result["sessions"] == 1
 
 
