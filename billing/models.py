@@ -294,7 +294,8 @@ class CostMonth(models.Model):
 class CostExplorerRead(models.Model):
     """One read of one month from Cost Explorer (get_cost_and_usage, daily, by service), with
     the number of requests it made: each request, every page of results included, costs $0.01.
-    Reads are made only by the periodic job, never by a page or a command."""
+    Reads are made only by the periodic job, never by a page or a command (``manage.py doctor``'s
+    one access probe is not a read and is not counted here; the README says so)."""
 
     month = models.DateField()
     period_start = models.DateField()

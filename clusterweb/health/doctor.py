@@ -263,6 +263,14 @@ def _check_aws_reads() -> Iterator[Finding]:
             ),
         ),
         ("aws.s3.ListBuckets", "s3:ListAllMyBuckets", lambda: aws.client("s3").list_buckets()),
+        (
+            # The price lookup job and `pools load` ask the Price List Query API (us-east-1).
+            "aws.pricing.GetProducts",
+            "pricing:GetProducts",
+            lambda: aws.client("pricing", region=aws.PRICING_REGION).get_products(
+                ServiceCode="AmazonEC2", MaxResults=1
+            ),
+        ),
     )
     for id, action, call in reads:
         try:

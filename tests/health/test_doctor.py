@@ -32,7 +32,7 @@ EVERY_ID = (
     {"database", "redis", "worker", "beat", "smtp", "jupyterhub", "kubernetes.identity"}
     | {"ldap.bind", "ldap.people", "ldap.groups", "ldap.uid_numbers"}
     | {"aws.credentials", "aws.cost_explorer", "aws.efs.DescribeFileSystems"}
-    | {"aws.cloudwatch.GetMetricStatistics", "aws.s3.ListBuckets"}
+    | {"aws.cloudwatch.GetMetricStatistics", "aws.s3.ListBuckets", "aws.pricing.GetProducts"}
     | {f"aws.ec2.{action}" for action, _, _ in EC2_CALLS}
     | KUBE_IDS
 )
@@ -161,6 +161,11 @@ BREAKS = {
         lambda d: d.aws.fault_inject("GetCostAndUsage", "AccessDeniedException", times=None),
         {"aws.cost_explorer"},
         "ce:GetCostAndUsage",
+    ),
+    "price-list": (
+        lambda d: d.aws.fault_inject("GetProducts", "AccessDeniedException", times=None),
+        {"aws.pricing.GetProducts"},
+        "pricing:GetProducts",
     ),
     "kube-credentials": (
         lambda d: setattr(d.settings, "KUBE_CONFIG_PATH", str(d.tmp_path / "no-kubeconfig")),
