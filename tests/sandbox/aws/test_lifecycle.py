@@ -17,7 +17,7 @@ def _state(ec2, instance_id: str) -> str:
     return reservations[0]["Instances"][0]["State"]["Name"]
 
 
-def _wait_for(ec2, instance_id: str, state: str, timeout: float = 5.0) -> None:
+def _wait_for(ec2, instance_id: str, state: str, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while _state(ec2, instance_id) != state:
         assert time.monotonic() < deadline, f"{instance_id} never became {state}"
@@ -26,8 +26,8 @@ def _wait_for(ec2, instance_id: str, state: str, timeout: float = 5.0) -> None:
 
 @pytest.fixture
 def slow(aws):
-    """Transitions long enough to see, short enough to wait for."""
-    aws.delays_set(pending=0.5, stopping=0.5, shutting_down=0.5)
+    """Transitions long enough to see even on a loaded machine, short enough to wait for."""
+    aws.delays_set(pending=2.0, stopping=2.0, shutting_down=2.0)
     return aws
 
 
