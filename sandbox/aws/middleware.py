@@ -89,9 +89,15 @@ class LayerMiddleware:
 
     def _refusal(self, request: wire.AwsRequest) -> wire.Reply | None:
         """What AWS would refuse this request with before launching anything: an invalid
-        launch (``launch_refusal``), else an armed fault. None: moto answers."""
+        launch (``launch_refusal``), a stop or start in the wrong state (``state_refusal``),
+        else an armed fault. None: moto answers."""
         if request.protocol == "ec2" and request.action in wire.LAUNCH_ACTIONS:
             refused = launch_refusal(request, self.controls)
+            if refused is not None:
+                self.controls.answered(request)
+                return refused
+        if request.protocol == "ec2" and request.action in STATE_REFUSALS:
+            refused = state_refusal(request)
             if refused is not None:
                 self.controls.answered(request)
                 return refused
@@ -409,3 +415,36 @@ def replay_call(endpoint: str, region: str) -> Callable[[Mapping[str, Any]], Any
 
 def _iso(value: Any) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+# StopInstances and StartInstances act only from some states; from the others EC2 answers
+# IncorrectInstanceState and changes nothing ("Stop and start Amazon EC2 instances": a pending
+# instance cannot be stopped yet, a stopping one cannot be started until it is stopped; neither
+# a shutting-down nor a terminated one; asking for the state it is in or heading to is a no-op).
+# Error code: EC2 API reference, "Error codes" (IncorrectInstanceState).
+STATE_REFUSALS: dict[str, tuple[frozenset[str], str]] = {
+    "StopInstances": (
+        frozenset({"pending", "shutting-down", "terminated"}),
+        "This instance '{id}' is not in a state from which it can be stopped.",
+    ),
+    "StartInstances": (
+        frozenset({"stopping", "shutting-down", "terminated"}),
+        "The instance '{id}' is not in a state from which it can be started.",
+    ),
+}
+
+
+def state_refusal(request: wire.AwsRequest) -> wire.Reply | None:
+    """IncorrectInstanceState for a stop or start of an instance in a state that forbids it."""
+    refused_states, message = STATE_REFUSALS[request.action]
+    ids = [value for key, value in sorted(request.params.items()) if key.startswith("InstanceId.")]
+    for instance_id in ids:
+        try:
+            _, _, instance = moto_state.instance_find(instance_id)
+        except moto_state.NotFound:
+            continue  # moto answers InvalidInstanceID.NotFound itself
+        if instance.state in refused_states:
+            return wire.error_response(
+                request, "IncorrectInstanceState", message.format(id=instance_id)
+            )
+    return None

@@ -171,6 +171,7 @@ def test_instances_without_the_cluster_tag_or_not_running_do_not_join(
     launch(ec2, image_id, tags={"clusterweb:cluster": "other"}, user_data=script)
     ec2.run_instances(ImageId=image_id, InstanceType="t2.micro", MinCount=1, MaxCount=1)
     stopped = launch(ec2, image_id, user_data=script)
+    instances_wait(ec2, [stopped], "running")  # EC2 refuses to stop a pending instance
     ec2.stop_instances(InstanceIds=[stopped])
     member = launch(ec2, image_id, "t2.micro", user_data=script)
     bridge = kube.cloud_bridge(CLUSTER, aws_env=aws.env())

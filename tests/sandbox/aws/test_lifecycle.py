@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from botocore.exceptions import ClientError
 
 from sandbox.aws import AwsControl
 from tests.sandbox.aws.conftest import launch
@@ -105,3 +106,40 @@ def test_the_test_clock_moves_the_cloud(aws, ec2, image_id, shared_clock):
 def test_negative_delays_are_refused(aws):
     with pytest.raises(ValueError, match="negative"):
         aws.delays_set(stopping=-1)
+
+
+def test_a_pending_instance_cannot_be_stopped_yet(slow, ec2, image_id):
+    instance_id = launch(ec2, image_id)["Instances"][0]["InstanceId"]
+
+    with pytest.raises(ClientError) as refused:
+        ec2.stop_instances(InstanceIds=[instance_id])
+
+    assert refused.value.response["Error"]["Code"] == "IncorrectInstanceState"
+    assert instance_id in refused.value.response["Error"]["Message"]
+    assert _state(ec2, instance_id) == "pending"
+    _wait_for(ec2, instance_id, "running")
+
+
+def test_a_stopping_instance_cannot_be_started_until_it_is_stopped(slow, ec2, image_id):
+    instance_id = launch(ec2, image_id)["Instances"][0]["InstanceId"]
+    _wait_for(ec2, instance_id, "running")
+    ec2.stop_instances(InstanceIds=[instance_id])
+
+    with pytest.raises(ClientError) as refused:
+        ec2.start_instances(InstanceIds=[instance_id])
+
+    assert refused.value.response["Error"]["Code"] == "IncorrectInstanceState"
+    _wait_for(ec2, instance_id, "stopped")
+    ec2.start_instances(InstanceIds=[instance_id])
+    assert _state(ec2, instance_id) == "pending"
+
+
+def test_a_terminated_instance_can_neither_be_started_nor_stopped(slow, ec2, image_id):
+    instance_id = launch(ec2, image_id)["Instances"][0]["InstanceId"]
+    ec2.terminate_instances(InstanceIds=[instance_id])
+    _wait_for(ec2, instance_id, "terminated")
+
+    for call in (ec2.start_instances, ec2.stop_instances):
+        with pytest.raises(ClientError) as refused:
+            call(InstanceIds=[instance_id])
+        assert refused.value.response["Error"]["Code"] == "IncorrectInstanceState"
