@@ -345,3 +345,38 @@ def old_obj(event: Event) -> dict[str, Any] | None:
 def peek_obj(store: Store, rt: ResourceType, namespace: str, name: str) -> dict[str, Any] | None:
     entry: Entry | None = store.peek(rt, namespace, name)
     return entry.obj if entry is not None else None
+
+
+class OwnerController(Controller):
+    """A controller of one kind of owner (``resource``) whose children (``child``) name it in
+    their controller reference: a change to either marks the owner dirty."""
+
+    resource: Any
+    child: Any
+    owner_kind = ""
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        self.dirty: set[Key] = set()
+
+    def resync(self) -> None:
+        self.dirty = {
+            (e.obj["metadata"]["namespace"], e.obj["metadata"]["name"])
+            for e in self.store.list_entries(self.resource, "").items
+        }
+
+    def observe(self, event: Event) -> None:
+        if event.resource is self.resource:
+            if event.type != "DELETED":
+                self.dirty.add(event.key)
+        elif event.resource is self.child:
+            ref = controller_of(event.entry.obj)
+            if ref is not None and ref.get("kind") == self.owner_kind:
+                self.dirty.add((event.key[0], ref["name"]))
+
+    def sync(self) -> None:
+        dirty, self.dirty = self.dirty, set()
+        self.each(dirty, self._sync, self.dirty.add)
+
+    def _sync(self, key: Key) -> None:
+        raise NotImplementedError

@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import ApiError
 from ..resources import DAEMONSETS, NODES, PODS
 from ..store import Entry, Event, Key
-from .base import Context, Controller, controller_of, is_active, is_ready, owner_reference
+from .base import OwnerController, controller_of, is_active, is_ready, owner_reference
 from .scheduling import node_affinity_matches, tolerated
 
 # util.AddOrUpdateDaemonPodTolerations: what every daemon pod tolerates.
@@ -85,24 +85,14 @@ def _target(pod: dict[str, Any]) -> str:
     return ""
 
 
-class DaemonSetController(Controller):
+class DaemonSetController(OwnerController):
     name = "daemonset-controller"
-
-    def __init__(self, ctx: Context) -> None:
-        super().__init__(ctx)
-        self.dirty: set[Key] = set()
-
-    def resync(self) -> None:
-        self.dirty = {
-            (e.obj["metadata"]["namespace"], e.obj["metadata"]["name"])
-            for e in self.store.list_entries(DAEMONSETS, "").items
-        }
+    resource, child, owner_kind = DAEMONSETS, PODS, "DaemonSet"
 
     def observe(self, event: Event) -> None:
-        if event.resource is DAEMONSETS:
-            if event.type != "DELETED":
-                self.dirty.add(event.key)
-        elif event.resource is NODES:
+        super().observe(event)
+        if event.resource is NODES:
+            # A node that comes, goes or changes labels or taints may need a daemon pod or lose one.
             old = event.old.obj if event.old is not None else None
             new = event.entry.obj
             if (
@@ -112,14 +102,6 @@ class DaemonSetController(Controller):
                 or (old.get("spec") or {}).get("taints") != (new.get("spec") or {}).get("taints")
             ):
                 self.resync()
-        elif event.resource is PODS:
-            ref = controller_of(event.entry.obj)
-            if ref is not None and ref.get("kind") == "DaemonSet":
-                self.dirty.add((event.key[0], ref["name"]))
-
-    def sync(self) -> None:
-        dirty, self.dirty = self.dirty, set()
-        self.each(dirty, self._sync, self.dirty.add)
 
     def _sync(self, key: Key) -> None:
         entry = self.store.peek(DAEMONSETS, *key)

@@ -27,8 +27,7 @@ from ..errors import ApiError
 from ..resources import DEPLOYMENTS, PODS, REPLICASETS
 from ..store import Entry, Event, Key
 from .base import (
-    Context,
-    Controller,
+    OwnerController,
     condition,
     controller_of,
     is_active,
@@ -142,41 +141,9 @@ class _Reverse:
         return hash(self.value)
 
 
-class _OwnerController(Controller):
-    """A controller of one kind of owner (``resource``) whose children (``child``) name it in
-    their controller reference: a change to either marks the owner dirty."""
-
-    resource: Any
-    child: Any
-    owner_kind = ""
-
-    def __init__(self, ctx: Context) -> None:
-        super().__init__(ctx)
-        self.dirty: set[Key] = set()
-
-    def resync(self) -> None:
-        self.dirty = {
-            (e.obj["metadata"]["namespace"], e.obj["metadata"]["name"])
-            for e in self.store.list_entries(self.resource, "").items
-        }
-
-    def observe(self, event: Event) -> None:
-        if event.resource is self.resource:
-            if event.type != "DELETED":
-                self.dirty.add(event.key)
-        elif event.resource is self.child:
-            ref = controller_of(event.entry.obj)
-            if ref is not None and ref.get("kind") == self.owner_kind:
-                self.dirty.add((event.key[0], ref["name"]))
-
-
-class ReplicaSetController(_OwnerController):
+class ReplicaSetController(OwnerController):
     name = "replicaset-controller"
     resource, child, owner_kind = REPLICASETS, PODS, "ReplicaSet"
-
-    def sync(self) -> None:
-        dirty, self.dirty = self.dirty, set()
-        self.each(dirty, self._sync, self.dirty.add)
 
     def _sync(self, key: Key) -> None:
         entry = self.store.peek(REPLICASETS, *key)
@@ -309,7 +276,7 @@ class ReplicaSetController(_OwnerController):
 # -- Deployments ---------------------------------------------------------------------------------
 
 
-class DeploymentController(_OwnerController):
+class DeploymentController(OwnerController):
     name = "deployment-controller"
     resource, child, owner_kind = DEPLOYMENTS, REPLICASETS, "Deployment"
 
@@ -324,10 +291,6 @@ class DeploymentController(_OwnerController):
             owner = controller_of(rs.obj) if rs is not None else None
             if owner is not None and owner.get("kind") == "Deployment":
                 self.dirty.add((event.key[0], owner["name"]))
-
-    def sync(self) -> None:
-        dirty, self.dirty = self.dirty, set()
-        self.each(dirty, self._sync, self.dirty.add)
 
     # -- one deployment ------------------------------------------------------------------------
 
