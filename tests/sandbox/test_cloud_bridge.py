@@ -61,7 +61,10 @@ def launch(
     spot: bool = False,
     user_data: str = "",
     zone: str = "eu-west-1a",
+    wait: bool = True,
 ) -> str:
+    """Launch one instance; with ``wait``, return once it runs: the bridge (as a kubelet) acts
+    only on a running instance, and a pending one is merely waited for."""
     tags = {"clusterweb:cluster": CLUSTER, **(tags or {})}
     extra: dict[str, Any] = {}
     if spot:
@@ -79,7 +82,10 @@ def launch(
         ],
         **extra,
     )
-    return answer["Instances"][0]["InstanceId"]
+    instance_id = answer["Instances"][0]["InstanceId"]
+    if wait:
+        instances_wait(ec2, [instance_id], "running")
+    return instance_id
 
 
 def describe(ec2: Any, instance_id: str) -> dict[str, Any]:
@@ -170,8 +176,7 @@ def test_instances_without_the_cluster_tag_or_not_running_do_not_join(
     script = kube.join_script({"clusterweb.io/capacity-type": "on-demand"})
     launch(ec2, image_id, tags={"clusterweb:cluster": "other"}, user_data=script)
     ec2.run_instances(ImageId=image_id, InstanceType="t2.micro", MinCount=1, MaxCount=1)
-    stopped = launch(ec2, image_id, user_data=script)
-    instances_wait(ec2, [stopped], "running")  # EC2 refuses to stop a pending instance
+    stopped = launch(ec2, image_id, user_data=script)  # running: EC2 refuses to stop a pending one
     ec2.stop_instances(InstanceIds=[stopped])
     member = launch(ec2, image_id, "t2.micro", user_data=script)
     bridge = kube.cloud_bridge(CLUSTER, aws_env=aws.env())

@@ -21,6 +21,7 @@ from botocore.config import Config
 from sandbox.kube.join import DEFAULT_TOKEN_TTL, new_token, token_secret_manifest
 from sandbox.kube.resources import SECRETS
 from tests.fixtures.kube import Kube
+from tests.fixtures.services import instances_wait
 from tests.sandbox.test_cloud_bridge import CLUSTER, REGION, describe, launch
 
 pytestmark = pytest.mark.simulator_only
@@ -156,6 +157,7 @@ def test_a_disabled_metadata_service_never_joins(kube: Kube, aws, ec2, image_id)
         ],
     )
     instance_id = answer["Instances"][0]["InstanceId"]
+    instances_wait(ec2, [instance_id], "running")
     names, problem = _joined(kube, aws, instance_id)
     assert names == []
     assert "metadata service is disabled" in problem
