@@ -767,6 +767,16 @@ def validate_workload_spec(spec: dict[str, Any], kind: str) -> list[FieldError]:
     return errors
 
 
+def selector_immutable(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    """apps/v1 selectors are immutable ("Deployments › Label selector updates"; the same rule in
+    the ReplicaSet and DaemonSet registries)."""
+    old_sel = (old.get("spec") or {}).get("selector")
+    new_sel = (new.get("spec") or {}).get("selector")
+    if new_sel != old_sel:
+        return [invalid("spec.selector", new_sel, "field is immutable")]
+    return []
+
+
 class DeploymentStrategy(Strategy):
     def prepare_for_create(self, obj: dict[str, Any], store: Store) -> None:
         obj["status"] = {}
@@ -870,12 +880,7 @@ class DeploymentStrategy(Strategy):
         return errors
 
     def validate_update(self, new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
-        # "Deployments › Label selector updates": apps/v1 selectors are immutable.
-        old_sel = (old.get("spec") or {}).get("selector")
-        new_sel = (new.get("spec") or {}).get("selector")
-        if new_sel != old_sel:
-            return [invalid("spec.selector", new_sel, "field is immutable")]
-        return []
+        return selector_immutable(new, old)
 
 
 class ReplicaSetStrategy(Strategy):
@@ -924,11 +929,7 @@ class ReplicaSetStrategy(Strategy):
         return errors
 
     def validate_update(self, new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
-        old_sel = (old.get("spec") or {}).get("selector")
-        new_sel = (new.get("spec") or {}).get("selector")
-        if new_sel != old_sel:
-            return [invalid("spec.selector", new_sel, "field is immutable")]
-        return []
+        return selector_immutable(new, old)
 
 
 DAEMONSET_STATUS_COUNTS = (
@@ -974,11 +975,7 @@ class DaemonSetStrategy(Strategy):
         return errors
 
     def validate_update(self, new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
-        old_sel = (old.get("spec") or {}).get("selector")
-        new_sel = (new.get("spec") or {}).get("selector")
-        if new_sel != old_sel:
-            return [invalid("spec.selector", new_sel, "field is immutable")]
-        return []
+        return selector_immutable(new, old)
 
 
 PDB_STATUS_COUNTS = ("disruptionsAllowed", "currentHealthy", "desiredHealthy", "expectedPods")

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import ApiError
-from ..resources import EVENTS, ResourceType
+from ..resources import EVENTS, PODS, ResourceType
 from ..store import Entry, Event, Key, Store
 
 log = logging.getLogger("sandbox.kube.controllers")
@@ -380,3 +380,14 @@ class OwnerController(Controller):
 
     def _sync(self, key: Key) -> None:
         raise NotImplementedError
+
+    def _delete(self, owner: dict[str, Any], pod: Entry) -> None:
+        """Delete one of ``owner``'s pods (gone already: nothing to do) and record the event."""
+        meta = pod.obj["metadata"]
+        try:
+            self.store.delete(PODS, meta["namespace"], meta["name"])
+        except ApiError:
+            return
+        self.ctx.events.record(
+            owner, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}", self.name
+        )

@@ -173,16 +173,6 @@ class DaemonSetController(OwnerController):
             self.name,
         )
 
-    def _delete(self, ds: dict[str, Any], pod: Entry) -> None:
-        meta = pod.obj["metadata"]
-        try:
-            self.store.delete(PODS, meta["namespace"], meta["name"])
-        except ApiError:
-            return
-        self.ctx.events.record(
-            ds, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}", self.name
-        )
-
     def _write_status(self, entry: Entry, wanted: set[str], pods: dict[str, list[Entry]]) -> None:
         ds = entry.obj
         generation = str(ds["metadata"].get("generation", 1))

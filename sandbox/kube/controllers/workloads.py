@@ -206,16 +206,6 @@ class ReplicaSetController(OwnerController):
             )
         return ""
 
-    def _delete(self, rs: dict[str, Any], pod: Entry) -> None:
-        meta = pod.obj["metadata"]
-        try:
-            self.store.delete(PODS, meta["namespace"], meta["name"])
-        except ApiError:
-            return
-        self.ctx.events.record(
-            rs, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}", self.name
-        )
-
     def _write_status(self, entry: Entry, active: list[Entry], failure: str) -> None:
         rs = entry.obj
         spec = rs.get("spec") or {}
