@@ -225,7 +225,11 @@ def _decision(
             "change": quotes.quote_change(launch, quote),
             "room": room,
             "fits": launch.count <= room,
-            "approve_form": approve_form or ApproveForm(launch=launch),
+            # A request the pool has no room for now starts as the smaller approval that fits.
+            "approve_form": approve_form
+            or ApproveForm(
+                launch=launch, initial={"workers": room} if 0 < room < launch.count else None
+            ),
             "reject_form": reject_form or RejectForm(launch=launch),
         }
     )
@@ -249,7 +253,10 @@ def approvals(request: HttpRequest) -> HttpResponse:
 def _decided(request: HttpRequest, launch: LaunchRequest, context: dict[str, Any]) -> HttpResponse:
     """The decision part again (htmx), or back to where the admin decided from."""
     if request.htmx:
-        return render(request, "provisioning/launches/_decide.html", context)
+        next_page = "detail" if request.POST.get("next") == "detail" else "approvals"
+        return render(
+            request, "provisioning/launches/_decide.html", {"d": context, "next": next_page}
+        )
     if context.get("error"):
         messages.error(request, context["error"])
     elif context["launch"].state != LaunchState.PENDING_APPROVAL:
