@@ -62,6 +62,9 @@ class SparkLaunchForm(forms.Form):
         self.owner_user: Any = None
         self.room = selectors.pool_room(pool)
         self.fields["instance_type"].choices = [(t, t) for t in pool.instance_types]
+        self.fields["instance_type"].error_messages["invalid_choice"] = (
+            f"%(value)s is not allowed in pool {pool.slug}: one of {', '.join(pool.instance_types)}"
+        )
         if pool.instance_types:
             self.fields["instance_type"].initial = pool.instance_types[0]
         # Bounds for the browser; ``clean`` checks them with the service's words.
