@@ -77,9 +77,9 @@ class SparkLaunchForm(forms.Form):
         # Not disabled where the pool forbids a fallback: asking for one anyway (the CLI's
         # flag, a forged form) must be refused with the reason, not dropped.
         if not pool.on_demand_fallback:
-            self.fields["allow_on_demand_fallback"].help_text = (
-                f"Pool {pool.slug} does not allow a fallback to on-demand."
-            )
+            self.fields[
+                "allow_on_demand_fallback"
+            ].help_text = f"Pool {pool.slug} does not allow a fallback to on-demand."
         # Not a disabled field: a collaborator's form naming someone else must be refused
         # (and said so), not quietly launched for them.
         self.fields["owner"].initial = getattr(user, "username", "")
