@@ -93,7 +93,11 @@ def test_bob_asks_for_workers_and_lands_on_the_request_page(pools, spot_prices, 
         ({"workers": "11"}, "workers", "pool spark has room for 10 more nodes now"),
         ({"hours": "49"}, "hours", "at most 48 hours in pool spark"),
         ({"hours": "0"}, "hours", "Ensure this value is greater than or equal to 1."),
-        ({"instance_type": "p5.48xlarge"}, "instance_type", "Select a valid choice."),
+        (
+            {"instance_type": "p5.48xlarge"},
+            "instance_type",
+            "p5.48xlarge is not allowed in pool spark: one of t2.xlarge, m5.xlarge",
+        ),
         ({"capacity_type": "reserved"}, "capacity_type", "Select a valid choice."),
     ],
 )
@@ -118,11 +122,13 @@ def test_a_fallback_the_pool_forbids_is_refused(pools, spot_prices, as_bob):
 
     page = as_bob.get(SPARK).content.decode()
     assert 'id="id_allow_on_demand_fallback" role="switch" disabled' in page
+    assert "Pool spark does not allow a fallback to on-demand." in page
+    # A forged form asking for it anyway is refused with the reason, not quietly dropped.
     response = as_bob.post(SPARK, {**ASK, "allow_on_demand_fallback": "on"})
 
-    # A disabled field ignores what was posted: the request goes in without the fallback.
-    launch = LaunchRequest.objects.get()
-    assert response.status_code == 302 and launch.allow_on_demand_fallback is False
+    assert response.status_code == 200
+    assert "pool spark does not allow a fallback to on-demand" in response.content.decode()
+    assert LaunchRequest.objects.count() == 0
 
 
 def test_the_fallback_raises_nothing_but_is_named_in_the_maximum(pools, spot_prices, as_bob):
