@@ -203,3 +203,20 @@ def test_a_collaborator_cannot_see_or_set_the_policy(as_bob, db):
     assert as_bob.get(POLICY).status_code == 403
     assert as_bob.post(POLICY, {"threshold": "1000"}).status_code == 403
     assert not ApprovalPolicy.objects.exists()
+
+
+def test_the_page_says_the_policy_approved_at_once_or_that_nobody_decided_in_time(
+    pools, spot_prices, as_alice, as_bob, alice_user, bob_user, settings
+):
+    auto = spark(alice_user, count=1, hours=1)
+    page = as_alice.get(detail_url(auto)).content.decode()
+    assert "Approved by the policy at once (maximum within the threshold)" in page
+    assert 'id="decision"' not in page  # nothing to decide
+
+    waiting = spark(bob_user)
+    settings.LAUNCH_APPROVAL_HOURS = 24
+    assert services.expire_pending(now=waiting.created_at + timedelta(hours=25)) == 1
+
+    response = as_bob.get(detail_url(waiting), headers=HTMX)
+    assert response.status_code == 286
+    assert "Expired: no admin decided it in time" in response.content.decode()
