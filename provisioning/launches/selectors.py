@@ -116,13 +116,30 @@ def _urls(request: LaunchRequest) -> dict[str, str]:
     return {}
 
 
-def request_json(request: LaunchRequest) -> dict[str, Any]:
-    """A request as CONVENTIONS.md has it (``request ID --json``, every write, the pages)."""
-    instances = list(
-        Node.objects.filter(request=str(request.pk))
+def _instances_of(ids: list[int]) -> dict[str, list[str]]:
+    """EC2 ids of the nodes each request launched (by the ``clusterweb:request`` tag)."""
+    found: dict[str, list[str]] = {str(pk): [] for pk in ids}
+    nodes = (
+        Node.objects.filter(request__in=list(found))
         .order_by("launched_at", "instance_id")
-        .values_list("instance_id", flat=True)
+        .values_list("request", "instance_id")
     )
+    for request, instance_id in nodes:
+        found[request].append(instance_id)
+    return found
+
+
+def requests_json(requests: list[LaunchRequest]) -> list[dict[str, Any]]:
+    """``requests --json``: each request's JSON, with the instances of all read at once
+    (prefetch ``steps`` on the queryset to read the step logs at once too)."""
+    instances = _instances_of([r.pk for r in requests])
+    return [request_json(r, instances=instances[str(r.pk)]) for r in requests]
+
+
+def request_json(request: LaunchRequest, *, instances: list[str] | None = None) -> dict[str, Any]:
+    """A request as CONVENTIONS.md has it (``request ID --json``, every write, the pages)."""
+    if instances is None:
+        instances = _instances_of([request.pk])[str(request.pk)]
     return {
         "id": request.pk,
         "kind": request.kind,

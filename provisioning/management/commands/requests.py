@@ -25,7 +25,7 @@ class Command(BaseCommand):
             if user:
                 requests = requests.filter(owner__username__iexact=user)
             requests = list(requests.prefetch_related("steps").order_by("-created_at", "-pk"))
-            rows = [selectors.request_json(r) for r in requests]
+            rows = selectors.requests_json(requests)
             text = "\n".join(cli.request_line(r) for r in requests) or "no launch requests"
             return {"requests": rows}, text
 

@@ -179,3 +179,24 @@ def test_approval_policy_set_refuses_bad_input_and_collaborators(
     assert got == code and err.strip().startswith(start)
     assert ApprovalPolicy.current().threshold == Decimal("10.00")
     assert not AuditEvent.objects.filter(action="approval_policy.updated").exists()
+
+
+def test_requests_json_reads_each_requests_instances_and_steps_at_once(
+    capsys, pools, spot_prices, alice_user, django_assert_max_num_queries
+):
+    from provisioning.launches import services
+    from tests.provisioning.launches.test_requests import spark
+    from tests.provisioning.launches.test_transitions import node_row
+
+    launches = [spark(alice_user, count=1) for _ in range(5)]
+    node_row("i-0a", pool="spark", request=str(launches[0].pk))
+    node_row("i-0b", pool="spark", request=str(launches[0].pk))
+    services.step_record(launches[1].pk, "room", detail="1 node")
+
+    with django_assert_max_num_queries(3):
+        code, out, _ = run(capsys, "requests", "--json")
+
+    rows = {r["id"]: r for r in json.loads(out)["requests"]}
+    assert code == 0 and rows[launches[0].pk]["instances"] == ["i-0a", "i-0b"]
+    assert [s["name"] for s in rows[launches[1].pk]["steps"]] == ["room"]
+    assert rows[launches[2].pk]["instances"] == []
