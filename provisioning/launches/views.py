@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from clusterweb.accounts.directory.selectors import usernames_with_a_role
 from clusterweb.permissions import admin_required, is_admin, member_required
 from provisioning.launches import quotes, selectors, services
 from provisioning.launches.forms import (
@@ -83,6 +84,7 @@ def _spark_page(
         "policy": policy,
         "room": form.room if form is not None else 0,
         "admin": is_admin(request.user),
+        "owners": usernames_with_a_role() if is_admin(request.user) and not live else [],
         "live": live,
     }
 

@@ -131,3 +131,14 @@ def directory_user_visible(user: Any, uid: str) -> DirectoryUser | None:
     if not is_admin(user) or not uid or len(uid) > 150 or "\x00" in uid:
         return None  # (a NUL from the URL would not even reach PostgreSQL)
     return DirectoryUser.objects.filter(uid=uid).first()
+
+
+def usernames_with_a_role() -> list[str]:
+    """The users the dashboard knows as admins or collaborators (active), by name: whom an admin
+    may name as a launch's owner on a page."""
+    from django.db.models import Q
+
+    users = User.objects.filter(is_active=True).filter(
+        Q(is_cluster_admin=True) | Q(is_collaborator=True)
+    )
+    return list(users.order_by("username").values_list("username", flat=True))

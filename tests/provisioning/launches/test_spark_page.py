@@ -151,6 +151,7 @@ def test_a_collaborator_cannot_launch_for_someone_else(pools, spot_prices, as_bo
 def test_an_admin_launches_for_bob(pools, spot_prices, as_alice, alice_user, bob_user):
     page = as_alice.get(SPARK).content.decode()
     assert 'name="owner" id="id_owner" value="alice"' in page
+    assert '<option value="bob"></option>' in page  # the users she may name
 
     response = as_alice.post(SPARK, {**ASK, "owner": "bob"})
 
