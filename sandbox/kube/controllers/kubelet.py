@@ -499,14 +499,13 @@ class Kubelet(Controller):
         if status.get("podIP"):
             return str(status["podIP"])
         meta = pod["metadata"]
-        if pod["spec"].get("hostNetwork"):
-            host_ips = self._host_ips(node)
-            ip = host_ips[0] if host_ips else ""
+        host_ips = self._host_ips(node)
+        if pod["spec"].get("hostNetwork") and host_ips:
+            ip = host_ips[0]
         else:
             ip = self.network.allocate(node["metadata"]["name"], (meta["namespace"], meta["name"]))
-        if ip:
-            status["podIP"] = ip
-            status["podIPs"] = [{"ip": ip}]
+        status["podIP"] = ip
+        status["podIPs"] = [{"ip": ip}]
         return ip
 
     def _accept(self, pod: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
