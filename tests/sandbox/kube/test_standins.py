@@ -581,3 +581,97 @@ def test_a_notebook_answers_the_hubs_check_on_its_pod_address_and_sends_browsers
     assert "client_id=jupyterhub-user-bob" in location
     assert "redirect_uri=%2Fuser%2Fbob%2Foauth_callback" in location
     connection.close()
+
+
+def master_pod(node: str, ns: str, name: str = "master", **probes: Any) -> dict[str, Any]:
+    deployment, _ = spark_master_manifests(ns)
+    container = copy.deepcopy(deployment["spec"]["template"]["spec"]["containers"][0])
+    container.update(probes)
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {"nodeName": node, "containers": [container]},
+    }
+
+
+def test_a_container_failing_its_liveness_probe_is_killed_and_restarted(kube: Kube) -> None:
+    kube.controllers()
+    node = kube.node()
+    ns = kube.namespace()
+    probe = {"httpGet": {"path": "/no/such/page", "port": 8080}, "failureThreshold": 1}
+    kube.core.create_namespaced_pod(
+        ns, master_pod(node, ns, livenessProbe=probe), _request_timeout=TIMEOUT
+    )
+
+    pod = wait_until(
+        kube.core.list_namespaced_pod,
+        ns,
+        until=lambda p: container_status(p.get("master", {})).get("restartCount", 0) >= 1,
+    )["master"]
+
+    assert container_status(pod)["lastState"]["terminated"]["exitCode"] == 137
+    found = events_of(kube, ns, "master")
+    assert (
+        "Unhealthy",
+        f'Liveness probe failed: Get "http://{pod["status"]["podIP"]}:8080/no/such/page": failed',
+    ) in found
+    assert ("Killing", "Container spark-master failed liveness probe, will be restarted") in found
+
+
+def test_a_ready_container_whose_readiness_probe_keeps_failing_becomes_unready_and_recovers(
+    kube: Kube,
+) -> None:
+    kube.controllers()
+    node = kube.node()
+    ns = kube.namespace()
+    probe = {"httpGet": {"path": "/json/", "port": "http"}, "timeoutSeconds": 1}
+    kube.core.create_namespaced_pod(
+        ns, master_pod(node, ns, readinessProbe=probe), _request_timeout=TIMEOUT
+    )
+    wait_until(kube.core.list_namespaced_pod, ns, until=lambda p: is_ready(p.get("master", {})))
+    assert kube.simulator is not None
+    pid = kube.simulator.container_pid(ns, "master", "spark-master")
+    assert pid is not None
+
+    os.kill(pid, signal.SIGSTOP)  # the port still accepts (backlog), nothing answers
+    try:
+        pod = wait_until(
+            kube.core.list_namespaced_pod,
+            ns,
+            until=lambda p: not is_ready(p["master"]),
+            timeout=20,
+        )["master"]
+        assert container_status(pod)["restartCount"] == 0  # unready, not restarted
+        assert any(r == "Unhealthy" for r, _ in events_of(kube, ns, "master"))
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+    wait_until(kube.core.list_namespaced_pod, ns, until=lambda p: is_ready(p["master"]))
+
+
+def test_a_stand_in_can_be_killed_over_http_by_another_process(kube: Kube) -> None:
+    kube.controllers()
+    node = kube.node()
+    ns = kube.namespace()
+    kube.core.create_namespaced_pod(ns, master_pod(node, ns), _request_timeout=TIMEOUT)
+    wait_until(kube.core.list_namespaced_pod, ns, until=lambda p: is_ready(p.get("master", {})))
+
+    status, _, _ = kube.request(
+        "POST",
+        "/_simulator/kill-container",
+        {"namespace": ns, "pod": "master", "container": "spark-master"},
+    )
+    missing, _, body = kube.request(
+        "POST",
+        "/_simulator/kill-container",
+        {"namespace": ns, "pod": "nobody", "container": "spark-master"},
+    )
+
+    assert status == 200
+    assert missing == 404 and body["reason"] == "NotFound"
+    wait_until(
+        kube.core.list_namespaced_pod,
+        ns,
+        until=lambda p: container_status(p["master"]).get("restartCount") == 1,
+    )
