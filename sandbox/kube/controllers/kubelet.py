@@ -775,6 +775,7 @@ class Kubelet(Controller):
             )
             out["restartCount"] = int(old.get("restartCount", 0)) + 1
             out["lastState"] = {"terminated": terminated}
+            out["containerID"] = "containerd://" + _digest(f"{uid}/{name}/{crash.runs}")
             image = c.get("image", "")
             events += [
                 ("Normal", "Pulled", f'Container image "{image}" already present on machine'),

@@ -318,6 +318,11 @@ def test_a_killed_container_restarts_with_its_exit_recorded_then_backs_off(kube:
     wait_until(kube.core.list_namespaced_pod, ns, until=lambda p: is_ready(p.get("master", {})))
     assert kube.simulator is not None
     first_pid = kube.simulator.container_pid(ns, "master", "spark-master")
+    first_id = (
+        kube.core.read_namespaced_pod("master", ns, _request_timeout=TIMEOUT)
+        .status.container_statuses[0]
+        .container_id
+    )
 
     assert kube.simulator.kill_container(ns, "master", "spark-master")
 
@@ -330,8 +335,9 @@ def test_a_killed_container_restarts_with_its_exit_recorded_then_backs_off(kube:
     )["master"]
     status = container_status(pod)
     last = status["lastState"]["terminated"]
-    assert (last["exitCode"], last["reason"]) == (137, "Error")
+    assert (last["exitCode"], last["reason"], last["containerID"]) == (137, "Error", first_id)
     assert "running" in status["state"]
+    assert status["containerID"] != first_id  # another container
     assert kube.simulator.container_pid(ns, "master", "spark-master") not in (None, first_pid)
     assert not pid_alive(first_pid)
     counts = event_counts(kube, ns, "master")
