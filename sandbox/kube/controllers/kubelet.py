@@ -194,6 +194,7 @@ class Kubelet(Controller):
 
     def stop(self) -> None:
         self.runtime.stop_all()
+        self.network.clear()  # the node ranges go back to the machine
 
     def resync(self) -> None:
         entries = self.store.list_entries(PODS, "").items

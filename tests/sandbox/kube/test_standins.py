@@ -231,7 +231,7 @@ def test_a_killed_worker_is_dropped_at_once_and_its_restarted_container_register
 def test_a_silent_worker_is_dropped_after_the_heartbeat_timeout_and_rejoins_when_it_speaks(
     kube: Kube,
 ) -> None:
-    kube.controllers(spark_worker_timeout=0.5)
+    kube.controllers(spark_worker_timeout=1.0)
     kube.node(allocatable={"cpu": "8", "memory": "32Gi", "pods": "110"})
     ns = kube.namespace()
     master = spark_cluster(kube, ns, workers=1, master_url=f"spark://spark-master.{ns}.svc:7077")
