@@ -90,7 +90,7 @@ def test_a_run_shorter_than_a_minute_is_billed_a_minute(layer):
 
 
 def test_a_run_across_midnight_is_cut_into_days_and_an_open_run_counts_up_to_now(layer):
-    [result] = layer.replay([{"at": at(18, 20), **run("t2.micro")}])
+    layer.replay([{"at": at(18, 20), **run("t2.micro")}])
 
     bill = layer.bill(date(2027, 1, 18), date(2027, 1, 21))
 
@@ -129,7 +129,8 @@ def test_a_spot_instance_ec2_interrupts_in_its_first_hour_is_free_unless_the_rul
     )
     layer.replay(
         [
-            {"at": at(4, 8.7), "control": "spot_interrupt", "args": {"instance_id": launched(early)}},
+            {"at": at(4, 8.7), "control": "spot_interrupt",
+             "args": {"instance_id": launched(early)}},
             {"at": at(4, 11), "control": "spot_interrupt", "args": {"instance_id": launched(late)}},
         ]
     )  # fmt: skip
@@ -250,7 +251,7 @@ def test_s3_is_billed_by_each_day_s_size_and_efs_by_the_size_in_force(layer):
     # S3 measures once a day: day 3 has the size measured that day (nothing stored).
     assert S3 not in bill[date(2027, 1, 3)]
     assert close(bill[date(2027, 1, 2)][EFS], 10 * day * Decimal("0.33"))
-    assert close(bill[date(2027, 1, 3)][EFS], (10 * Decimal(0.75) + 30 * Decimal(0.25)) * day
+    assert close(bill[date(2027, 1, 3)][EFS], (10 * Decimal("0.75") + 30 * Decimal("0.25")) * day
                  * Decimal("0.33"))  # fmt: skip
     assert close(bill[date(2027, 1, 4)][EFS], 30 * day * Decimal("0.33"))
 
