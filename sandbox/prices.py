@@ -22,7 +22,7 @@ ZONE_SUFFIXES = ("a", "b", "c")
 LOW, SPREAD = Decimal("0.28"), Decimal("0.10")
 
 
-def _fraction(instance_type: str, zone: str, day: str) -> Decimal:
+def spot_share(instance_type: str, zone: str, day: str) -> Decimal:
     """A stable share of on-demand in [0.28, 0.38) for one type, zone and day."""
     digest = hashlib.sha256(f"{instance_type}|{zone}|{day}".encode()).digest()
     return LOW + SPREAD * Decimal(int.from_bytes(digest[:4], "big")) / Decimal(2**32)
@@ -46,7 +46,7 @@ def sandbox_spot_prices_seed(
                 at = start + timedelta(days=day, hours=3 + 5 * offset)
                 if at > now:
                     continue
-                share = _fraction(instance_type, zone, at.date().isoformat())
+                share = spot_share(instance_type, zone, at.date().isoformat())
                 price = (on_demand.price * share).quantize(
                     Decimal("0.0001"), rounding=ROUND_HALF_UP
                 )
