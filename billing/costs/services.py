@@ -50,6 +50,7 @@ from provisioning.models import (
     PoolKind,
     StoredData,
     Volume,
+    VolumeSpec,
 )
 
 logger = logging.getLogger(__name__)
@@ -256,6 +257,27 @@ def _interrupted_at(node: Node) -> datetime | None:
     return None
 
 
+def _spans(start: datetime, end: datetime, history: list, current: Any = None) -> list[tuple]:
+    """``[start, end)`` cut where a recorded value changes: ``(since, until, value)`` for each
+    value of ``history`` (``VolumeSpec`` rows, or ``(at, value)`` pairs), in force from its
+    time until the next one's. The first value also covers any time before it (what was known
+    first); without history, ``current`` covers it all."""
+    entries = sorted(
+        ((h.since, h) if isinstance(h, VolumeSpec) else (h[0], h[1]) for h in history),
+        key=lambda entry: entry[0],
+    )
+    if not entries:
+        return [(start, end, current)] if end > start else []
+    found = []
+    for index, (since, value) in enumerate(entries):
+        begin = start if index == 0 else max(since, start)
+        until = entries[index + 1][0] if index + 1 < len(entries) else end
+        until = min(until, end)
+        if until > begin:
+            found.append((begin, until, value))
+    return found
+
+
 def _overlapping(queryset, begin: str, finish: str, start: datetime, end: datetime):
     """Rows whose [begin, finish) overlaps [start, end) (finish None: still there)."""
     return queryset.filter(**{f"{begin}__lt": end}).filter(
@@ -285,9 +307,9 @@ def _rows_compute(
     transitions: dict[int, list[Transition]] = defaultdict(list)
     events = NodeEvent.objects.filter(
         node__in=[n.pk for n in nodes], kind=NodeEventKind.STATE
-    ).values_list("node_id", "at", "from_state", "to_state")
-    for node_id, at, old, new in events:
-        transitions[node_id].append(Transition(at, old, new))
+    ).values_list("node_id", "at", "from_state", "to_state", "instance_type")
+    for node_id, at, old, new, instance_type in events:
+        transitions[node_id].append(Transition(at, old, new, instance_type))
     addresses = list(_overlapping(ElasticAddress.objects, "first_seen_at", "released_at", *window))
     elastic_ips = {a.public_ip for a in addresses}
     # A node keeps its public IPv4 rows after EC2 stops reporting the address (a terminated
@@ -297,43 +319,50 @@ def _rows_compute(
             resource_kind=ResourceKind.NODE_IPV4, resource_id__in=[n.instance_id for n in nodes]
         ).values_list("resource_id", flat=True)
     )
-    book = PriceBook.load(region, start, end, {n.instance_type for n in nodes})
+    # Every type a node ran as (a run is priced as the type it ran as, not as today's).
+    types = {n.instance_type for n in nodes} | {
+        step.instance_type for steps in transitions.values() for step in steps if step.instance_type
+    }
+    book = PriceBook.load(region, start, end, types)
     ipv4_marks = book.breakpoints(PriceKind.IPV4, IPV4_ITEM, start, end)
     by_instance = {}
     for node in nodes:
         by_instance[node.instance_id] = node
-        ran = costing.node_runs(
+        typed = costing.node_typed_runs(
             launched_at=node.launched_at,
             terminated_at=node.terminated_at,
             state=node.state,
             transitions=transitions.get(node.pk, []),
             now=now,
+            instance_type=node.instance_type,
         )
-        if not ran:
+        if not typed:
             continue
+        ran = [(run_start, run_end) for run_start, run_end, _ in typed]
         who = _Owner(node.pool, kind_of(node.pool), node.owner, node.request)
         spot = node.capacity_type == "spot"
         zone = node.zone or None
-
-        def quote_at(at: datetime, node: Node = node, spot: bool = spot, zone=zone):
-            return book.instance(node.instance_type, spot=spot, zone=zone, at=at)
-
         price_kind = PriceKind.SPOT if spot else PriceKind.ON_DEMAND
-        yield from _rows(
-            costing.instance_charges(
-                runs=ran,
-                window=window,
-                quote_at=quote_at,
-                breakpoints=book.breakpoints(price_kind, node.instance_type, start, end, zone=zone),
-                spot_interrupted_at=_interrupted_at(node),
-                spot=spot,
-            ),
-            kind=ResourceKind.NODE,
-            resource_id=node.instance_id,
-            label=node.name,
-            service=CostService.COMPUTE,
-            who=who,
-        )
+        for instance_type in dict.fromkeys(t for _, _, t in typed):
+
+            def quote_at(at: datetime, instance_type=instance_type, spot=spot, zone=zone):
+                return book.instance(instance_type, spot=spot, zone=zone, at=at)
+
+            yield from _rows(
+                costing.instance_charges(
+                    runs=[(a, b) for a, b, t in typed if t == instance_type],
+                    window=window,
+                    quote_at=quote_at,
+                    breakpoints=book.breakpoints(price_kind, instance_type, start, end, zone=zone),
+                    spot_interrupted_at=_interrupted_at(node),
+                    spot=spot,
+                ),
+                kind=ResourceKind.NODE,
+                resource_id=node.instance_id,
+                label=node.name,
+                service=CostService.COMPUTE,
+                who=who,
+            )
         has_address = node.public_ipv4 and node.public_ipv4 not in elastic_ips
         if has_address or node.instance_id in had_ipv4:
             for run_start, run_end in ran:
@@ -352,70 +381,87 @@ def _rows_compute(
                     who=who,
                 )
     volumes = _overlapping(
-        Volume.objects.select_related("node"), "created_at", "deleted_at", *window
+        Volume.objects.select_related("node").prefetch_related("specs"),
+        "created_at",
+        "deleted_at",
+        *window,
     )
     for volume in volumes:
-        service = f"ebs-{volume.volume_type}"
         node = volume.node
         who = _Owner()
-        label = f"{volume.volume_id} ({volume.size_gib} GiB {volume.volume_type})"
+        owned = ""
         if node is not None:
             who = _Owner(node.pool, kind_of(node.pool), node.owner, node.request)
-            label += f" of {node.name}"
-        yield from _rows(
-            costing.storage_charges(
-                start=volume.created_at,
-                end=volume.deleted_at or end,
-                window=window,
-                gb=Decimal(volume.size_gib),
-                quote_at=lambda at, service=service: book.storage(service, at),
-                breakpoints=book.breakpoints(PriceKind.STORAGE, service, start, end),
-            ),
-            kind=ResourceKind.VOLUME,
-            resource_id=volume.volume_id,
-            label=label,
-            service=CostService.EBS,
-            who=who,
-        )
-        # Provisioned IOPS and throughput where charged: a line per rate, prorated the same way.
-        for piece, quote in book.volume_performance(
-            volume.volume_type, volume.iops, volume.throughput
+            owned = f" of {node.name}" + (" (left behind)" if volume.left_behind_at else "")
+        # Each spec (size, type, performance) priced over its own time only.
+        for since, until, spec in _spans(
+            volume.created_at, volume.deleted_at or end, list(volume.specs.all()), volume
         ):
+            service = f"ebs-{spec.volume_type}"
+            label = f"{volume.volume_id} ({spec.size_gib} GiB {spec.volume_type}){owned}"
             yield from _rows(
                 costing.storage_charges(
-                    start=volume.created_at,
-                    end=volume.deleted_at or end,
+                    start=since,
+                    end=until,
                     window=window,
-                    gb=Decimal(piece.units),
-                    quote_at=lambda at, quote=quote: quote,
-                    unit=piece.rate.unit,
+                    gb=Decimal(spec.size_gib),
+                    quote_at=lambda at, service=service: book.storage(service, at),
+                    breakpoints=book.breakpoints(PriceKind.STORAGE, service, start, end),
                 ),
                 kind=ResourceKind.VOLUME,
-                resource_id=f"{volume.volume_id}:{piece.key}",
-                label=f"{volume.volume_id} {piece.described}" + label[len(volume.volume_id) :],
+                resource_id=volume.volume_id,
+                label=label,
                 service=CostService.EBS,
                 who=who,
             )
+            # Provisioned IOPS and throughput where charged: a line per rate, prorated the same.
+            for piece, quote in book.volume_performance(
+                spec.volume_type, spec.iops, spec.throughput
+            ):
+                yield from _rows(
+                    costing.storage_charges(
+                        start=since,
+                        end=until,
+                        window=window,
+                        gb=Decimal(piece.units),
+                        quote_at=lambda at, quote=quote: quote,
+                        unit=piece.rate.unit,
+                    ),
+                    kind=ResourceKind.VOLUME,
+                    resource_id=f"{volume.volume_id}:{piece.key}",
+                    label=f"{volume.volume_id} {piece.described}" + label[len(volume.volume_id) :],
+                    service=CostService.EBS,
+                    who=who,
+                )
     stored = _overlapping(
-        StoredData.objects.filter(size_bytes__isnull=False), "first_seen_at", "gone_at", *window
+        StoredData.objects.filter(size_bytes__isnull=False).prefetch_related("sizes"),
+        "first_seen_at",
+        "gone_at",
+        *window,
     )
     for data in stored:
         kind = ResourceKind.EFS if data.service == "efs" else ResourceKind.S3
-        yield from _rows(
-            costing.storage_charges(
-                start=data.first_seen_at,
-                end=data.gone_at or end,
-                window=window,
-                gb=costing.gb_of(data.size_bytes),
-                quote_at=lambda at, service=data.service: book.storage(service, at),
-                breakpoints=book.breakpoints(PriceKind.STORAGE, data.service, start, end),
-            ),
-            kind=kind,
-            resource_id=data.resource,
-            label=f"{data.get_service_display()} {data.name or data.resource}",
-            service=CostService.EFS if data.service == "efs" else CostService.S3,
-            who=_Owner(),
-        )
+        points = [(p.at, p.size_bytes) for p in data.sizes.all()]
+        if not points:  # measured before the size history was kept: its one known size
+            points = [(data.measured_at or data.first_seen_at, data.size_bytes)]
+        # Each day's point priced over its own time: a size measured today never reprices
+        # yesterday. Before the first point, the first one known.
+        for since, until, size in _spans(data.first_seen_at, data.gone_at or end, points):
+            yield from _rows(
+                costing.storage_charges(
+                    start=since,
+                    end=until,
+                    window=window,
+                    gb=costing.gb_of(size),
+                    quote_at=lambda at, service=data.service: book.storage(service, at),
+                    breakpoints=book.breakpoints(PriceKind.STORAGE, data.service, start, end),
+                ),
+                kind=kind,
+                resource_id=data.resource,
+                label=f"{data.get_service_display()} {data.name or data.resource}",
+                service=CostService.EFS if data.service == "efs" else CostService.S3,
+                who=_Owner(),
+            )
     for address in addresses:
         attached = by_instance.get(address.instance_id)
         who = _Owner()
