@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 
 from billing.costs import costing
 from billing.costs.costing import Charge, Transition
@@ -33,6 +33,7 @@ from billing.models import (
     CostRow,
     CostService,
     PriceKind,
+    PriceOverride,
     ResourceKind,
 )
 from billing.prices.pricebook import PriceBook
@@ -41,6 +42,8 @@ from clusterweb.errors import IntegrationError
 from clusterweb.integrations import aws
 from provisioning.inventory import sync_claim, sync_release
 from provisioning.models import (
+    PART_EC2,
+    PART_STORAGE,
     SPOT_INTERRUPTION_CODES,
     ElasticAddress,
     Node,
@@ -49,6 +52,7 @@ from provisioning.models import (
     Pool,
     PoolKind,
     StoredData,
+    SyncPart,
     Volume,
     VolumeSpec,
 )
@@ -60,6 +64,11 @@ COST_CLAIM, CE_CLAIM = "cost-rows", "cost-explorer"
 # midnight may be seen ending by a sync after it. Longer, if last month was never computed to its
 # end (Clusterweb was down over the turn of the month).
 PREVIOUS_MONTH_SETTLE = timedelta(days=2)
+# A day closes (its rows are never rewritten by the periodic refresh) once the inventory sync
+# has succeeded this long after the day ended: a termination or a stop seen late, a volume
+# modification, S3's daily size point (published with a lag of up to a day) and spot price
+# points that arrive late all land while the day is still open.
+DAY_SETTLE = timedelta(days=2)
 # Each get_cost_and_usage request costs this (AWS's price; every page of results is a request).
 CE_REQUEST_USD = "0.01"
 # After a failed read, try again after this long (or the interval, if shorter): soon enough for
@@ -135,9 +144,11 @@ class CostRefreshResult:
 
 
 def cost_rows_refresh(*, now: datetime | None = None) -> CostRefreshResult:
-    """Recompute the cost rows of this month (and of last month while it may still change) from
-    the inventory's lifetimes and the price catalog, up to ``now``, writing only what differs.
-    A price or lifetime that changed is therefore reflected at the next run."""
+    """Recompute the open days' cost rows of this month (and of last month while it has open
+    days) from the inventory's history and the price catalog, up to ``now``, writing only what
+    differs, then close the days the inventory has settled (docs/costs.md, "History"). A
+    closed day is never rewritten, except from the start of a new admin price override that
+    starts before it (that month is refreshed too)."""
     now = clock.now() if now is None else now
     token = sync_claim(COST_CLAIM, now=now)
     if not token:
@@ -146,25 +157,89 @@ def cost_rows_refresh(*, now: datetime | None = None) -> CostRefreshResult:
         current = costing.month_start(now)
         previous = costing.month_before(current)
         months = [current]
-        unfinished = CostMonth.objects.filter(month=previous.date(), through__lt=current)
+        unfinished = CostMonth.objects.filter(month=previous.date()).filter(
+            Q(through__lt=current) | Q(closed_through__lt=current)
+        )
         if now - current < PREVIOUS_MONTH_SETTLE or unfinished.exists():
             months.insert(0, previous)
+        reopened = _reopened(now)
+        months = sorted(set(months) | set(reopened))
+        closing = _closing_point(now)
         result = CostRefreshResult(claimed=True, at=now)
         for start in months:
-            result.months.append(_month_refresh(start, now))
+            result.months.append(_month_refresh(start, now, closing, reopened.get(start)))
         return result
     finally:
         sync_release(COST_CLAIM, token)
 
 
-def _month_refresh(start: datetime, now: datetime) -> MonthRefresh:
+def _closing_point(now: datetime) -> datetime | None:
+    """The midnight before which every day is settled and may close: DAY_SETTLE before the
+    last time both the EC2 and the storage parts of the inventory sync succeeded (a day is
+    closed only once the sync has seen well past its end; while a part is failing, nothing
+    more closes). None: the inventory has never synced both."""
+    seen = list(
+        SyncPart.objects.filter(name__in=(PART_EC2, PART_STORAGE)).values_list(
+            "last_ok_at", flat=True
+        )
+    )
+    if len(seen) < 2 or any(moment is None for moment in seen):
+        return None
+    settled = min([*seen, now]) - DAY_SETTLE
+    return costing.midnight(settled.date())
+
+
+def _reopened(now: datetime) -> dict[datetime, tuple[datetime, int]]:
+    """Months with closed days that a new admin price override reaches back into: the month's
+    start -> (the midnight to reopen from, the newest override's id). An override is new to a
+    month when its id is above the month's ``override_mark``."""
+    months = list(CostMonth.objects.filter(closed_through__isnull=False))
+    if not months:
+        return {}
+    overrides = list(
+        PriceOverride.objects.filter(
+            region=settings.AWS_REGION, pk__gt=min(m.override_mark for m in months)
+        ).values_list("pk", "effective_from")
+    )
+    found = {}
+    for month in months:
+        new = [(pk, at) for pk, at in overrides if pk > month.override_mark]
+        starts = [at for _, at in new if at < month.closed_through]
+        if starts:
+            start = costing.midnight(month.month)
+            found[start] = (max(start, costing.midnight(min(starts).date())), max(new)[0])
+    return found
+
+
+def _month_refresh(
+    start: datetime,
+    now: datetime,
+    closing: datetime | None = None,
+    reopen: tuple[datetime, int] | None = None,
+) -> MonthRefresh:
+    """Recompute the month's open days (from its ``closed_through``, or from ``reopen``'s
+    midnight) up to ``now``, then close what ``closing`` allows."""
     end = min(costing.month_after(start), now)
-    wanted = dict(_rows_compute(start, end, now)) if end > start else {}
+    month_row = CostMonth.objects.filter(month=start.date()).first()
+    closed = month_row.closed_through if month_row is not None else None
+    mark = month_row.override_mark if month_row is not None else 0
+    if reopen is not None:
+        closed, mark = min(closed or reopen[0], reopen[0]), max(mark, reopen[1])
+    open_from = max(start, closed) if closed is not None else start
+    # Read before the rows are computed: an override added meanwhile is newer than the mark.
+    newest_override = PriceOverride.objects.aggregate(newest=Max("pk"))["newest"] or 0
+    wanted = dict(_rows_compute(open_from, end, now)) if end > open_from else {}
     outcome = MonthRefresh(month=start.date(), through=max(end, start))
+    if closing is not None:
+        # Only days computed by now close; a closed day stays closed.
+        new_closed = max(min(closing, costing.month_after(start), end), open_from)
+        if new_closed > start:
+            closed = new_closed
+            mark = max(mark, newest_override)
     with transaction.atomic():
         stored = {
             (row.resource_kind, row.resource_id, row.start): row
-            for row in CostRow.objects.filter(month=start.date())
+            for row in CostRow.objects.filter(month=start.date(), start__gte=open_from)
         }
         created, changed = [], []
         for key, values in wanted.items():
@@ -191,7 +266,12 @@ def _month_refresh(start: datetime, now: datetime) -> MonthRefresh:
             CostRow.objects.filter(pk__in=[row.pk for row in stored.values()]).delete()
         outcome.rows = len(wanted)
         outcome.created, outcome.updated, outcome.deleted = len(created), len(changed), len(stored)
-        outcome.unknown_prices = sum(values["price"] is None for values in wanted.values())
+        if open_from > start:
+            # The closed days' rows count too (they are part of the month's figures).
+            closed_rows = CostRow.objects.filter(month=start.date(), start__lt=open_from)
+            outcome.rows += closed_rows.count()
+            outcome.unknown_prices += closed_rows.filter(price__isnull=True).count()
+        outcome.unknown_prices += sum(values["price"] is None for values in wanted.values())
         CostMonth.objects.update_or_create(
             month=start.date(),
             defaults={
@@ -199,6 +279,8 @@ def _month_refresh(start: datetime, now: datetime) -> MonthRefresh:
                 "refreshed_at": now,
                 "rows": outcome.rows,
                 "unknown_prices": outcome.unknown_prices,
+                "closed_through": closed,
+                "override_mark": mark,
             },
         )
     return outcome

@@ -22,14 +22,19 @@ from decimal import Decimal
 import pytest
 
 from billing.costs.services import cost_rows_refresh
-from billing.models import CostRow
+from billing.models import CostMonth, CostRow
 from billing.money import amount
+from billing.prices.services import price_override_add
 from provisioning import inventory
 from provisioning.models import Node, NodeEvent, StoredSize, VolumeSpec
+from tests.billing.conftest import spot_point, spot_record
+from tests.fixtures.personas import user_for
 from tests.provisioning.conftest import (
     CLUSTER,
     IMAGE_ID,
     cloud,  # noqa: F401 - the simulated AWS and Kubernetes
+    node_make,
+    sync_ok,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
@@ -192,3 +197,90 @@ def test_a_stopped_t2_small_restarted_as_m5_4xlarge_keeps_its_earlier_days(month
     assert node.instance_type == "m5.4xlarge"
     started = NodeEvent.objects.filter(node=node, from_state="stopped").get()
     assert started.instance_type == "m5.4xlarge"
+
+
+# --- Closed days: which late changes may reopen them ---------------------------------------------
+def day_costs(resource_id: str) -> dict[date, Decimal]:
+    found: dict[date, Decimal] = {}
+    for row in CostRow.objects.filter(resource_kind="node", resource_id=resource_id):
+        found[row.day] = found.get(row.day, Decimal(0)) + row.cost
+    return found
+
+
+def test_a_day_closes_two_days_after_it_ended_once_the_inventory_has_synced_since(clock_at):
+    now = clock_at(at(10, 6))
+    node = node_make(launched_at=at(1))
+    cost_rows_refresh(now=now)
+    assert CostMonth.objects.get(month=at(1).date()).closed_through is None  # never synced
+
+    sync_ok(at(10, 5))
+    cost_rows_refresh(now=now)
+
+    assert CostMonth.objects.get(month=at(1).date()).closed_through == at(8)
+    assert set(day_costs(node.instance_id)) == {at(day).date() for day in range(1, 11)}
+
+
+def test_a_closed_day_keeps_its_rows_when_a_spot_price_point_arrives_for_it_late(clock_at):
+    now = clock_at(at(10, 6))
+    spot_record(spot_point("m5.xlarge", "0.0700", at(1)), synced_at=now)
+    node = node_make(capacity_type="spot", zone="eu-west-1a", launched_at=at(1))
+    sync_ok(at(10, 5))
+    cost_rows_refresh(now=now)
+    before = day_costs(node.instance_id)
+
+    later = clock_at(at(10, 7))
+    spot_record(
+        spot_point("m5.xlarge", "0.0900", at(5)),  # backfilled into a closed day
+        spot_point("m5.xlarge", "0.0900", at(9)),  # and into an open one
+        synced_at=later,
+    )
+    sync_ok(at(10, 7))
+    cost_rows_refresh(now=later)
+
+    after = day_costs(node.instance_id)
+    closed = [at(day).date() for day in range(1, 8)]
+    assert {day: after[day] for day in closed} == {day: before[day] for day in closed}
+    # The open days take the late points (the 5th's is in force until the 9th's).
+    assert after[at(8).date()] == after[at(9).date()] == 24 * Decimal("0.09")
+
+
+def test_an_admin_override_with_a_past_start_reopens_the_closed_days_from_that_start(
+    clock_at, alice
+):
+    now = clock_at(at(10, 6))
+    node = node_make(launched_at=at(1))
+    sync_ok(at(10, 5))
+    cost_rows_refresh(now=now)
+    before = day_costs(node.instance_id)
+
+    clock_at(at(10, 7))
+    price_override_add(
+        actor=user_for(alice), kind="on-demand", region="eu-west-1", item="m5.xlarge",
+        price="0.2000", note="negotiated from the 4th", effective_from=at(4),
+    )  # fmt: skip
+    result = cost_rows_refresh(now=at(10, 8))
+
+    after = day_costs(node.instance_id)
+    untouched = [at(day).date() for day in (1, 2, 3)]
+    assert [after[day] for day in untouched] == [before[day] for day in untouched]
+    assert [after[at(day).date()] for day in (4, 5, 9)] == [24 * Decimal("0.2")] * 3
+    month = CostMonth.objects.get(month=at(1).date())
+    assert month.closed_through == at(8)  # closed again, with the correction
+    assert result.months[-1].updated > 0
+
+    # An override seen once does not reopen them again.
+    CostRow.objects.filter(resource_id=node.instance_id, day=at(5).date()).update(cost=0)
+    cost_rows_refresh(now=at(10, 9))
+    assert day_costs(node.instance_id)[at(5).date()] == 0
+
+
+def test_a_refresh_on_a_month_with_closed_days_counts_their_rows_too(clock_at):
+    now = clock_at(at(10, 6))
+    node_make(launched_at=at(1))
+    sync_ok(at(10, 5))
+    cost_rows_refresh(now=now)
+
+    result = cost_rows_refresh(now=at(10, 7))
+
+    assert result.months[-1].rows == CostRow.objects.filter(month=at(1).date()).count()
+    assert result.months[-1].created == 0 and result.months[-1].deleted == 0
