@@ -52,7 +52,8 @@ def differences(start: datetime) -> dict[str, tuple[Decimal, Decimal]]:
 
 
 def test_a_replayed_month_across_a_month_end_agrees_with_the_layer_s_bill_per_service(
-    month, cloud  # noqa: F811
+    month,
+    cloud,  # noqa: F811
 ):
     now, summary = month
     january, february = month_billed(at(1)), month_billed(at(1, month=2))
@@ -61,8 +62,6 @@ def test_a_replayed_month_across_a_month_end_agrees_with_the_layer_s_bill_per_se
     # January in full; of February the 1st and 2nd (the 3rd is AWS's latest day, partial).
     assert len(january.compared_days) == 31
     assert february.compared_days == [date(2027, 2, 1), date(2027, 2, 2)]
-    for start in (at(1), at(1, month=2)):
-        print(start, differences(start))
     for start in (at(1), at(1, month=2)):
         for service, (billed, estimate) in differences(start).items():
             assert billed > 0, f"{service} billed nothing in {start:%B}"
@@ -74,9 +73,12 @@ def test_a_replayed_month_across_a_month_end_agrees_with_the_layer_s_bill_per_se
     # What the layer did is what the inventory recorded, as it happened.
     interrupted = Node.objects.get(spot_interrupted_at__isnull=False)
     assert interrupted.spot_interrupted_at - interrupted.launched_at < timedelta(hours=1)
-    assert ElasticAddress.objects.filter(instance_id="").exists() or ElasticAddress.objects.exists()
-    assert Volume.objects.filter(size_gib=1000).exists()
-    assert StoredData.objects.filter(resource=DATA_BUCKET).exists()
+    [address] = ElasticAddress.objects.all()
+    assert address.left_behind_at is not None and address.released_at is None
+    [scratch] = Volume.objects.filter(size_gib=200)
+    assert scratch.left_behind_at is not None and scratch.deleted_at is None
+    assert Volume.objects.filter(size_gib=1000).count() == 1
+    assert StoredData.objects.get(resource=DATA_BUCKET).size_bytes == 80 * 1024**3
 
     # Seeding again replays nothing: the history is in place.
     again = sandbox_history_seed(now=now, start=at(1))
@@ -84,7 +86,9 @@ def test_a_replayed_month_across_a_month_end_agrees_with_the_layer_s_bill_per_se
 
 
 def test_a_price_changed_in_the_layer_is_caught_and_highlighted_on_the_dashboard(
-    month, cloud, alice  # noqa: F811
+    month,
+    cloud,
+    alice,  # noqa: F811
 ):
     now, _ = month
     client = logged_in_client(alice)
@@ -107,7 +111,10 @@ def row(page: str, service: str) -> str:
 
 
 def test_a_rule_changed_in_the_layer_is_caught_and_highlighted_on_the_dashboard(
-    cloud, clock_at, settings, alice  # noqa: F811
+    cloud,
+    clock_at,
+    settings,
+    alice,  # noqa: F811
 ):
     """Spot nodes EC2 interrupts within their first hour are free (AWS's rule, and the
     estimate's); the layer told to charge them bills more than the estimate says."""
@@ -116,7 +123,10 @@ def test_a_rule_changed_in_the_layer_is_caught_and_highlighted_on_the_dashboard(
     sandbox_pools_seed()
     layer = cloud.aws
     price = {"instance_type": "m5.12xlarge", "zone": "eu-west-1b", "price": "0.85"}
-    layer.replay([{"at": at(1), "control": "spot_price_set", "args": price}])
+    # One small always-on node, so that every day has a bill (AWS's latest day with data is
+    # taken as partial: without it the last interruption's day would not be compared).
+    control = base_launch_steps(at(1), image_id=IMAGE_ID, cluster="sandbox", region="eu-west-1")[0]
+    layer.replay([{"at": at(1), "control": "spot_price_set", "args": price}, control])
     inventory.inventory_sync(now=at(1))
     for day in (3, 6, 9):
         [answer] = layer.replay(
@@ -169,5 +179,6 @@ def test_a_rule_changed_in_the_layer_is_caught_and_highlighted_on_the_dashboard(
 
     assert "highlight" in row(client.get("/").content.decode(), "compute")
     billed, estimate = differences(at(1))[CostService.COMPUTE]
-    assert billed - estimate == pytest.approx(Decimal("0.85") * 3 * Decimal("0.8"), rel=0.01)
+    charged = Decimal("0.85") * 3 * Decimal("0.8")  # three 48-minute runs the layer now bills
+    assert abs(billed - estimate - charged) <= charged / 100
     assert BilledDay.objects.filter(month=date(2027, 1, 1)).count() == 19
