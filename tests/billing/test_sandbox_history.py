@@ -87,8 +87,8 @@ def test_a_replayed_month_across_a_month_end_agrees_with_the_layer_s_bill_per_se
 
 def test_a_price_changed_in_the_layer_is_caught_and_highlighted_on_the_dashboard(
     month,
-    cloud,
-    alice,  # noqa: F811
+    cloud,  # noqa: F811
+    alice,
 ):
     now, _ = month
     client = logged_in_client(alice)
@@ -111,10 +111,10 @@ def row(page: str, service: str) -> str:
 
 
 def test_a_rule_changed_in_the_layer_is_caught_and_highlighted_on_the_dashboard(
-    cloud,
+    cloud,  # noqa: F811
     clock_at,
     settings,
-    alice,  # noqa: F811
+    alice,
 ):
     """Spot nodes EC2 interrupts within their first hour are free (AWS's rule, and the
     estimate's); the layer told to charge them bills more than the estimate says."""
