@@ -165,7 +165,7 @@ class Controls:
         # The layer's own bill (metering.py, bill.py): usage as AWS meters it, priced with the
         # layer's own table by AWS's rules.
         self.meter = Meter()
-        self.lifecycle.on_state = self.meter.state
+        self.lifecycle.on_state = self._instance_state
         self.bill_prices = PriceTable()
         self.bill_rules = BillRules()
         self._lock = threading.Lock()
@@ -251,6 +251,12 @@ class Controls:
     def answered(self, request: wire.AwsRequest) -> None:
         with self._lock:
             self._answered.add((request.access_key, request.iam_service, request.action))
+
+    def _instance_state(self, instance: Any, state: str, at: datetime) -> None:
+        """An instance entered ``state`` at ``at`` (the lifecycle's transitions)."""
+        self.meter.state(instance, state, at)
+        if state == "terminated":
+            moto_state.addresses_disassociate(instance)
 
     # --- instance states --------------------------------------------------------------------
     def delays(self) -> StateDelays:

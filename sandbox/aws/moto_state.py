@@ -502,3 +502,19 @@ def ce_injected(account_id: str, body: bytes) -> bool:
         if backend.cost_usage_results_queue or text in backend.cost_usage_results:
             return True
     return False
+
+
+def addresses_disassociate(instance: Any) -> int:
+    """Disassociate the Elastic IPs of an instance that terminated, as EC2 does ("When you
+    terminate an instance ... any Elastic IP address associated with it is disassociated",
+    *Elastic IP addresses*, EC2 User Guide); moto keeps them pointing at the terminated instance.
+    The addresses stay allocated (and billed). Returns how many were disassociated."""
+    count = 0
+    for address in list(instance.ec2_backend.addresses):
+        eni_instance = getattr(address.eni, "instance", None)
+        if address.instance is instance or eni_instance is instance:
+            address.eni = None
+            address.instance = None
+            address.association_id = None
+            count += 1
+    return count

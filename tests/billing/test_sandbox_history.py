@@ -23,7 +23,7 @@ from tests.fixtures.personas import logged_in_client
 from tests.provisioning.conftest import cloud  # noqa: F401 - the simulated AWS and Kubernetes
 from tests.sandbox.aws.conftest import IMAGE_ID
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
 MODELLED = [service for service, _ in CostService.choices]
 

@@ -267,3 +267,29 @@ def test_a_price_changed_in_the_layer_changes_its_bill(layer):
     assert close(after, 2 * before)
     with pytest.raises(ValueError):
         layer.bill_price_set("discount", "t2.small", "0.01")
+
+
+def test_an_elastic_ip_is_disassociated_when_its_instance_terminates_and_still_billed(layer, ec2):
+    [address, result] = layer.replay(
+        [
+            {"at": at(8), **call("AllocateAddress", Domain="vpc")},
+            {"at": at(8), **run("t2.micro")},
+        ]
+    )
+    instance = launched(result)
+    layer.replay(
+        [
+            {
+                "at": at(8, 1),
+                **call(
+                    "AssociateAddress", AllocationId=address["AllocationId"], InstanceId=instance
+                ),
+            },
+            {"at": at(8, 6), **call("TerminateInstances", InstanceIds=[instance])},
+        ]
+    )
+
+    [described] = ec2.describe_addresses()["Addresses"]
+    assert not described.get("InstanceId") and not described.get("AssociationId"), described
+    bill = layer.bill(date(2027, 1, 9), date(2027, 1, 10))
+    assert close(bill[date(2027, 1, 9)][VPC], Decimal("0.005") * 24)  # idle, still allocated
