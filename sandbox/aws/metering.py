@@ -15,9 +15,10 @@ clock from the layer's own view of moto (never from Clusterweb's database or est
   and each instance's auto-assigned public address from launch until it stops or terminates
   (*Amazon VPC pricing*, "Public IPv4 Addresses": in use and idle addresses are charged alike).
 - **S3 and EFS**: each bucket and file system from its creation to its deletion, with the stored
-  bytes the layer published (``s3_size_set``, ``efs_size_set``). S3 measures a bucket once a day
-  (its one daily ``BucketSizeBytes`` datapoint), so a day has one size: the last one set that day,
-  else the day before's. EFS's size counts from the moment it was set.
+  bytes the layer published (``s3_size_set``, ``efs_size_set``), **one size a day**: the last one
+  published that day, else the day before's. S3 measures a bucket once a day (its one daily
+  ``BucketSizeBytes`` datapoint); for EFS, whose ``StorageBytes`` AWS samples through the day, the
+  day's last size stands for the day (the sandbox changes it rarely).
 - **Cost Explorer requests**: each ``GetCostAndUsage`` call (every page is a request).
 
 Things that change only through an AWS call (volumes, addresses, buckets, file systems) are looked
@@ -203,9 +204,6 @@ class Snapshot:
                 break
             found = size
         return found
-
-    def size_changes(self, service: str, resource: str) -> list[datetime]:
-        return [moment for moment, _ in self.sizes.get((service, resource), [])]
 
 
 def _auto_address(instance: Any) -> str | None:

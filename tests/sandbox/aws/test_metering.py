@@ -2,7 +2,7 @@
 calls, and prices it with its own table by AWS's rules (sandbox/aws/metering.py, bill.py):
 instances while running, per second with a 60-second minimum, spot at the spot price in force,
 a spot instance EC2 interrupts in its first hour free; volumes by size over time; public IPv4
-address-hours, idle Elastic IPs included; S3 by the day's size and EFS by the size in force."""
+address-hours, idle Elastic IPs included; S3 and EFS by each day's size."""
 
 from __future__ import annotations
 
@@ -216,7 +216,7 @@ def test_public_ipv4_is_billed_for_idle_elastic_ips_and_running_instances(layer)
     assert date(2027, 1, 8) not in after
 
 
-def test_s3_is_billed_by_each_day_s_size_and_efs_by_the_size_in_force(layer):
+def test_s3_and_efs_are_billed_by_each_day_s_size(layer):
     layer.replay(
         [
             {
@@ -251,8 +251,8 @@ def test_s3_is_billed_by_each_day_s_size_and_efs_by_the_size_in_force(layer):
     # S3 measures once a day: day 3 has the size measured that day (nothing stored).
     assert S3 not in bill[date(2027, 1, 3)]
     assert close(bill[date(2027, 1, 2)][EFS], 10 * day * Decimal("0.33"))
-    assert close(bill[date(2027, 1, 3)][EFS], (10 * Decimal("0.75") + 30 * Decimal("0.25")) * day
-                 * Decimal("0.33"))  # fmt: skip
+    # EFS too: the day's last size (30 GiB from 18:00) stands for the day.
+    assert close(bill[date(2027, 1, 3)][EFS], 30 * day * Decimal("0.33"))
     assert close(bill[date(2027, 1, 4)][EFS], 30 * day * Decimal("0.33"))
 
 
