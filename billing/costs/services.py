@@ -392,7 +392,11 @@ def _rows_compute(
     ).values_list("node_id", "at", "from_state", "to_state", "instance_type")
     for node_id, at, old, new, instance_type in events:
         transitions[node_id].append(Transition(at, old, new, instance_type))
-    addresses = list(_overlapping(ElasticAddress.objects, "first_seen_at", "released_at", *window))
+    addresses = list(
+        _overlapping(
+            ElasticAddress.objects.select_related("node"), "first_seen_at", "released_at", *window
+        )
+    )
     elastic_ips = {a.public_ip for a in addresses}
     # A node keeps its public IPv4 rows after EC2 stops reporting the address (a terminated
     # instance has none): once charged, always charged for its runs.
@@ -545,7 +549,9 @@ def _rows_compute(
                 who=_Owner(),
             )
     for address in addresses:
-        attached = by_instance.get(address.instance_id)
+        # The instance it serves, else the one it served (an address left behind is still
+        # counted to that instance's owner).
+        attached = by_instance.get(address.instance_id) or address.node
         who = _Owner()
         if attached is not None:
             who = _Owner(attached.pool, kind_of(attached.pool), attached.owner, attached.request)
@@ -559,7 +565,8 @@ def _rows_compute(
             ),
             kind=ResourceKind.ELASTIC_IP,
             resource_id=address.allocation_id,
-            label=f"Elastic IP {address.public_ip}",
+            label=f"Elastic IP {address.public_ip}"
+            + (f" (left behind by {address.node.name})" if address.left_behind_at else ""),
             service=CostService.IPV4,
             who=who,
         )
