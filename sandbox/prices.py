@@ -1,10 +1,13 @@
-"""Believable spot prices for the sandbox (`make run`), labelled as simulated.
+"""Believable spot prices for the sandbox, labelled as simulated.
 
-There is no spot market in the sandbox: this writes, for every instance type the catalog prices in
-the region, one point a day per zone for the last days, at about a third of the on-demand price
-(between 28% and 38%, varying by zone and day, deterministically), and records a spot price sync
-as the real sync would. Call it again (for instance hourly from beat) to keep the sync fresh:
-points already stored are left as they are.
+There is no spot market in the sandbox. ``spot_share`` gives a stable share of the on-demand price
+(between 28% and 38%, varying by type, zone and day, deterministically): `make run`'s replayed
+month (``sandbox/history.py``) sets the AWS layer's spot price history with it, and the product's
+own spot price sync reads them from the layer as it would from AWS.
+
+``sandbox_spot_prices_seed`` writes such points straight into the database instead (one a day per
+zone for the last days, for every type the catalog prices in the region) and records a spot price
+sync, for tests that need prices without the layer. Points already stored are left as they are.
 """
 
 from __future__ import annotations
