@@ -293,3 +293,23 @@ def test_an_elastic_ip_is_disassociated_when_its_instance_terminates_and_still_b
     assert not described.get("InstanceId") and not described.get("AssociationId"), described
     bill = layer.bill(date(2027, 1, 9), date(2027, 1, 10))
     assert close(bill[date(2027, 1, 9)][VPC], Decimal("0.005") * 24)  # idle, still allocated
+
+
+def test_the_bill_s_controls_work_over_http_for_other_processes(layer):
+    from sandbox.aws import AwsControl, LayerControlError
+
+    control = AwsControl(layer.url)
+    [result] = control.replay([{"at": at(3, 10), **run("t2.small")}])
+    control.replay([{"at": at(3, 14), **call("StopInstances", InstanceIds=[launched(result)])}])
+
+    control.bill_price_set("on-demand", "t2.small", "0.05")
+    rules = control.bill_rules_set(lag_hours=2, page_days=5)
+
+    bill = control.bill(date(2027, 1, 3), date(2027, 1, 4))
+    assert close(bill[date(2027, 1, 3)][COMPUTE], Decimal("0.05") * 14399 / 3600)
+    assert (rules.lag_hours, rules.page_days, rules.spot_interrupted_first_hour_free) == (
+        2, 5, True,
+    )  # fmt: skip
+    with pytest.raises(LayerControlError) as refused:
+        control.bill_rules_set(discount=True)
+    assert refused.value.status == 400
