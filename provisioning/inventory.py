@@ -427,9 +427,10 @@ def _spec_changes(rows: list[Volume], now: datetime) -> dict[str, datetime]:
         logger.warning("volume modifications unreadable, dated by the sync: %s", exc)
         return {}
     for modification in modifications:
-        started = _utc(modification.started_at)
+        # AWS's clock may run a little ahead of ours: a start "after now" is now.
+        started = min(_utc(modification.started_at), now)
         since = latest.get(modification.volume_id)
-        if (since is None or started > since) and started <= now:
+        if since is None or started > since:
             found[modification.volume_id] = started
     return found
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from clusterweb import clock
 from clusterweb.integrations import aws as adapter
 from provisioning import inventory
 from provisioning.models import NodeEvent, StoredSize, VolumeSpec
@@ -45,10 +46,11 @@ def test_a_modified_volume_gets_a_new_spec_dated_at_the_modification(cloud):
     synced()
     synced()  # a second run adds nothing
 
+    records = adapter.volume_modifications([volume_id])
     assert specs(volume_id) == [
         (100, "gp3", 3000, "created"),
         (200, "gp3", 4000, "modification"),
-    ]
+    ], (records, list(VolumeSpec.objects.values_list("since", flat=True)), clock.now())
     assert VolumeSpec.objects.get(source="modification").since == started
 
 
