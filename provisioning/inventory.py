@@ -80,6 +80,9 @@ EFS_WINDOW, S3_WINDOW = timedelta(hours=6), timedelta(days=2)
 # Daily size points are read from the last one recorded; after a long outage, at most this far
 # back (a CloudWatch call returns at most 1,440 points; a month and a half is plenty).
 SIZE_BACKFILL = timedelta(days=45)
+# Daily points are asked for at most hourly per file system or bucket (S3 publishes one a day;
+# EFS's day average moves slowly): 24 GetMetricStatistics calls a day instead of 1,440.
+SIZE_READ_INTERVAL = timedelta(hours=1)
 
 
 # --- Results -------------------------------------------------------------------------------------
@@ -427,9 +430,10 @@ def _spec_changes(rows: list[Volume], now: datetime) -> dict[str, datetime]:
         logger.warning("volume modifications unreadable, dated by the sync: %s", exc)
         return {}
     for modification in modifications:
-        started = _utc(modification.started_at)
+        # AWS's clock may run a little ahead of ours: a start "after now" is now.
+        started = min(_utc(modification.started_at), now)
         since = latest.get(modification.volume_id)
-        if (since is None or started > since) and started <= now:
+        if since is None or started > since:
             found[modification.volume_id] = started
     return found
 
@@ -699,6 +703,10 @@ def _sizes_record(row: StoredData, now: datetime) -> None:
     first time: since the day before it was first seen), up to ``now``. A point already
     recorded is revised only if it is today's (EFS's day is not over): an earlier day keeps
     the size it was priced with."""
+    if row.sizes_read_at is not None and row.sizes_read_at <= now < row.sizes_read_at + (
+        SIZE_READ_INTERVAL
+    ):
+        return
     namespace, metric, key, extra = METRICS[StorageService(row.service)]
     last = row.sizes.order_by("-at").first()
     today = datetime.combine(now.date(), datetime.min.time(), tzinfo=UTC)
@@ -722,6 +730,7 @@ def _sizes_record(row: StoredData, now: datetime) -> None:
         elif stored.size_bytes != size and at >= today:
             stored.size_bytes, stored.recorded_at = size, now
             stored.save(update_fields=["size_bytes", "recorded_at"])
+    StoredData.objects.filter(pk=row.pk).update(sizes_read_at=now)
 
 
 # --- Spot prices ---------------------------------------------------------------------------------

@@ -254,6 +254,7 @@ class StoredData(models.Model):
     measured_at = models.DateTimeField(null=True)
     first_seen_at = models.DateTimeField()
     gone_at = models.DateTimeField(null=True)
+    sizes_read_at = models.DateTimeField(null=True, blank=True)  # daily points last asked for
 
     class Meta:
         ordering = ["service", "resource"]

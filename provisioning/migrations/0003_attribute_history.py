@@ -142,5 +142,10 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
+        migrations.AddField(
+            model_name="storeddata",
+            name="sizes_read_at",
+            field=models.DateTimeField(blank=True, null=True),
+        ),
         migrations.RunPython(history_start, migrations.RunPython.noop),
     ]

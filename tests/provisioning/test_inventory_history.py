@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from clusterweb import clock
 from clusterweb.integrations import aws as adapter
 from provisioning import inventory
 from provisioning.models import NodeEvent, StoredSize, VolumeSpec
@@ -45,10 +46,11 @@ def test_a_modified_volume_gets_a_new_spec_dated_at_the_modification(cloud):
     synced()
     synced()  # a second run adds nothing
 
+    records = adapter.volume_modifications([volume_id])
     assert specs(volume_id) == [
         (100, "gp3", 3000, "created"),
         (200, "gp3", 4000, "modification"),
-    ]
+    ], (records, list(VolumeSpec.objects.values_list("since", flat=True)), clock.now())
     assert VolumeSpec.objects.get(source="modification").since == started
 
 
@@ -68,21 +70,26 @@ def test_without_a_modification_record_the_change_is_dated_when_the_sync_saw_it(
     assert VolumeSpec.objects.get(source="seen").since == now
 
 
-def test_storage_sizes_are_kept_day_by_day(cloud, settings):
+def test_storage_sizes_are_kept_day_by_day_and_asked_for_at_most_hourly(cloud, settings):
     settings.S3_BUCKETS = ["daily"]
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    now = today + timedelta(hours=12)  # the syncs' times, all on the same day
     cloud.aws.s3_size_set("daily", 5 * GIB, at=today - timedelta(days=1))
     cloud.aws.s3_size_set("daily", 7 * GIB, at=today)
 
-    synced()
-    cloud.aws.s3_size_set("daily", 1 * GIB, at=today - timedelta(days=1))  # a late revision
-    synced()
+    synced(now)
+    cloud.aws.s3_size_set("daily", 1 * GIB, at=today - timedelta(days=1))  # late revisions
+    cloud.aws.s3_size_set("daily", 9 * GIB, at=today)
+    synced(now + timedelta(minutes=30))
 
-    points = StoredSize.objects.filter(stored__resource="daily").order_by("at")
-    assert [(p.at, p.size_bytes) for p in points] == [
-        (today - timedelta(days=1), 5 * GIB),  # yesterday keeps the size it was priced with
-        (today, 7 * GIB),
-    ]
+    def points() -> list[tuple[datetime, int]]:
+        found = StoredSize.objects.filter(stored__resource="daily").order_by("at")
+        return [(p.at, p.size_bytes) for p in found]
+
+    assert points() == [(today - timedelta(days=1), 5 * GIB), (today, 7 * GIB)]  # not asked
+    synced(now + timedelta(minutes=61))
+    # Today's point may still move; yesterday keeps the size it was priced with.
+    assert points() == [(today - timedelta(days=1), 5 * GIB), (today, 9 * GIB)]
 
 
 def test_a_restart_is_dated_at_the_new_launch_time_not_when_the_sync_saw_it(cloud):
