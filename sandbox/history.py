@@ -28,7 +28,6 @@ layer (its data-sets bucket exists) is not replayed again.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Callable
@@ -48,8 +47,6 @@ from sandbox.aws import AwsControl
 from sandbox.aws.price_table import ON_DEMAND
 from sandbox.month import CLUSTER_TAG, history_start
 from sandbox.prices import ZONE_SUFFIXES, spot_share
-
-logger = logging.getLogger(__name__)
 
 GIB = 1024**3
 HOME_FS, DATA_BUCKET = "sandbox-home", "sandbox-datasets"
