@@ -115,8 +115,10 @@ class Lifecycle:
                         instance.launch_time = now.replace(tzinfo=None)
                     self._hold(instance, "pending", since)
                 elif state == "terminated" and seen not in (None, "shutting-down"):
+                    moto_state.transition_reason_in_gmt(instance)
                     self._hold(instance, "shutting-down", now)
                 elif state == "stopped" and seen in ("pending", "running"):
+                    moto_state.transition_reason_in_gmt(instance)
                     self._hold(instance, "stopping", now)
                 else:
                     self._seen[instance.id] = state

@@ -90,6 +90,15 @@ def instance_state_set(instance: Any, state: str) -> None:
     instance._state.code = STATE_CODES[state]
 
 
+def transition_reason_in_gmt(instance: Any) -> None:
+    """EC2 words a user's stop or termination ``User initiated (2026-11-29 07:02:39 GMT)``;
+    moto writes ``... UTC)``. Same moment, EC2's spelling (*StateTransitionReason*, Instance,
+    EC2 API reference)."""
+    reason = getattr(instance, "_reason", "") or ""
+    if reason.startswith("User initiated (") and reason.endswith(" UTC)"):
+        instance._reason = reason[: -len(" UTC)")] + " GMT)"
+
+
 def spot_interruptible(instance_id: str) -> tuple[str, str, Any]:
     """The instance, if AWS could interrupt it now: a spot instance, pending or running."""
     account_id, region, instance = instance_find(instance_id)
