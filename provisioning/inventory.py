@@ -70,8 +70,9 @@ INVENTORY_CLAIM, SPOT_CLAIM = "inventory", "spot-prices"
 # overlap, and short enough that the inventory recovers within minutes after a crash.
 CLAIM_SECONDS = 600
 PROVIDER_ID_RE = re.compile(r"^aws:///(?P<zone>[^/]*)/(?P<instance>i-[0-9a-zA-Z]+)$")
-# EC2's StateTransitionReason, e.g. "User initiated (2026-11-29 07:02:39 GMT)".
-TRANSITION_TIME_RE = re.compile(r"\((\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) GMT\)")
+# EC2's StateTransitionReason, e.g. "User initiated (2026-11-29 07:02:39 GMT)" (moto writes
+# "UTC" for the same moment: read both, it is the same clock).
+TRANSITION_TIME_RE = re.compile(r"\((\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) (?:GMT|UTC)\)")
 VANISHED_REASON = "no longer reported by EC2 (terminated instances disappear after about an hour)"
 CPU_PLACES = Decimal("0.001")
 # Windows for the newest CloudWatch datapoint: EFS publishes its size every few minutes, S3 once
@@ -244,6 +245,8 @@ def _instance_record(instance: aws.InventoryInstance, node: Node | None, now: da
     """Create or update one node from its instance; returns ``created``, ``changed`` or
     ``unchanged``."""
     values = _instance_values(instance, node)
+    if instance.public_ip:
+        values["last_public_ipv4"] = instance.public_ip  # a later None never clears it
     happened = transition_time(instance.state_transition_reason)
     reason = instance.state_transition_reason or instance.state_reason_message or ""
     interrupted = (instance.state_reason_code or "").startswith(SPOT_INTERRUPTION_CODES)

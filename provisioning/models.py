@@ -91,6 +91,9 @@ class Node(models.Model):
     memory_bytes = models.BigIntegerField(null=True)  # allocatable
     gpus = models.PositiveIntegerField(null=True)  # allocatable nvidia.com/gpu
     public_ipv4 = models.GenericIPAddressField(protocol="IPv4", null=True)  # billed per hour
+    # The last public IPv4 the sync saw on it, kept when EC2 drops the address on a stop or a
+    # termination: the cost of the runs it had one never depends on what EC2 reports now.
+    last_public_ipv4 = models.GenericIPAddressField(protocol="IPv4", null=True, blank=True)
     private_ip = models.GenericIPAddressField(null=True)
     launched_at = models.DateTimeField()
     terminated_at = models.DateTimeField(null=True, db_index=True)

@@ -449,7 +449,9 @@ def _rows_compute(
                 service=CostService.COMPUTE,
                 who=who,
             )
-        has_address = node.public_ipv4 and node.public_ipv4 not in elastic_ips
+        # The address it has, or had before EC2 dropped it on a stop or a termination.
+        address = node.public_ipv4 or node.last_public_ipv4
+        has_address = address and address not in elastic_ips
         if has_address or node.instance_id in had_ipv4:
             for run_start, run_end in ran:
                 yield from _rows(

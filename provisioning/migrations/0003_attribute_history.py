@@ -5,8 +5,8 @@ from django.db import migrations, models
 
 
 def history_start(apps, schema_editor):
-    """What was known before this migration becomes the first piece of history: each state
-    event's run keeps its node's type, each volume has one spec from its creation, each file
+    """What was known before this migration becomes the first piece of history: a node's
+    public IPv4 is its last one, each state event's run keeps its node's type, each volume has one spec from its creation, each file
     system or bucket one size point at its last measurement (so every cost row computed
     before stays the same). Only this app's models: the migration stands alone."""
     Node = apps.get_model("provisioning", "Node")
@@ -15,6 +15,7 @@ def history_start(apps, schema_editor):
     VolumeSpec = apps.get_model("provisioning", "VolumeSpec")
     StoredData = apps.get_model("provisioning", "StoredData")
     StoredSize = apps.get_model("provisioning", "StoredSize")
+    Node.objects.filter(public_ipv4__isnull=False).update(last_public_ipv4=models.F("public_ipv4"))
     for node_id, instance_type in Node.objects.values_list("pk", "instance_type").iterator():
         NodeEvent.objects.filter(node_id=node_id).exclude(kind="kubernetes").update(
             instance_type=instance_type
@@ -146,6 +147,11 @@ class Migration(migrations.Migration):
             model_name="storeddata",
             name="sizes_read_at",
             field=models.DateTimeField(blank=True, null=True),
+        ),
+        migrations.AddField(
+            model_name="node",
+            name="last_public_ipv4",
+            field=models.GenericIPAddressField(blank=True, null=True, protocol="IPv4"),
         ),
         migrations.RunPython(history_start, migrations.RunPython.noop),
     ]

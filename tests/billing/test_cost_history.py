@@ -199,6 +199,49 @@ def test_a_stopped_t2_small_restarted_as_m5_4xlarge_keeps_its_earlier_days(month
     assert started.instance_type == "m5.4xlarge"
 
 
+def test_a_node_s_public_address_is_counted_for_its_run_though_no_refresh_ran_while_it_ran(
+    month,
+):
+    """Found by i19b's replayed month: EC2 drops an auto-assigned address on a stop or a
+    termination, and the address-hours of a run were counted only if a cost refresh happened
+    to run while it ran."""
+    [launched] = month.aws.replay(
+        [
+            {
+                "at": at(3, 9),
+                "action": "RunInstances",
+                "params": {
+                    "ImageId": IMAGE_ID,
+                    "InstanceType": "m5.xlarge",
+                    "MinCount": 1,
+                    "MaxCount": 1,
+                    "Placement": {"AvailabilityZone": "eu-west-1a"},
+                    "TagSpecifications": tagged("instance"),
+                },
+            }
+        ]
+    )
+    instance_id = launched["Instances"][0]["InstanceId"]
+    synced(at(3, 9, 2))
+    assert Node.objects.get(instance_id=instance_id).public_ipv4  # auto-assigned
+    month.aws.replay(
+        [
+            {
+                "at": at(3, 13),
+                "action": "TerminateInstances",
+                "params": {"InstanceIds": [instance_id]},
+            }
+        ]
+    )
+    synced(at(3, 13, 2))
+    assert Node.objects.get(instance_id=instance_id).public_ipv4 is None  # EC2 dropped it
+
+    cost_rows_refresh(now=at(4))
+
+    address = CostRow.objects.filter(resource_kind="node-ipv4", resource_id=instance_id)
+    assert sum(row.usage for row in address) == 4  # address-hours of its one run
+
+
 # --- Closed days: which late changes may reopen them ---------------------------------------------
 def day_costs(resource_id: str) -> dict[date, Decimal]:
     found: dict[date, Decimal] = {}
