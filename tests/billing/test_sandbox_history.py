@@ -68,7 +68,9 @@ def test_a_replayed_month_across_a_month_end_agrees_with_the_layer_s_bill_per_se
             assert abs(estimate - billed) <= billed / 100, (
                 f"{start:%B} {service}: estimate {estimate} against the layer's bill {billed}"
             )
-    assert [name for name, _ in january.billed_only] == ["AWS Cost Explorer"]
+    # Only the product's one Cost Explorer request (today's) is billed outside the estimate's
+    # services, and AWS has not reported today yet.
+    assert january.billed_only == [] and february.billed_only == []
 
     # What the layer did is what the inventory recorded, as it happened.
     interrupted = Node.objects.get(spot_interrupted_at__isnull=False)
