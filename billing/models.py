@@ -279,13 +279,20 @@ class CostRow(models.Model):
 
 class CostMonth(models.Model):
     """How far a month's cost rows go: ``through`` is the moment the last refresh computed them
-    up to (the month's end once it is over). The "as of" of every estimate figure."""
+    up to (the month's end once it is over). The "as of" of every estimate figure.
+
+    ``closed_through``: the rows of the days before it are closed, never rewritten by the
+    periodic refresh (docs/costs.md, "History"); None: no day is closed yet. Only an admin
+    price override starting before it (newer than ``override_mark``, the newest override the
+    closed days were computed with) moves it back."""
 
     month = models.DateField(unique=True)
     through = models.DateTimeField()
     refreshed_at = models.DateTimeField()
     rows = models.PositiveIntegerField(default=0)
     unknown_prices = models.PositiveIntegerField(default=0)
+    closed_through = models.DateTimeField(null=True, blank=True)
+    override_mark = models.PositiveBigIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"costs {self.month:%Y-%m} through {self.through:%Y-%m-%d %H:%M}"

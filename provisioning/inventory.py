@@ -51,11 +51,14 @@ from provisioning.models import (
     NodeEventKind,
     NodeState,
     Pool,
+    SpecSource,
     StorageService,
     StoredData,
+    StoredSize,
     SyncClaim,
     SyncPart,
     Volume,
+    VolumeSpec,
 )
 
 logger = logging.getLogger(__name__)
@@ -67,13 +70,20 @@ INVENTORY_CLAIM, SPOT_CLAIM = "inventory", "spot-prices"
 # overlap, and short enough that the inventory recovers within minutes after a crash.
 CLAIM_SECONDS = 600
 PROVIDER_ID_RE = re.compile(r"^aws:///(?P<zone>[^/]*)/(?P<instance>i-[0-9a-zA-Z]+)$")
-# EC2's StateTransitionReason, e.g. "User initiated (2026-11-29 07:02:39 GMT)".
-TRANSITION_TIME_RE = re.compile(r"\((\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) GMT\)")
+# EC2's StateTransitionReason, e.g. "User initiated (2026-11-29 07:02:39 GMT)" (moto writes
+# "UTC" for the same moment: read both, it is the same clock).
+TRANSITION_TIME_RE = re.compile(r"\((\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) (?:GMT|UTC)\)")
 VANISHED_REASON = "no longer reported by EC2 (terminated instances disappear after about an hour)"
 CPU_PLACES = Decimal("0.001")
 # Windows for the newest CloudWatch datapoint: EFS publishes its size every few minutes, S3 once
 # a day (at midnight UTC), so S3 is read over two days.
 EFS_WINDOW, S3_WINDOW = timedelta(hours=6), timedelta(days=2)
+# Daily size points are read from the last one recorded; after a long outage, at most this far
+# back (a CloudWatch call returns at most 1,440 points; a month and a half is plenty).
+SIZE_BACKFILL = timedelta(days=45)
+# Daily points are asked for at most hourly per file system or bucket (S3 publishes one a day;
+# EFS's day average moves slowly): 24 GetMetricStatistics calls a day instead of 1,440.
+SIZE_READ_INTERVAL = timedelta(hours=1)
 
 
 # --- Results -------------------------------------------------------------------------------------
@@ -223,17 +233,25 @@ def _event(node: Node, kind: str, old: str, new: str, at: datetime, reason: str)
         at=at,
         reason=reason[:500],
         recorded_at=clock.now(),
+        instance_type=node.instance_type if kind != NodeEventKind.KUBERNETES else "",
     )
+
+
+RUNNING = (NodeState.PENDING, NodeState.RUNNING)
+STOPPED = (NodeState.STOPPED, NodeState.STOPPING)
 
 
 def _instance_record(instance: aws.InventoryInstance, node: Node | None, now: datetime) -> str:
     """Create or update one node from its instance; returns ``created``, ``changed`` or
     ``unchanged``."""
     values = _instance_values(instance, node)
+    if instance.public_ip:
+        values["last_public_ipv4"] = instance.public_ip  # a later None never clears it
     happened = transition_time(instance.state_transition_reason)
     reason = instance.state_transition_reason or instance.state_reason_message or ""
     interrupted = (instance.state_reason_code or "").startswith(SPOT_INTERRUPTION_CODES)
     with transaction.atomic():
+        retyped_unseen, old_launch = False, None
         if node is None:
             node = Node(instance_id=instance.instance_id, first_seen_at=now, **values)
             old_state, outcome = "", "created"
@@ -241,7 +259,13 @@ def _instance_record(instance: aws.InventoryInstance, node: Node | None, now: da
         else:
             node = Node.objects.select_for_update().get(pk=node.pk)
             old_state, outcome = node.state, "changed"
-            if node.state not in (NodeState.STOPPED, NodeState.STOPPING):
+            old_launch, old_type = node.launched_at, node.instance_type
+            retyped_unseen = (
+                old_state in RUNNING
+                and values["state"] in RUNNING
+                and values["instance_type"] != old_type
+            )
+            if node.state not in STOPPED and not retyped_unseen:
                 # EC2 moves LaunchTime only when a stopped instance starts again: otherwise the
                 # launch time first recorded stays (seeded history included; billing uses it).
                 values["launched_at"] = node.launched_at
@@ -263,10 +287,26 @@ def _instance_record(instance: aws.InventoryInstance, node: Node | None, now: da
             node.save()
         else:
             node.save(update_fields=sorted(set(changed)))
-        if node.state != old_state:
+        if outcome == "changed" and retyped_unseen:
+            # A type changes only while an instance is stopped: it was stopped and started
+            # again between two syncs. Its old run ends and the new one starts at the new
+            # LaunchTime (the stop itself was not seen: the old run errs long, never the new).
+            restart = node.launched_at if old_launch and node.launched_at > old_launch else now
+            note = f"stopped and started between two syncs, {old_type} -> {node.instance_type}"
+            node.instance_type = old_type
+            _event(node, NodeEventKind.STATE, old_state, NodeState.STOPPED, restart, note)
+            node.instance_type = values["instance_type"]
+            _event(node, NodeEventKind.STATE, NodeState.STOPPED, node.state, restart, note)
+        elif node.state != old_state:
             if not old_state:
-                at = node.launched_at if node.state in ("pending", "running") else happened or now
+                at = node.launched_at if node.state in RUNNING else happened or now
                 note = "first seen by the inventory sync" + (f"; {reason}" if reason else "")
+            elif node.state in RUNNING and old_state in STOPPED:
+                # A restart is dated at the new LaunchTime, not when the sync noticed it; if
+                # EC2's LaunchTime did not move, the sync's time is all there is.
+                moved = old_launch is not None and node.launched_at > old_launch
+                at = node.launched_at if moved else now
+                note = reason or "started again"
             else:
                 at = (happened if node.state in ("stopped", "terminated") else None) or now
                 note = reason
@@ -329,19 +369,79 @@ def _ec2_sync(now: datetime) -> dict[str, Any]:
     for node in vanished:
         _vanished_record(node, now)
     alive = [i.instance_id for i in instances if i.state != NodeState.TERMINATED]
-    volumes = _volumes_record(aws.volumes_describe(settings.CLUSTER_NAME, alive), now)
-    addresses = _addresses_record(aws.addresses_describe(settings.CLUSTER_NAME, alive), now)
+    # Anything once seen as the cluster's is asked about by id until EC2 says it is gone: a
+    # volume or address its instance left behind is billed all the same.
+    tracked_volumes = Volume.objects.filter(deleted_at__isnull=True).values_list(
+        "volume_id", flat=True
+    )
+    tracked_addresses = ElasticAddress.objects.filter(released_at__isnull=True).values_list(
+        "allocation_id", flat=True
+    )
+    alive_nodes = set(Node.objects.filter(instance_id__in=alive).values_list("pk", flat=True))
+    volumes = _volumes_record(
+        aws.volumes_describe(settings.CLUSTER_NAME, alive, list(tracked_volumes)), alive_nodes, now
+    )
+    addresses = _addresses_record(
+        aws.addresses_describe(settings.CLUSTER_NAME, alive, list(tracked_addresses)),
+        alive_nodes,
+        now,
+    )
     return {
         "instances": len(instances),
         "running": sum(i.state == NodeState.RUNNING for i in instances),
         **counts,
         "vanished": len(vanished),
-        "volumes": volumes,
-        "elastic_ips": addresses,
+        "volumes": volumes["volumes"],
+        "elastic_ips": addresses["elastic_ips"],
+        "left_behind": volumes["left_behind"] + addresses["left_behind"],
     }
 
 
-def _volumes_record(volumes: list[aws.Volume], now: datetime) -> int:
+def _left_behind(
+    row: Volume | ElasticAddress, values: dict[str, Any], alive: set[int], now: datetime
+) -> datetime | None:
+    """When a volume or address was first seen left behind: the cluster instance it belonged to
+    (``node``) is no longer alive, yet EC2 still reports it (and bills it). None while that
+    instance lives, or when it never belonged to one (a tagged volume or address nobody
+    attached is the cluster's own, not left behind). An attachment EC2 still names after the
+    termination does not count."""
+    if values["node_id"] is None or values["node_id"] in alive:
+        return None
+    return row.left_behind_at or now
+
+
+SPEC_FIELDS = ("size_gib", "volume_type", "iops", "throughput")
+
+
+def _spec_changes(rows: list[Volume], now: datetime) -> dict[str, datetime]:
+    """When each changed volume's new size, type or performance took effect: the StartTime of
+    EC2's latest modification record newer than its current spec, else ``now`` (EC2 keeps these
+    records for a limited time, and a layer may lack them: the sync's time is the fallback)."""
+    if not rows:
+        return {}
+    latest = {
+        v.volume_id: v.specs.order_by("-since").values_list("since", flat=True).first()
+        for v in rows
+    }
+    found: dict[str, datetime] = {}
+    try:
+        modifications = aws.volume_modifications([v.volume_id for v in rows])
+    except IntegrationError as exc:
+        # Dating a change is not worth stopping the inventory for (a policy written before
+        # this call existed lacks ec2:DescribeVolumesModifications; `doctor` names it): the
+        # change is dated when the sync saw it, and says so.
+        logger.warning("volume modifications unreadable, dated by the sync: %s", exc)
+        return {}
+    for modification in modifications:
+        # AWS's clock may run a little ahead of ours: a start "after now" is now.
+        started = min(_utc(modification.started_at), now)
+        since = latest.get(modification.volume_id)
+        if since is None or started > since:
+            found[modification.volume_id] = started
+    return found
+
+
+def _volumes_record(volumes: list[aws.Volume], alive: set[int], now: datetime) -> dict[str, int]:
     nodes = dict(
         Node.objects.filter(
             instance_id__in={v.instance_id for v in volumes if v.instance_id}
@@ -350,13 +450,16 @@ def _volumes_record(volumes: list[aws.Volume], now: datetime) -> int:
     existing = {
         v.volume_id: v for v in Volume.objects.filter(volume_id__in=[v.volume_id for v in volumes])
     }
+    respecced: list[tuple[Volume, dict[str, Any]]] = []
+    left = 0
     for volume in volumes:
         values = {
             "node_id": nodes.get(volume.instance_id or ""),
             "instance_id": volume.instance_id or "",
             "size_gib": volume.size_gib,
             "volume_type": volume.volume_type,
-            # A modified volume (ModifyVolume) reports its new figures: the sync takes them.
+            # A modified volume (ModifyVolume) reports its new figures: the sync takes them,
+            # and a new spec dated at the modification keeps the old ones for earlier days.
             "iops": volume.iops,
             "throughput": volume.throughput,
             "state": volume.state,
@@ -366,36 +469,83 @@ def _volumes_record(volumes: list[aws.Volume], now: datetime) -> int:
         }
         row = existing.get(volume.volume_id)
         if row is None:
-            Volume.objects.create(volume_id=volume.volume_id, first_seen_at=now, **values)
+            with transaction.atomic():
+                row = Volume.objects.create(volume_id=volume.volume_id, first_seen_at=now, **values)
+                _spec_add(row, row.created_at, SpecSource.CREATED, now)
+            if (left_at := _left_behind(row, values, alive, now)) is not None:
+                Volume.objects.filter(pk=row.pk).update(left_behind_at=left_at)
+                left += 1
             continue
         # A volume's creation time never changes in EC2: the one first recorded stays (seeded
         # history included; billing prorates storage from it).
         values["created_at"] = row.created_at
+        if values["node_id"] is None:
+            values["node_id"] = row.node_id  # detached: keep the node it belonged to
+        values["left_behind_at"] = _left_behind(row, values, alive, now)
+        left += values["left_behind_at"] is not None
         changed = [k for k, v in values.items() if getattr(row, k) != v]
-        if "node_id" in changed and values["node_id"] is None:
-            changed.remove("node_id")  # detached: keep the node it belonged to
-            values["node_id"] = row.node_id
+        if any(name in changed for name in SPEC_FIELDS):
+            respecced.append((row, values))
+            continue
         if changed:
             for name in changed:
                 setattr(row, name, values[name])
             row.save(update_fields=changed)
+    dated = _spec_changes([row for row, _ in respecced], now)
+    for row, values in respecced:
+        with transaction.atomic():
+            changed = [k for k, v in values.items() if getattr(row, k) != v]
+            for name in changed:
+                setattr(row, name, values[name])
+            row.save(update_fields=changed)
+            since = dated.get(row.volume_id)
+            _spec_add(row, since or now, SpecSource.MODIFICATION if since else SpecSource.SEEN, now)
     Volume.objects.filter(deleted_at__isnull=True).exclude(
         volume_id__in=[v.volume_id for v in volumes]
     ).update(deleted_at=now)
-    return len(volumes)
+    return {"volumes": len(volumes), "left_behind": left}
 
 
-def _addresses_record(addresses: list[aws.ElasticAddress], now: datetime) -> int:
+def _spec_add(row: Volume, since: datetime, source: str, now: datetime) -> None:
+    """A new spec from ``since`` (never before the volume existed, never before its latest
+    spec: history is only ever added to)."""
+    latest = row.specs.order_by("-since").first()
+    since = max(since, row.created_at, latest.since if latest is not None else since)
+    if latest is not None and latest.since == since:
+        # Two changes dated at one moment: the newer figures win at that moment.
+        VolumeSpec.objects.filter(pk=latest.pk).update(
+            **{name: getattr(row, name) for name in SPEC_FIELDS}, source=source, recorded_at=now
+        )
+        return
+    VolumeSpec.objects.create(
+        volume=row,
+        since=since,
+        **{name: getattr(row, name) for name in SPEC_FIELDS},
+        source=source,
+        recorded_at=now,
+    )
+
+
+def _addresses_record(
+    addresses: list[aws.ElasticAddress], alive: set[int], now: datetime
+) -> dict[str, int]:
+    nodes = dict(
+        Node.objects.filter(
+            instance_id__in={a.instance_id for a in addresses if a.instance_id}
+        ).values_list("instance_id", "pk")
+    )
     existing = {
         a.allocation_id: a
         for a in ElasticAddress.objects.filter(
             allocation_id__in=[a.allocation_id for a in addresses]
         )
     }
+    left = 0
     for address in addresses:
         values = {
             "public_ip": address.public_ip,
             "instance_id": address.instance_id or "",
+            "node_id": nodes.get(address.instance_id or ""),
             "released_at": None,
         }
         row = existing.get(address.allocation_id)
@@ -404,6 +554,10 @@ def _addresses_record(addresses: list[aws.ElasticAddress], now: datetime) -> int
                 allocation_id=address.allocation_id, first_seen_at=now, **values
             )
             continue
+        if values["node_id"] is None:
+            values["node_id"] = row.node_id  # disassociated: keep the instance it served
+        values["left_behind_at"] = _left_behind(row, values, alive, now)
+        left += values["left_behind_at"] is not None
         changed = [k for k, v in values.items() if getattr(row, k) != v]
         if changed:
             for name in changed:
@@ -412,7 +566,7 @@ def _addresses_record(addresses: list[aws.ElasticAddress], now: datetime) -> int
     ElasticAddress.objects.filter(released_at__isnull=True).exclude(
         allocation_id__in=[a.allocation_id for a in addresses]
     ).update(released_at=now)
-    return len(addresses)
+    return {"elastic_ips": len(addresses), "left_behind": left}
 
 
 # --- Kubernetes ----------------------------------------------------------------------------------
@@ -485,6 +639,17 @@ def _kubernetes_sync(now: datetime) -> dict[str, Any]:
 
 
 # --- Storage sizes -------------------------------------------------------------------------------
+METRICS = {
+    StorageService.EFS: ("AWS/EFS", "StorageBytes", "FileSystemId", {"StorageClass": "Total"}),
+    StorageService.S3: (
+        "AWS/S3",
+        "BucketSizeBytes",
+        "BucketName",
+        {"StorageType": "StandardStorage"},
+    ),
+}
+
+
 def _storage_sync(now: datetime) -> dict[str, Any]:
     found: list[tuple[str, str, str, aws.MetricPoint | None]] = []
     for fs in aws.file_systems_describe(settings.CLUSTER_NAME):
@@ -513,15 +678,16 @@ def _storage_sync(now: datetime) -> dict[str, Any]:
             # A missing datapoint keeps the last known size (S3 publishes once a day).
             values.update(size_bytes=int(point.value), measured_at=_utc(point.at))
         if row is None:
-            StoredData.objects.create(
+            row = StoredData.objects.create(
                 service=service, resource=resource, first_seen_at=now, **values
             )
-            continue
-        changed = [k for k, v in values.items() if getattr(row, k) != v]
-        if changed:
-            for key in changed:
-                setattr(row, key, values[key])
-            row.save(update_fields=changed)
+        else:
+            changed = [k for k, v in values.items() if getattr(row, k) != v]
+            if changed:
+                for key in changed:
+                    setattr(row, key, values[key])
+                row.save(update_fields=changed)
+        _sizes_record(row, now)
     gone = [
         row.pk
         for row in StoredData.objects.filter(gone_at__isnull=True)
@@ -533,6 +699,41 @@ def _storage_sync(now: datetime) -> dict[str, Any]:
         "s3": sum(s == StorageService.S3 for s, *_ in found),
         "bytes": sum(int(p.value) for *_, p in found if p is not None),
     }
+
+
+def _sizes_record(row: StoredData, now: datetime) -> None:
+    """The daily size points of one file system or bucket since the last one recorded (the
+    first time: since the day before it was first seen), up to ``now``. A point already
+    recorded is revised only if it is today's (EFS's day is not over): an earlier day keeps
+    the size it was priced with."""
+    if row.sizes_read_at is not None and row.sizes_read_at <= now < row.sizes_read_at + (
+        SIZE_READ_INTERVAL
+    ):
+        return
+    namespace, metric, key, extra = METRICS[StorageService(row.service)]
+    last = row.sizes.order_by("-at").first()
+    today = datetime.combine(now.date(), datetime.min.time(), tzinfo=UTC)
+    if last is not None:
+        start = min(last.at, today)
+    else:
+        start = datetime.combine(
+            row.first_seen_at.date() - timedelta(days=1), datetime.min.time(), tzinfo=UTC
+        )
+    start = max(start, today - SIZE_BACKFILL)
+    points = aws.metric_daily(namespace, metric, {key: row.resource, **extra}, start, now)
+    for point in points:
+        at = _utc(point.at)
+        if at > now:
+            continue
+        size = int(point.value)
+        stored = StoredSize.objects.filter(stored=row, at=at).first()
+        if stored is None:
+            if last is None or at > last.at:
+                StoredSize.objects.create(stored=row, at=at, size_bytes=size, recorded_at=now)
+        elif stored.size_bytes != size and at >= today:
+            stored.size_bytes, stored.recorded_at = size, now
+            stored.save(update_fields=["size_bytes", "recorded_at"])
+    StoredData.objects.filter(pk=row.pk).update(sizes_read_at=now)
 
 
 # --- Spot prices ---------------------------------------------------------------------------------

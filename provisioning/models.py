@@ -91,6 +91,9 @@ class Node(models.Model):
     memory_bytes = models.BigIntegerField(null=True)  # allocatable
     gpus = models.PositiveIntegerField(null=True)  # allocatable nvidia.com/gpu
     public_ipv4 = models.GenericIPAddressField(protocol="IPv4", null=True)  # billed per hour
+    # The last public IPv4 the sync saw on it, kept when EC2 drops the address on a stop or a
+    # termination: the cost of the runs it had one never depends on what EC2 reports now.
+    last_public_ipv4 = models.GenericIPAddressField(protocol="IPv4", null=True, blank=True)
     private_ip = models.GenericIPAddressField(null=True)
     launched_at = models.DateTimeField()
     terminated_at = models.DateTimeField(null=True, db_index=True)
@@ -139,6 +142,10 @@ class NodeEvent(models.Model):
     at = models.DateTimeField()
     reason = models.CharField(max_length=500, blank=True)
     recorded_at = models.DateTimeField()
+    # The instance type in force from this transition on (EC2 changes a type only while the
+    # instance is stopped, so each run has one): what a run is priced with, whatever the type
+    # is today. Blank on Kubernetes events.
+    instance_type = models.CharField(max_length=32, blank=True)
 
     class Meta:
         ordering = ["at", "pk"]
@@ -149,8 +156,11 @@ class NodeEvent(models.Model):
 
 
 class Volume(models.Model):
-    """An EBS volume of the cluster (attached to one of its instances, or tagged as a member).
-    ``deleted_at``: when the sync first missed it."""
+    """An EBS volume of the cluster (attached to one of its instances, or tagged as a member),
+    tracked from then on until EC2 no longer reports it (``deleted_at``: when the sync first
+    missed it). ``left_behind_at``: when the sync first saw it unattached after the instance it
+    belonged to (``node``, kept after detaching) had terminated; AWS bills it all the same.
+    The size, type and performance below are the current ones; ``specs`` has them over time."""
 
     volume_id = models.CharField(max_length=32, unique=True)
     node = models.ForeignKey(
@@ -168,6 +178,7 @@ class Volume(models.Model):
     created_at = models.DateTimeField()
     first_seen_at = models.DateTimeField()
     deleted_at = models.DateTimeField(null=True)
+    left_behind_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["volume_id"]
@@ -176,15 +187,52 @@ class Volume(models.Model):
         return self.volume_id
 
 
+class SpecSource(models.TextChoices):
+    CREATED = "created", "as created (or as first seen)"
+    MODIFICATION = "modification", "EC2 volume modification (its StartTime)"
+    SEEN = "seen", "seen changed by the sync (no modification record)"
+
+
+class VolumeSpec(models.Model):
+    """A volume's size, type and provisioned performance from ``since`` until the next spec of
+    the same volume: the sync adds one when it sees them change (dated at the modification's
+    StartTime from DescribeVolumesModifications, else when it saw the change). Never updated
+    nor deleted: the cost of earlier days is priced with what was in force then."""
+
+    volume = models.ForeignKey(Volume, on_delete=models.PROTECT, related_name="specs")
+    since = models.DateTimeField()
+    size_gib = models.PositiveIntegerField()
+    volume_type = models.CharField(max_length=16)
+    iops = models.PositiveIntegerField(null=True, blank=True)
+    throughput = models.PositiveIntegerField(null=True, blank=True)
+    source = models.CharField(max_length=16, choices=SpecSource.choices)
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["volume", "since"]
+        constraints = [
+            models.UniqueConstraint(fields=["volume", "since"], name="volume_spec_since")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.volume_id} {self.size_gib} GiB {self.volume_type} from {self.since}"
+
+
 class ElasticAddress(models.Model):
-    """An Elastic IP of the cluster: billed per hour, attached or idle. ``released_at``: when the
-    sync first missed it."""
+    """An Elastic IP of the cluster: billed per hour, attached or idle, tracked until EC2 no
+    longer reports it (``released_at``: when the sync first missed it). ``node``: the instance it
+    was last associated with (kept after disassociation); ``left_behind_at``: when the sync first
+    saw it unassociated after that instance had terminated."""
 
     allocation_id = models.CharField(max_length=64, unique=True)
     public_ip = models.GenericIPAddressField(protocol="IPv4")
     instance_id = models.CharField(max_length=32, blank=True)
+    node = models.ForeignKey(
+        Node, null=True, blank=True, on_delete=models.PROTECT, related_name="addresses"
+    )
     first_seen_at = models.DateTimeField()
     released_at = models.DateTimeField(null=True)
+    left_behind_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["allocation_id"]
@@ -209,6 +257,7 @@ class StoredData(models.Model):
     measured_at = models.DateTimeField(null=True)
     first_seen_at = models.DateTimeField()
     gone_at = models.DateTimeField(null=True)
+    sizes_read_at = models.DateTimeField(null=True, blank=True)  # daily points last asked for
 
     class Meta:
         ordering = ["service", "resource"]
@@ -218,6 +267,25 @@ class StoredData(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service}:{self.resource}"
+
+
+class StoredSize(models.Model):
+    """One daily CloudWatch datapoint of a file system's or bucket's size (S3 publishes one a
+    day, stamped 00:00 UTC; for EFS the day's average): in force from ``at`` until the next
+    point. The sync adds the points of open days and may revise today's; the cost of each day is
+    priced with that day's size, never with today's."""
+
+    stored = models.ForeignKey(StoredData, on_delete=models.PROTECT, related_name="sizes")
+    at = models.DateTimeField()
+    size_bytes = models.BigIntegerField()
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["stored", "at"]
+        constraints = [models.UniqueConstraint(fields=["stored", "at"], name="stored_size_at")]
+
+    def __str__(self) -> str:
+        return f"{self.stored} {self.size_bytes} B at {self.at}"
 
 
 PART_EC2, PART_KUBERNETES, PART_STORAGE, PART_SPOT = "ec2", "kubernetes", "storage", "spot_prices"

@@ -427,7 +427,7 @@ def storage_summary(now: datetime | None = None) -> StorageSummary:
                 quote=quotes.storage(row.service),
             )
         )
-    addresses = list(ElasticAddress.objects.filter(released_at__isnull=True))
+    addresses = list(ElasticAddress.objects.select_related("node").filter(released_at__isnull=True))
     node_ips = set(
         Node.objects.exclude(public_ipv4__isnull=True)
         .exclude(state=NodeState.TERMINATED)
@@ -439,6 +439,74 @@ def storage_summary(now: datetime | None = None) -> StorageSummary:
         ipv4_quote=quotes.ipv4(),
         public_ipv4_count=len(node_ips | {a.public_ip for a in addresses}),
     )
+
+
+# --- Left behind ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LeftBehind:
+    """A volume or Elastic IP still billed after the instance it belonged to terminated."""
+
+    kind: str  # "volume" or "elastic-ip"
+    resource_id: str
+    described: str  # "100 GiB gp3", "203.0.113.7"
+    instance_id: str
+    owner: str
+    since: datetime  # when the sync first saw it left behind
+    quote: PriceQuote
+    units: Decimal  # GiB, or 1 address
+
+    @property
+    def hourly(self) -> Decimal | None:
+        """USD an hour: an address-hour, or a GB-month over a 730-hour month."""
+        if self.quote.price is None:
+            return None
+        if self.kind == "elastic-ip":
+            return self.quote.price
+        return self.units * self.quote.price / 730
+
+
+def left_behind_visible_to(user: Any, now: datetime | None = None) -> list[LeftBehind]:
+    """Volumes and Elastic IPs left behind by terminated instances and still reported by EC2
+    (so still billed), oldest first: admins see all, collaborators those their own instances
+    left. Each with the catalog's price of what it costs while it stays."""
+    now = clock.now() if now is None else now
+    owners = Q()
+    if not is_admin(user):
+        if getattr(user, "role", None) != "collaborator":
+            return []
+        owners = Q(node__owner=user.username)
+    quotes = _Quotes(settings.AWS_REGION, now)
+    found = [
+        LeftBehind(
+            kind="volume",
+            resource_id=v.volume_id,
+            described=f"{v.size_gib} GiB {v.volume_type}",
+            instance_id=v.node.instance_id,
+            owner=v.node.owner,
+            since=v.left_behind_at,
+            quote=quotes.storage(f"ebs-{v.volume_type}"),
+            units=Decimal(v.size_gib),
+        )
+        for v in Volume.objects.select_related("node").filter(
+            owners, deleted_at__isnull=True, left_behind_at__isnull=False
+        )
+    ]
+    found += [
+        LeftBehind(
+            kind="elastic-ip",
+            resource_id=a.allocation_id,
+            described=a.public_ip,
+            instance_id=a.node.instance_id,
+            owner=a.node.owner,
+            since=a.left_behind_at,
+            quote=quotes.ipv4(),
+            units=Decimal(1),
+        )
+        for a in ElasticAddress.objects.select_related("node").filter(
+            owners, released_at__isnull=True, left_behind_at__isnull=False
+        )
+    ]
+    return sorted(found, key=lambda item: (item.since, item.resource_id))
 
 
 # --- Pools ---------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ def nodes(request: HttpRequest) -> HttpResponse:
             terminated=inventory.terminated_shown,
         ),
         "storage": selectors.storage_summary(inventory.now) if is_admin(request.user) else None,
+        "left_behind": selectors.left_behind_visible_to(request.user, inventory.now),
     }
     template = "provisioning/nodes.html#inventory" if request.htmx else "provisioning/nodes.html"
     return render(request, template, context)

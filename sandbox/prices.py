@@ -1,10 +1,13 @@
-"""Believable spot prices for the sandbox (`make run`), labelled as simulated.
+"""Believable spot prices for the sandbox, labelled as simulated.
 
-There is no spot market in the sandbox: this writes, for every instance type the catalog prices in
-the region, one point a day per zone for the last days, at about a third of the on-demand price
-(between 28% and 38%, varying by zone and day, deterministically), and records a spot price sync
-as the real sync would. Call it again (for instance hourly from beat) to keep the sync fresh:
-points already stored are left as they are.
+There is no spot market in the sandbox. ``spot_share`` gives a stable share of the on-demand price
+(between 28% and 38%, varying by type, zone and day, deterministically): `make run`'s replayed
+month (``sandbox/history.py``) sets the AWS layer's spot price history with it, and the product's
+own spot price sync reads them from the layer as it would from AWS.
+
+``sandbox_spot_prices_seed`` writes such points straight into the database instead (one a day per
+zone for the last days, for every type the catalog prices in the region) and records a spot price
+sync, for tests that need prices without the layer. Points already stored are left as they are.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ ZONE_SUFFIXES = ("a", "b", "c")
 LOW, SPREAD = Decimal("0.28"), Decimal("0.10")
 
 
-def _fraction(instance_type: str, zone: str, day: str) -> Decimal:
+def spot_share(instance_type: str, zone: str, day: str) -> Decimal:
     """A stable share of on-demand in [0.28, 0.38) for one type, zone and day."""
     digest = hashlib.sha256(f"{instance_type}|{zone}|{day}".encode()).digest()
     return LOW + SPREAD * Decimal(int.from_bytes(digest[:4], "big")) / Decimal(2**32)
@@ -46,7 +49,7 @@ def sandbox_spot_prices_seed(
                 at = start + timedelta(days=day, hours=3 + 5 * offset)
                 if at > now:
                     continue
-                share = _fraction(instance_type, zone, at.date().isoformat())
+                share = spot_share(instance_type, zone, at.date().isoformat())
                 price = (on_demand.price * share).quantize(
                     Decimal("0.0001"), rounding=ROUND_HALF_UP
                 )

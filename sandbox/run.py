@@ -205,10 +205,16 @@ class Sandbox:
 def seed_aws(endpoint: str, *, api_server: str, token: str) -> None:
     """The always-on part of the platform: one t2.micro control-plane node and two t2.small admin
     nodes, tagged as cluster members, each joining through its pool's join script with
-    ``token`` (docs/node-join.md)."""
+    ``token`` (docs/node-join.md). They are launched through the AWS layer's replay at the start
+    of the sandbox's history (``sandbox.month.history_start``): up since the 1st, as the month
+    that ``manage.py sandbox_seed`` replays after them has them."""
+    from datetime import UTC, datetime
+
     import boto3
 
     from provisioning.node_join import JoinSpec, join_script
+    from sandbox.aws import AwsControl
+    from sandbox.month import BASE_NODES, base_launch_steps, history_start
 
     ec2 = boto3.client(
         "ec2",
@@ -219,30 +225,23 @@ def seed_aws(endpoint: str, *, api_server: str, token: str) -> None:
         aws_secret_access_key=AwsLayer.SETUP_ACCESS_KEY,
     )
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    for pool, instance_type, count in (("control", "t2.micro", 1), ("admin", "t2.small", 2)):
-        labels = {"clusterweb.io/pool": pool, "clusterweb.io/capacity-type": "on-demand"}
-        user_data = join_script(JoinSpec(api_server, token, CA_CERT_HASH, labels))
-        for index in range(count):
-            ec2.run_instances(
-                ImageId=image,
-                InstanceType=instance_type,
-                MinCount=1,
-                MaxCount=1,
-                ClientToken=f"sandbox-{pool}-{index}",
-                UserData=user_data,
-                MetadataOptions={"HttpTokens": "required"},
-                Placement={"AvailabilityZone": f"{REGION}a"},
-                TagSpecifications=[
-                    {
-                        "ResourceType": "instance",
-                        "Tags": [
-                            {"Key": "Name", "Value": f"{pool}-{index + 1}"},
-                            {"Key": "clusterweb:cluster", "Value": CLUSTER_NAME},
-                            {"Key": "clusterweb:pool", "Value": pool},
-                        ],
-                    }
-                ],
+    user_data = {
+        pool: join_script(
+            JoinSpec(
+                api_server,
+                token,
+                CA_CERT_HASH,
+                {"clusterweb.io/pool": pool, "clusterweb.io/capacity-type": "on-demand"},
             )
+        )
+        for pool, _, _ in BASE_NODES
+    }
+    start = history_start(datetime.now(UTC))
+    AwsControl(endpoint).replay(
+        base_launch_steps(
+            start, image_id=image, cluster=CLUSTER_NAME, region=REGION, user_data=user_data
+        )
+    )
 
 
 def spot_queue_create(endpoint: str) -> str:

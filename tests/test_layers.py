@@ -177,3 +177,73 @@ def test_the_check_reports_each_kind_of_import_against_the_layers():
         "from billing.prices.selectors import PriceQuote\nfrom provisioning import inventory\n"
     )
     assert violations(downward, "billing.costs.services") == []
+
+
+# --- The AWS layer's bill and the product's estimate: two implementations ---------------------
+# The sandbox's bill is the AWS layer's own metering priced with its own table (issue 19): it
+# must not borrow the estimate's code or data, and the product must not reach into the layer, or
+# a mistake in one would hide in the other instead of showing as a difference on the dashboard.
+PRODUCT = ("billing", "provisioning", "clusterweb")
+LAYER = "sandbox.aws"
+
+
+def python_modules(package: str) -> list[tuple[str, Path, bool]]:
+    found = []
+    for path in sorted((ROOT / package.replace(".", "/")).rglob("*.py")):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        is_package = parts[-1] == "__init__"
+        found.append((".".join(parts[:-1] if is_package else parts), path, is_package))
+    return found
+
+
+def named_modules(source: str) -> list[tuple[int, str]]:
+    """(line, text) of every string constant that names a dotted module, as
+    ``importlib.import_module("x.y")`` or ``include("x.urls")`` would."""
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and node.value.replace(".", "").replace("_", "").isalnum()
+        and "." in node.value
+    ]
+
+
+def reaches(source: str, module: str, is_package: bool, prefixes: tuple[str, ...]) -> list[str]:
+    targets = imported_modules(source, module, is_package=is_package) + named_modules(source)
+    return [
+        f"{module}:{line} -> {target}"
+        for line, target in targets
+        if any(target == p or target.startswith(p + ".") for p in prefixes)
+    ]
+
+
+def test_the_aws_layer_imports_nothing_of_the_estimate_and_the_product_never_the_layer():
+    layer = python_modules(LAYER)
+    product = [m for package in PRODUCT for m in python_modules(package)]
+    assert len(layer) > 10 and len(product) > 100  # every file was read
+
+    from_layer = [
+        hit
+        for module, path, is_package in layer
+        for hit in reaches(path.read_text(), module, is_package, ("billing", "provisioning"))
+    ]
+    from_product = [
+        hit
+        for module, path, is_package in product
+        for hit in reaches(path.read_text(), module, is_package, (LAYER,))
+    ]
+    assert (from_layer, from_product) == ([], [])
+
+
+def test_the_independence_check_sees_imports_inside_functions_and_modules_named_in_strings():
+    lazy = "def prices():\n    from billing.prices.catalog import bundled_rows\n"
+    named = "import importlib\nmodule = importlib.import_module('sandbox.aws.bill')\n"
+
+    assert reaches(lazy, "sandbox.aws.pricing", False, ("billing", "provisioning")) == [
+        "sandbox.aws.pricing:2 -> billing.prices.catalog.bundled_rows"
+    ]
+    assert reaches(named, "clusterweb.views", False, (LAYER,)) == [
+        "clusterweb.views:2 -> sandbox.aws.bill"
+    ]
+    assert reaches("from sandbox import urls\n", "clusterweb.urls", False, (LAYER,)) == []

@@ -87,11 +87,13 @@ def cut(start: datetime, end: datetime, breakpoints: Iterable[datetime] = ()) ->
 # --- Instance lifetimes --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Transition:
-    """A state change of an instance, as the inventory records it (``NodeEvent``)."""
+    """A state change of an instance, as the inventory records it (``NodeEvent``), with the
+    instance type in force from then on ("" when not recorded: the node's type)."""
 
     at: datetime
     from_state: str
     to_state: str
+    instance_type: str = ""
 
 
 def node_runs(
@@ -102,23 +104,50 @@ def node_runs(
     transitions: Sequence[Transition],
     now: datetime,
 ) -> list[tuple[datetime, datetime]]:
-    """The periods during which an instance ran up cost, oldest first.
+    """The periods during which an instance ran up cost, oldest first (see
+    :func:`node_typed_runs`, which also says each run's instance type)."""
+    found = node_typed_runs(
+        launched_at=launched_at,
+        terminated_at=terminated_at,
+        state=state,
+        transitions=transitions,
+        now=now,
+        instance_type="",
+    )
+    return [(start, end) for start, end, _ in found]
+
+
+def node_typed_runs(
+    *,
+    launched_at: datetime,
+    terminated_at: datetime | None,
+    state: str,
+    transitions: Sequence[Transition],
+    now: datetime,
+    instance_type: str,
+) -> list[tuple[datetime, datetime, str]]:
+    """The periods during which an instance ran up cost, oldest first, each with the instance
+    type it ran as.
 
     From its state transitions when the inventory recorded any: a run opens when the instance
     enters a running state and closes when it is stopped or terminated (at the termination time
-    EC2 reported, when known). Without transitions: from launch until termination, or until
-    ``now`` while it runs. A run still open ends at ``now``."""
+    EC2 reported, when known); its type is the one recorded with the transition that opened it
+    (EC2 changes a type only while the instance is stopped), else ``instance_type`` (the
+    node's type now). Without transitions: from launch until termination, or until ``now``
+    while it runs, as ``instance_type``. A run still open ends at ``now``."""
     if not transitions:
         if state in RUNNING_STATES or state == "terminated":
             end = terminated_at if terminated_at is not None else now
-            return [(launched_at, end)] if end > launched_at else []
+            return [(launched_at, end, instance_type)] if end > launched_at else []
         return []
-    found: list[tuple[datetime, datetime]] = []
+    found: list[tuple[datetime, datetime, str]] = []
     opened: datetime | None = None
+    running_as = instance_type
     for step in sorted(transitions, key=lambda t: t.at):
         if step.to_state in RUNNING_STATES:
             if opened is None:
                 opened = min(step.at, launched_at) if not step.from_state else step.at
+                running_as = step.instance_type or instance_type
         elif step.to_state in ENDED_STATES:
             end = step.at
             if step.to_state == "terminated" and terminated_at is not None:
@@ -126,13 +155,14 @@ def node_runs(
             if opened is None and not step.from_state:
                 # First seen already stopped or gone: it ran from its launch until then.
                 opened = launched_at
+                running_as = step.instance_type or instance_type
             if opened is not None and end > opened:
-                found.append((opened, end))
+                found.append((opened, end, running_as))
             opened = None
     if opened is not None:
         end = terminated_at if terminated_at is not None else now
         if end > opened:
-            found.append((opened, end))
+            found.append((opened, end, running_as))
     return found
 
 

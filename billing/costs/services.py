@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 
 from billing.costs import costing
 from billing.costs.costing import Charge, Transition
@@ -33,6 +33,7 @@ from billing.models import (
     CostRow,
     CostService,
     PriceKind,
+    PriceOverride,
     ResourceKind,
 )
 from billing.prices.pricebook import PriceBook
@@ -41,6 +42,8 @@ from clusterweb.errors import IntegrationError
 from clusterweb.integrations import aws
 from provisioning.inventory import sync_claim, sync_release
 from provisioning.models import (
+    PART_EC2,
+    PART_STORAGE,
     SPOT_INTERRUPTION_CODES,
     ElasticAddress,
     Node,
@@ -49,7 +52,9 @@ from provisioning.models import (
     Pool,
     PoolKind,
     StoredData,
+    SyncPart,
     Volume,
+    VolumeSpec,
 )
 
 logger = logging.getLogger(__name__)
@@ -59,6 +64,11 @@ COST_CLAIM, CE_CLAIM = "cost-rows", "cost-explorer"
 # midnight may be seen ending by a sync after it. Longer, if last month was never computed to its
 # end (Clusterweb was down over the turn of the month).
 PREVIOUS_MONTH_SETTLE = timedelta(days=2)
+# A day closes (its rows are never rewritten by the periodic refresh) once the inventory sync
+# has succeeded this long after the day ended: a termination or a stop seen late, a volume
+# modification, S3's daily size point (published with a lag of up to a day) and spot price
+# points that arrive late all land while the day is still open.
+DAY_SETTLE = timedelta(days=2)
 # Each get_cost_and_usage request costs this (AWS's price; every page of results is a request).
 CE_REQUEST_USD = "0.01"
 # After a failed read, try again after this long (or the interval, if shorter): soon enough for
@@ -134,9 +144,11 @@ class CostRefreshResult:
 
 
 def cost_rows_refresh(*, now: datetime | None = None) -> CostRefreshResult:
-    """Recompute the cost rows of this month (and of last month while it may still change) from
-    the inventory's lifetimes and the price catalog, up to ``now``, writing only what differs.
-    A price or lifetime that changed is therefore reflected at the next run."""
+    """Recompute the open days' cost rows of this month (and of last month while it has open
+    days) from the inventory's history and the price catalog, up to ``now``, writing only what
+    differs, then close the days the inventory has settled (docs/costs.md, "History"). A
+    closed day is never rewritten, except from the start of a new admin price override that
+    starts before it (that month is refreshed too)."""
     now = clock.now() if now is None else now
     token = sync_claim(COST_CLAIM, now=now)
     if not token:
@@ -145,25 +157,89 @@ def cost_rows_refresh(*, now: datetime | None = None) -> CostRefreshResult:
         current = costing.month_start(now)
         previous = costing.month_before(current)
         months = [current]
-        unfinished = CostMonth.objects.filter(month=previous.date(), through__lt=current)
+        unfinished = CostMonth.objects.filter(month=previous.date()).filter(
+            Q(through__lt=current) | Q(closed_through__lt=current)
+        )
         if now - current < PREVIOUS_MONTH_SETTLE or unfinished.exists():
             months.insert(0, previous)
+        reopened = _reopened(now)
+        months = sorted(set(months) | set(reopened))
+        closing = _closing_point(now)
         result = CostRefreshResult(claimed=True, at=now)
         for start in months:
-            result.months.append(_month_refresh(start, now))
+            result.months.append(_month_refresh(start, now, closing, reopened.get(start)))
         return result
     finally:
         sync_release(COST_CLAIM, token)
 
 
-def _month_refresh(start: datetime, now: datetime) -> MonthRefresh:
+def _closing_point(now: datetime) -> datetime | None:
+    """The midnight before which every day is settled and may close: DAY_SETTLE before the
+    last time both the EC2 and the storage parts of the inventory sync succeeded (a day is
+    closed only once the sync has seen well past its end; while a part is failing, nothing
+    more closes). None: the inventory has never synced both."""
+    seen = list(
+        SyncPart.objects.filter(name__in=(PART_EC2, PART_STORAGE)).values_list(
+            "last_ok_at", flat=True
+        )
+    )
+    if len(seen) < 2 or any(moment is None for moment in seen):
+        return None
+    settled = min([*seen, now]) - DAY_SETTLE
+    return costing.midnight(settled.date())
+
+
+def _reopened(now: datetime) -> dict[datetime, tuple[datetime, int]]:
+    """Months with closed days that a new admin price override reaches back into: the month's
+    start -> (the midnight to reopen from, the newest override's id). An override is new to a
+    month when its id is above the month's ``override_mark``."""
+    months = list(CostMonth.objects.filter(closed_through__isnull=False))
+    if not months:
+        return {}
+    overrides = list(
+        PriceOverride.objects.filter(
+            region=settings.AWS_REGION, pk__gt=min(m.override_mark for m in months)
+        ).values_list("pk", "effective_from")
+    )
+    found = {}
+    for month in months:
+        new = [(pk, at) for pk, at in overrides if pk > month.override_mark]
+        starts = [at for _, at in new if at < month.closed_through]
+        if starts:
+            start = costing.midnight(month.month)
+            found[start] = (max(start, costing.midnight(min(starts).date())), max(new)[0])
+    return found
+
+
+def _month_refresh(
+    start: datetime,
+    now: datetime,
+    closing: datetime | None = None,
+    reopen: tuple[datetime, int] | None = None,
+) -> MonthRefresh:
+    """Recompute the month's open days (from its ``closed_through``, or from ``reopen``'s
+    midnight) up to ``now``, then close what ``closing`` allows."""
     end = min(costing.month_after(start), now)
-    wanted = dict(_rows_compute(start, end, now)) if end > start else {}
+    month_row = CostMonth.objects.filter(month=start.date()).first()
+    closed = month_row.closed_through if month_row is not None else None
+    mark = month_row.override_mark if month_row is not None else 0
+    if reopen is not None:
+        closed, mark = min(closed or reopen[0], reopen[0]), max(mark, reopen[1])
+    open_from = max(start, closed) if closed is not None else start
+    # Read before the rows are computed: an override added meanwhile is newer than the mark.
+    newest_override = PriceOverride.objects.aggregate(newest=Max("pk"))["newest"] or 0
+    wanted = dict(_rows_compute(open_from, end, now)) if end > open_from else {}
     outcome = MonthRefresh(month=start.date(), through=max(end, start))
+    if closing is not None:
+        # Only days computed by now close; a closed day stays closed.
+        new_closed = max(min(closing, costing.month_after(start), end), open_from)
+        if new_closed > start:
+            closed = new_closed
+            mark = max(mark, newest_override)
     with transaction.atomic():
         stored = {
             (row.resource_kind, row.resource_id, row.start): row
-            for row in CostRow.objects.filter(month=start.date())
+            for row in CostRow.objects.filter(month=start.date(), start__gte=open_from)
         }
         created, changed = [], []
         for key, values in wanted.items():
@@ -190,7 +266,12 @@ def _month_refresh(start: datetime, now: datetime) -> MonthRefresh:
             CostRow.objects.filter(pk__in=[row.pk for row in stored.values()]).delete()
         outcome.rows = len(wanted)
         outcome.created, outcome.updated, outcome.deleted = len(created), len(changed), len(stored)
-        outcome.unknown_prices = sum(values["price"] is None for values in wanted.values())
+        if open_from > start:
+            # The closed days' rows count too (they are part of the month's figures).
+            closed_rows = CostRow.objects.filter(month=start.date(), start__lt=open_from)
+            outcome.rows += closed_rows.count()
+            outcome.unknown_prices += closed_rows.filter(price__isnull=True).count()
+        outcome.unknown_prices += sum(values["price"] is None for values in wanted.values())
         CostMonth.objects.update_or_create(
             month=start.date(),
             defaults={
@@ -198,6 +279,8 @@ def _month_refresh(start: datetime, now: datetime) -> MonthRefresh:
                 "refreshed_at": now,
                 "rows": outcome.rows,
                 "unknown_prices": outcome.unknown_prices,
+                "closed_through": closed,
+                "override_mark": mark,
             },
         )
     return outcome
@@ -256,6 +339,27 @@ def _interrupted_at(node: Node) -> datetime | None:
     return None
 
 
+def _spans(start: datetime, end: datetime, history: list, current: Any = None) -> list[tuple]:
+    """``[start, end)`` cut where a recorded value changes: ``(since, until, value)`` for each
+    value of ``history`` (``VolumeSpec`` rows, or ``(at, value)`` pairs), in force from its
+    time until the next one's. The first value also covers any time before it (what was known
+    first); without history, ``current`` covers it all."""
+    entries = sorted(
+        ((h.since, h) if isinstance(h, VolumeSpec) else (h[0], h[1]) for h in history),
+        key=lambda entry: entry[0],
+    )
+    if not entries:
+        return [(start, end, current)] if end > start else []
+    found = []
+    for index, (since, value) in enumerate(entries):
+        begin = start if index == 0 else max(since, start)
+        until = entries[index + 1][0] if index + 1 < len(entries) else end
+        until = min(until, end)
+        if until > begin:
+            found.append((begin, until, value))
+    return found
+
+
 def _overlapping(queryset, begin: str, finish: str, start: datetime, end: datetime):
     """Rows whose [begin, finish) overlaps [start, end) (finish None: still there)."""
     return queryset.filter(**{f"{begin}__lt": end}).filter(
@@ -285,10 +389,14 @@ def _rows_compute(
     transitions: dict[int, list[Transition]] = defaultdict(list)
     events = NodeEvent.objects.filter(
         node__in=[n.pk for n in nodes], kind=NodeEventKind.STATE
-    ).values_list("node_id", "at", "from_state", "to_state")
-    for node_id, at, old, new in events:
-        transitions[node_id].append(Transition(at, old, new))
-    addresses = list(_overlapping(ElasticAddress.objects, "first_seen_at", "released_at", *window))
+    ).values_list("node_id", "at", "from_state", "to_state", "instance_type")
+    for node_id, at, old, new, instance_type in events:
+        transitions[node_id].append(Transition(at, old, new, instance_type))
+    addresses = list(
+        _overlapping(
+            ElasticAddress.objects.select_related("node"), "first_seen_at", "released_at", *window
+        )
+    )
     elastic_ips = {a.public_ip for a in addresses}
     # A node keeps its public IPv4 rows after EC2 stops reporting the address (a terminated
     # instance has none): once charged, always charged for its runs.
@@ -297,44 +405,53 @@ def _rows_compute(
             resource_kind=ResourceKind.NODE_IPV4, resource_id__in=[n.instance_id for n in nodes]
         ).values_list("resource_id", flat=True)
     )
-    book = PriceBook.load(region, start, end, {n.instance_type for n in nodes})
+    # Every type a node ran as (a run is priced as the type it ran as, not as today's).
+    types = {n.instance_type for n in nodes} | {
+        step.instance_type for steps in transitions.values() for step in steps if step.instance_type
+    }
+    book = PriceBook.load(region, start, end, types)
     ipv4_marks = book.breakpoints(PriceKind.IPV4, IPV4_ITEM, start, end)
     by_instance = {}
     for node in nodes:
         by_instance[node.instance_id] = node
-        ran = costing.node_runs(
+        typed = costing.node_typed_runs(
             launched_at=node.launched_at,
             terminated_at=node.terminated_at,
             state=node.state,
             transitions=transitions.get(node.pk, []),
             now=now,
+            instance_type=node.instance_type,
         )
-        if not ran:
+        if not typed:
             continue
+        ran = [(run_start, run_end) for run_start, run_end, _ in typed]
         who = _Owner(node.pool, kind_of(node.pool), node.owner, node.request)
         spot = node.capacity_type == "spot"
         zone = node.zone or None
-
-        def quote_at(at: datetime, node: Node = node, spot: bool = spot, zone=zone):
-            return book.instance(node.instance_type, spot=spot, zone=zone, at=at)
-
         price_kind = PriceKind.SPOT if spot else PriceKind.ON_DEMAND
-        yield from _rows(
-            costing.instance_charges(
-                runs=ran,
-                window=window,
-                quote_at=quote_at,
-                breakpoints=book.breakpoints(price_kind, node.instance_type, start, end, zone=zone),
-                spot_interrupted_at=_interrupted_at(node),
-                spot=spot,
-            ),
-            kind=ResourceKind.NODE,
-            resource_id=node.instance_id,
-            label=node.name,
-            service=CostService.COMPUTE,
-            who=who,
-        )
-        has_address = node.public_ipv4 and node.public_ipv4 not in elastic_ips
+        for instance_type in dict.fromkeys(t for _, _, t in typed):
+
+            def quote_at(at: datetime, instance_type=instance_type, spot=spot, zone=zone):
+                return book.instance(instance_type, spot=spot, zone=zone, at=at)
+
+            yield from _rows(
+                costing.instance_charges(
+                    runs=[(a, b) for a, b, t in typed if t == instance_type],
+                    window=window,
+                    quote_at=quote_at,
+                    breakpoints=book.breakpoints(price_kind, instance_type, start, end, zone=zone),
+                    spot_interrupted_at=_interrupted_at(node),
+                    spot=spot,
+                ),
+                kind=ResourceKind.NODE,
+                resource_id=node.instance_id,
+                label=node.name,
+                service=CostService.COMPUTE,
+                who=who,
+            )
+        # The address it has, or had before EC2 dropped it on a stop or a termination.
+        address = node.public_ipv4 or node.last_public_ipv4
+        has_address = address and address not in elastic_ips
         if has_address or node.instance_id in had_ipv4:
             for run_start, run_end in ran:
                 yield from _rows(
@@ -352,72 +469,91 @@ def _rows_compute(
                     who=who,
                 )
     volumes = _overlapping(
-        Volume.objects.select_related("node"), "created_at", "deleted_at", *window
+        Volume.objects.select_related("node").prefetch_related("specs"),
+        "created_at",
+        "deleted_at",
+        *window,
     )
     for volume in volumes:
-        service = f"ebs-{volume.volume_type}"
         node = volume.node
         who = _Owner()
-        label = f"{volume.volume_id} ({volume.size_gib} GiB {volume.volume_type})"
+        owned = ""
         if node is not None:
             who = _Owner(node.pool, kind_of(node.pool), node.owner, node.request)
-            label += f" of {node.name}"
-        yield from _rows(
-            costing.storage_charges(
-                start=volume.created_at,
-                end=volume.deleted_at or end,
-                window=window,
-                gb=Decimal(volume.size_gib),
-                quote_at=lambda at, service=service: book.storage(service, at),
-                breakpoints=book.breakpoints(PriceKind.STORAGE, service, start, end),
-            ),
-            kind=ResourceKind.VOLUME,
-            resource_id=volume.volume_id,
-            label=label,
-            service=CostService.EBS,
-            who=who,
-        )
-        # Provisioned IOPS and throughput where charged: a line per rate, prorated the same way.
-        for piece, quote in book.volume_performance(
-            volume.volume_type, volume.iops, volume.throughput
+            owned = f" of {node.name}" + (" (left behind)" if volume.left_behind_at else "")
+        # Each spec (size, type, performance) priced over its own time only.
+        for since, until, spec in _spans(
+            volume.created_at, volume.deleted_at or end, list(volume.specs.all()), volume
         ):
+            service = f"ebs-{spec.volume_type}"
+            label = f"{volume.volume_id} ({spec.size_gib} GiB {spec.volume_type}){owned}"
             yield from _rows(
                 costing.storage_charges(
-                    start=volume.created_at,
-                    end=volume.deleted_at or end,
+                    start=since,
+                    end=until,
                     window=window,
-                    gb=Decimal(piece.units),
-                    quote_at=lambda at, quote=quote: quote,
-                    unit=piece.rate.unit,
+                    gb=Decimal(spec.size_gib),
+                    quote_at=lambda at, service=service: book.storage(service, at),
+                    breakpoints=book.breakpoints(PriceKind.STORAGE, service, start, end),
                 ),
                 kind=ResourceKind.VOLUME,
-                resource_id=f"{volume.volume_id}:{piece.key}",
-                label=f"{volume.volume_id} {piece.described}" + label[len(volume.volume_id) :],
+                resource_id=volume.volume_id,
+                label=label,
                 service=CostService.EBS,
                 who=who,
             )
+            # Provisioned IOPS and throughput where charged: a line per rate, prorated the same.
+            for piece, quote in book.volume_performance(
+                spec.volume_type, spec.iops, spec.throughput
+            ):
+                yield from _rows(
+                    costing.storage_charges(
+                        start=since,
+                        end=until,
+                        window=window,
+                        gb=Decimal(piece.units),
+                        quote_at=lambda at, quote=quote: quote,
+                        unit=piece.rate.unit,
+                    ),
+                    kind=ResourceKind.VOLUME,
+                    resource_id=f"{volume.volume_id}:{piece.key}",
+                    label=f"{volume.volume_id} {piece.described}" + label[len(volume.volume_id) :],
+                    service=CostService.EBS,
+                    who=who,
+                )
     stored = _overlapping(
-        StoredData.objects.filter(size_bytes__isnull=False), "first_seen_at", "gone_at", *window
+        StoredData.objects.filter(size_bytes__isnull=False).prefetch_related("sizes"),
+        "first_seen_at",
+        "gone_at",
+        *window,
     )
     for data in stored:
         kind = ResourceKind.EFS if data.service == "efs" else ResourceKind.S3
-        yield from _rows(
-            costing.storage_charges(
-                start=data.first_seen_at,
-                end=data.gone_at or end,
-                window=window,
-                gb=costing.gb_of(data.size_bytes),
-                quote_at=lambda at, service=data.service: book.storage(service, at),
-                breakpoints=book.breakpoints(PriceKind.STORAGE, data.service, start, end),
-            ),
-            kind=kind,
-            resource_id=data.resource,
-            label=f"{data.get_service_display()} {data.name or data.resource}",
-            service=CostService.EFS if data.service == "efs" else CostService.S3,
-            who=_Owner(),
-        )
+        points = [(p.at, p.size_bytes) for p in data.sizes.all()]
+        if not points:  # measured before the size history was kept: its one known size
+            points = [(data.measured_at or data.first_seen_at, data.size_bytes)]
+        # Each day's point priced over its own time: a size measured today never reprices
+        # yesterday. Before the first point, the first one known.
+        for since, until, size in _spans(data.first_seen_at, data.gone_at or end, points):
+            yield from _rows(
+                costing.storage_charges(
+                    start=since,
+                    end=until,
+                    window=window,
+                    gb=costing.gb_of(size),
+                    quote_at=lambda at, service=data.service: book.storage(service, at),
+                    breakpoints=book.breakpoints(PriceKind.STORAGE, data.service, start, end),
+                ),
+                kind=kind,
+                resource_id=data.resource,
+                label=f"{data.get_service_display()} {data.name or data.resource}",
+                service=CostService.EFS if data.service == "efs" else CostService.S3,
+                who=_Owner(),
+            )
     for address in addresses:
-        attached = by_instance.get(address.instance_id)
+        # The instance it serves, else the one it served (an address left behind is still
+        # counted to that instance's owner).
+        attached = by_instance.get(address.instance_id) or address.node
         who = _Owner()
         if attached is not None:
             who = _Owner(attached.pool, kind_of(attached.pool), attached.owner, attached.request)
@@ -431,7 +567,8 @@ def _rows_compute(
             ),
             kind=ResourceKind.ELASTIC_IP,
             resource_id=address.allocation_id,
-            label=f"Elastic IP {address.public_ip}",
+            label=f"Elastic IP {address.public_ip}"
+            + (f" (left behind by {address.node.name})" if address.left_behind_at else ""),
             service=CostService.IPV4,
             who=who,
         )

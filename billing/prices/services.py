@@ -95,9 +95,12 @@ def price_override_add(
     note: str = "",
     request: HttpRequest | None = None,
     source: str = "",
+    effective_from: datetime | None = None,
 ) -> PriceOverride:
-    """Set an admin price for one kind, region and item from now on. An override already in
-    force for the same key ends now (it stays on record)."""
+    """Set an admin price for one kind, region and item from now on, or from a past
+    ``effective_from`` (a correction: the cost refresh then recomputes the estimate from that
+    day on, closed days included; docs/costs.md, "History"). An override already in force for
+    the same key ends when the new one starts (it stays on record)."""
     _require_admin(actor, "override prices")
     item = price_item_check(kind, region, item)
     try:
@@ -108,21 +111,29 @@ def price_override_add(
     if len(note) > 200:
         raise PriceInputError("note may be at most 200 characters", field="note")
     now = clock.now()
+    start = now if effective_from is None else effective_from
+    if start.tzinfo is None:
+        raise PriceInputError("the start needs a time zone (UTC)", field="from")
+    if start > now:
+        raise PriceInputError("an override cannot start in the future", field="from")
     replaced = list(
         PriceOverride.objects.select_for_update()
         .filter(kind=kind, region=region, item=item, ended_at__isnull=True)
-        .values_list("pk", flat=True)
+        .values_list("pk", "effective_from")
     )
-    PriceOverride.objects.filter(pk__in=replaced).update(
-        ended_at=now, ended_by_username=actor.username
-    )
+    for pk, began in replaced:
+        # Ends where the new one starts (at once, if it began after that).
+        PriceOverride.objects.filter(pk=pk).update(
+            ended_at=max(start, began), ended_by_username=actor.username
+        )
+    replaced = [pk for pk, _ in replaced]
     override = PriceOverride.objects.create(
         kind=kind,
         region=region,
         item=item,
         price=value,
         note=note,
-        effective_from=now,
+        effective_from=start,
         created_by=actor,
         created_by_username=actor.username,
     )
@@ -136,6 +147,7 @@ def price_override_add(
             "unit": UNITS[PriceKind(kind)],
             "note": note,
             "replaced": replaced,
+            **({"effective_from": start.isoformat()} if start != now else {}),
         },
         request=request,
         source=_source(request, source),

@@ -188,6 +188,7 @@ EC2_CALLS: tuple[tuple[str, str, dict[str, Any]], ...] = (
         {"InstanceTypes": ["t2.micro"], "ProductDescriptions": ["Linux/UNIX"], "MaxResults": 1},
     ),
     ("DescribeVolumes", "describe_volumes", {"MaxResults": 5}),
+    ("DescribeVolumesModifications", "describe_volumes_modifications", {"MaxResults": 5}),
     ("DescribeAddresses", "describe_addresses", {}),
 )
 AWS_FIX = "grant {action} to Clusterweb's IAM role (docs/inventory.md lists the policy)"

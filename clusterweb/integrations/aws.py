@@ -445,6 +445,38 @@ def metric_latest(
     return MetricPoint(newest["Timestamp"], float(newest[statistic]), newest.get("Unit", ""))
 
 
+@translated()
+def metric_daily(
+    namespace: str,
+    metric: str,
+    dimensions: Mapping[str, str],
+    start: datetime,
+    end: datetime,
+    *,
+    statistic: str = "Average",
+) -> list[MetricPoint]:
+    """A metric's daily datapoints in ``[start, end)``, oldest first (Period one day, at most
+    1,440 points a call: a window of years). S3 publishes ``BucketSizeBytes`` once a day,
+    stamped 00:00 UTC; for EFS ``StorageBytes`` it is the day's statistic. Storage is billed
+    by the size of each day, so the inventory keeps these, not only the latest."""
+    if end <= start:
+        return []
+    answer = client("cloudwatch").get_metric_statistics(
+        Namespace=namespace,
+        MetricName=metric,
+        Dimensions=[{"Name": k, "Value": str(v)} for k, v in dimensions.items()],
+        StartTime=start,
+        EndTime=end,
+        Period=86400,
+        Statistics=[statistic],
+    )
+    points = [
+        MetricPoint(p["Timestamp"], float(p[statistic]), p.get("Unit", ""))
+        for p in answer.get("Datapoints") or []
+    ]
+    return sorted(points, key=lambda p: p.at)
+
+
 # --- Inventory (added for provisioning's inventory sync, issue 6) ---------------------------------
 # What the sync needs beyond `instances_describe`: the billed public IPv4 address and the state
 # transition reason (whose timestamp dates a termination), EBS volumes, Elastic IPs, EFS file
@@ -510,18 +542,28 @@ class Volume:
 _FILTER_VALUES = 200
 
 
+def _chunked(name: str, values: Sequence[str]) -> list[list[dict[str, Any]]]:
+    """One filter list per chunk of at most _FILTER_VALUES values."""
+    unique = list(dict.fromkeys(values))
+    return [
+        [{"Name": name, "Values": unique[i : i + _FILTER_VALUES]}]
+        for i in range(0, len(unique), _FILTER_VALUES)
+    ]
+
+
 @translated()
-def volumes_describe(cluster_name: str, instance_ids: Sequence[str] = ()) -> list[Volume]:
-    """EBS volumes of the cluster: those tagged ``clusterweb:cluster=<cluster_name>`` and those
+def volumes_describe(
+    cluster_name: str, instance_ids: Sequence[str] = (), volume_ids: Sequence[str] = ()
+) -> list[Volume]:
+    """EBS volumes of the cluster: those tagged ``clusterweb:cluster=<cluster_name>``, those
     attached to ``instance_ids`` (root volumes carry no tag unless the launch template adds it),
-    each once, by id."""
+    and ``volume_ids`` (volumes already tracked: a volume left behind by a terminated instance is
+    billed until it is deleted), each once, by id. A filter on ids that no longer exist answers
+    nothing (``VolumeIds`` would fail the whole call)."""
     paginator = client("ec2").get_paginator("describe_volumes")
     queries = [[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster_name]}]]
-    ids = list(dict.fromkeys(instance_ids))
-    queries += [
-        [{"Name": "attachment.instance-id", "Values": ids[i : i + _FILTER_VALUES]}]
-        for i in range(0, len(ids), _FILTER_VALUES)
-    ]
+    queries += _chunked("attachment.instance-id", instance_ids)
+    queries += _chunked("volume-id", volume_ids)
     found: dict[str, Volume] = {}
     for filters in queries:
         for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": _PAGE_SIZE}):
@@ -547,6 +589,53 @@ def _int_or_none(value: object) -> int | None:
 
 
 @dataclass(frozen=True)
+class VolumeModification:
+    """A ModifyVolume as EC2 records it: when it started and the configuration it aims at
+    (None: that attribute was not modified). AWS bills the new configuration from the start."""
+
+    volume_id: str
+    started_at: datetime
+    state: str
+    target_size_gib: int | None = None
+    target_volume_type: str | None = None
+    target_iops: int | None = None
+    target_throughput: int | None = None
+
+
+@translated()
+def volume_modifications(volume_ids: Sequence[str]) -> list[VolumeModification]:
+    """The modifications EC2 remembers for ``volume_ids``, oldest first. By filter, not by
+    ``VolumeIds``: a volume never modified is an error there (and the whole call fails). EC2
+    keeps modification records for a limited time; a volume without one is dated by the sync."""
+    ec2 = client("ec2")
+    found: list[VolumeModification] = []
+    for filters in _chunked("volume-id", volume_ids):
+        token: str | None = None
+        while True:
+            answer = ec2.describe_volumes_modifications(
+                Filters=filters, **({"NextToken": token} if token else {})
+            )
+            for raw in answer.get("VolumesModifications") or []:
+                if raw.get("StartTime") is None:
+                    continue
+                found.append(
+                    VolumeModification(
+                        volume_id=raw["VolumeId"],
+                        started_at=raw["StartTime"],
+                        state=str(raw.get("ModificationState") or ""),
+                        target_size_gib=_int_or_none(raw.get("TargetSize")),
+                        target_volume_type=raw.get("TargetVolumeType") or None,
+                        target_iops=_int_or_none(raw.get("TargetIops")),
+                        target_throughput=_int_or_none(raw.get("TargetThroughput")),
+                    )
+                )
+            token = answer.get("NextToken")
+            if not token:
+                break
+    return sorted(found, key=lambda m: (m.started_at, m.volume_id))
+
+
+@dataclass(frozen=True)
 class ElasticAddress:
     """An Elastic IP: billed per hour whether attached or idle."""
 
@@ -556,16 +645,17 @@ class ElasticAddress:
 
 
 @translated()
-def addresses_describe(cluster_name: str, instance_ids: Sequence[str] = ()) -> list[ElasticAddress]:
-    """Elastic IPs tagged ``clusterweb:cluster=<cluster_name>`` or associated with
-    ``instance_ids``, each once (describe_addresses has no pages)."""
+def addresses_describe(
+    cluster_name: str, instance_ids: Sequence[str] = (), allocation_ids: Sequence[str] = ()
+) -> list[ElasticAddress]:
+    """Elastic IPs tagged ``clusterweb:cluster=<cluster_name>``, associated with
+    ``instance_ids``, or among ``allocation_ids`` (addresses already tracked: one left idle by a
+    terminated instance is billed until it is released), each once (describe_addresses has no
+    pages)."""
     ec2 = client("ec2")
     queries = [[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster_name]}]]
-    ids = list(dict.fromkeys(instance_ids))
-    queries += [
-        [{"Name": "instance-id", "Values": ids[i : i + _FILTER_VALUES]}]
-        for i in range(0, len(ids), _FILTER_VALUES)
-    ]
+    queries += _chunked("instance-id", instance_ids)
+    queries += _chunked("allocation-id", allocation_ids)
     found: dict[str, ElasticAddress] = {}
     for filters in queries:
         for raw in ec2.describe_addresses(Filters=filters)["Addresses"]:

@@ -9,13 +9,16 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from sandbox.aws import clock, moto_state, wire
+from sandbox.aws.bill import Bill, BillRules
 from sandbox.aws.lifecycle import Lifecycle, StateDelays
+from sandbox.aws.metering import Meter
+from sandbox.aws.price_table import PriceTable
 from sandbox.aws.pricing import PriceListTable
 
 # AWS's notice before it reclaims a spot instance.
@@ -159,6 +162,12 @@ class Controls:
         self.lifecycle = Lifecycle(delays)
         self._initial_delays = self.lifecycle.delays  # what a reset goes back to
         self.lifecycle.reclaim = lambda instance_id, at: moto_state.spot_terminate(instance_id, at)
+        # The layer's own bill (metering.py, bill.py): usage as AWS meters it, priced with the
+        # layer's own table by AWS's rules.
+        self.meter = Meter()
+        self.lifecycle.on_state = self._instance_state
+        self.bill_prices = PriceTable()
+        self.bill_rules = BillRules()
         self._lock = threading.Lock()
         self._replay_lock = threading.Lock()
         self._faults: list[Fault] = []
@@ -179,6 +188,9 @@ class Controls:
         self.s3_sizes.clear()
         self.spot_prices.clear()
         self.price_list.clear()
+        self.meter.clear()
+        self.bill_prices.clear()
+        self.bill_rules = BillRules()
 
     # --- faults -----------------------------------------------------------------------------
     def fault_inject(
@@ -239,6 +251,12 @@ class Controls:
     def answered(self, request: wire.AwsRequest) -> None:
         with self._lock:
             self._answered.add((request.access_key, request.iam_service, request.action))
+
+    def _instance_state(self, instance: Any, state: str, at: datetime) -> None:
+        """An instance entered ``state`` at ``at`` (the lifecycle's transitions)."""
+        self.meter.state(instance, state, at)
+        if state == "terminated":
+            moto_state.addresses_disassociate(instance)
 
     # --- instance states --------------------------------------------------------------------
     def delays(self) -> StateDelays:
@@ -346,6 +364,7 @@ class Controls:
                     self.lifecycle.observe()
                     results.append(self._replay_step(step, call))
                     self.lifecycle.observe()
+                    self.meter.observe()
         return results
 
     def _replay_step(self, step: Mapping[str, Any], call: Callable[[Mapping[str, Any]], Any]):
@@ -381,6 +400,7 @@ class Controls:
         account_id, region = home or (moto_state.account_for("", {}), self.region)
         at = at or clock.now().replace(second=0, microsecond=0)
         moto_state.efs_size_store(file_system_id, size_bytes)
+        self.meter.size_set("efs", file_system_id, size_bytes, at)
         moto_state.metric_set(
             account_id,
             region,
@@ -402,6 +422,7 @@ class Controls:
         day = (at or clock.now()).astimezone(UTC)
         day = day.replace(hour=0, minute=0, second=0, microsecond=0)
         self.s3_sizes.hide(bucket)
+        self.meter.size_set("s3", bucket, size_bytes, day)
         moto_state.metric_set(
             account_id,
             region,
@@ -410,6 +431,43 @@ class Controls:
             {"BucketName": bucket, "StorageType": "StandardStorage"},
             size_bytes,
             day,
+        )
+
+    # --- the bill ---------------------------------------------------------------------------
+    def bill_price_set(self, kind: str, item: str, price: Decimal | str) -> None:
+        """What the layer's bill charges for ``item`` of ``kind`` ("on-demand" and an instance
+        type, "storage" and ``ebs-gp3``/``efs``/``s3``..., "ipv4" and ``address-hour``,
+        "ce-request" and ``request``), for all usage, past included: a deliberate disagreement
+        with the estimate (AWS's own prices are in ``price_table.py``)."""
+        self.bill_prices.set(kind, item, Decimal(str(price)))
+
+    def bill_rules_set(self, **changes: Any) -> BillRules:
+        """Change how the layer bills (``BillRules``' fields), e.g.
+        ``spot_interrupted_first_hour_free=False`` to charge what AWS does not."""
+        unknown = set(changes) - set(BillRules.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"no bill rule {', '.join(sorted(unknown))}")
+        current = self.bill_rules.to_json()
+        current.update({k: v for k, v in changes.items() if v is not None})
+        self.bill_rules = BillRules(**current)
+        return self.bill_rules
+
+    def bill(self, first: date, end: date, *, cutoff: datetime | None = None) -> Bill:
+        """The layer's bill for the days ``[first, end)``, counting usage before ``cutoff``
+        (default: now, without Cost Explorer's lag)."""
+        self.lifecycle.observe()
+        self.meter.observe()
+        return self.bill_for(first, end, cutoff or clock.now())
+
+    def bill_for(self, first: date, end: date, cutoff: datetime) -> Bill:
+        return Bill(
+            self.meter.snapshot(),
+            self.bill_prices,
+            self.bill_rules,
+            self.spot_prices.history,
+            first=first,
+            end=end,
+            cutoff=cutoff,
         )
 
     # --- the recorder -----------------------------------------------------------------------

@@ -14,13 +14,14 @@ import tempfile
 import threading
 import urllib.error
 import urllib.request
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from sandbox.aws import clock
+from sandbox.aws.bill import BillRules
 from sandbox.aws.controls import Controls, Fault, SpotInterruption
 from sandbox.aws.lifecycle import StateDelays
 from sandbox.aws.middleware import (
@@ -246,6 +247,22 @@ class AwsLayer:
         listed), beside the bundled catalog's figures (``sandbox/aws/pricing.py``)."""
         self.controls.price_list_set(region, instance_type, price)
 
+    def bill_price_set(self, kind: str, item: str, price: Decimal | str) -> None:
+        """Make the layer's bill charge ``price`` for ``item`` of ``kind`` (see
+        ``Controls.bill_price_set``): a deliberate disagreement with the estimate."""
+        self.controls.bill_price_set(kind, item, price)
+
+    def bill_rules_set(self, **changes: Any) -> BillRules:
+        """Change how the layer bills (``sandbox.aws.bill.BillRules``)."""
+        return self.controls.bill_rules_set(**changes)
+
+    def bill(
+        self, first: date, end: date, *, cutoff: datetime | None = None
+    ) -> dict[date, dict[str, Decimal]]:
+        """The layer's bill, by day and Cost Explorer service, for ``[first, end)``."""
+        found = self.controls.bill(first, end, cutoff=cutoff)
+        return {day: dict(services) for day, services in sorted(found.days.items())}
+
     def replay(self, steps: list[dict[str, Any]]) -> list[Any]:
         """Apply scripted steps at explicit past timestamps (see ``Controls.replay``)."""
         return self.controls.replay(steps, replay_call(self.url, self.region))
@@ -351,6 +368,25 @@ class AwsControl:
         payload = {"price": None if price is None else str(price)}
         path = f"{quote(region, safe='')}/{quote(instance_type, safe='')}"
         _request("PUT", f"{self.url}/price-list/{path}", payload)
+
+    def bill_price_set(self, kind: str, item: str, price: Decimal | str) -> None:
+        path = f"{quote(kind, safe='')}/{quote(item, safe='')}"
+        _request("PUT", f"{self.url}/bill/prices/{path}", {"price": str(price)})
+
+    def bill_rules_set(self, **changes: Any) -> BillRules:
+        return BillRules(**_request("PUT", f"{self.url}/bill/rules", changes)["rules"])
+
+    def bill(
+        self, first: date, end: date, *, cutoff: datetime | None = None
+    ) -> dict[date, dict[str, Decimal]]:
+        query = f"?start={first.isoformat()}&end={end.isoformat()}"
+        if cutoff is not None:
+            query += f"&cutoff={quote(cutoff.isoformat(), safe='')}"
+        days = _request("GET", f"{self.url}/bill{query}")["days"]
+        return {
+            date.fromisoformat(day): {name: Decimal(cost) for name, cost in services.items()}
+            for day, services in days.items()
+        }
 
     def replay(self, steps: list[dict[str, Any]]) -> list[Any]:
         def encode(step: dict[str, Any]) -> dict[str, Any]:

@@ -85,6 +85,8 @@ class Lifecycle:
         self._due: dict[str, _Due] = {}
         self._reclaims: dict[str, _Due] = {}  # instance id -> a spot reclaim to come
         self.reclaim: Callable[[str, datetime], None] | None = None
+        # Told of every state an instance enters, with the moment it entered it (the metering).
+        self.on_state: Callable[[Any, str, datetime], None] | None = None
 
     def clear(self) -> None:
         with self._lock:
@@ -107,14 +109,21 @@ class Lifecycle:
                 if state == "running" and seen in (None, "stopped"):
                     # moto created (or started) it running; EC2 boots it first.
                     since = now if seen else _aware(instance.launch_time)
+                    if seen == "stopped":
+                        # EC2 sets LaunchTime again when a stopped instance starts (moto keeps
+                        # the first): "Stop and start Amazon EC2 instances".
+                        instance.launch_time = now.replace(tzinfo=None)
                     self._hold(instance, "pending", since)
                 elif state == "terminated" and seen not in (None, "shutting-down"):
+                    moto_state.transition_reason_in_gmt(instance)
                     self._hold(instance, "shutting-down", now)
                 elif state == "stopped" and seen in ("pending", "running"):
+                    moto_state.transition_reason_in_gmt(instance)
                     self._hold(instance, "stopping", now)
                 else:
                     self._seen[instance.id] = state
                     self._due.pop(instance.id, None)
+                    self._told(instance, state, now)
             self._apply_due()
 
     def _hold(self, instance: Any, state: str, since: datetime) -> None:
@@ -123,6 +132,7 @@ class Lifecycle:
         moto_state.instance_state_set(instance, state)
         self._seen[instance.id] = state
         self._due[instance.id] = _Due(instance, state, since + self.delays.of(state))
+        self._told(instance, state, since)
         if state != "pending":
             self._reclaims.pop(instance.id, None)  # stopped or terminated first
 
@@ -163,6 +173,11 @@ class Lifecycle:
             moto_state.instance_state_set(item.instance, final)
             self._seen[item.instance.id] = final
             del self._due[item.instance.id]
+            self._told(item.instance, final, item.at)
+
+    def _told(self, instance: Any, state: str, at: datetime) -> None:
+        if self.on_state is not None:
+            self.on_state(instance, state, at)
 
 
 def _aware(moment: datetime) -> datetime:

@@ -12,7 +12,9 @@ For each request it either answers itself or hands the request to moto untouched
   price): AWS's error.
 - an AWS call a fault is armed for: the fault's error, in the call's protocol.
 - the Price List Query API (``pricing``), which moto lacks: ``sandbox/aws/pricing.py``.
-- around every EC2 call: the instance state transitions due by the layer's clock.
+- Cost Explorer's ``GetCostAndUsage``: the layer's own bill (``sandbox/aws/bill.py``).
+- around every EC2 call: the instance state transitions due by the layer's clock; after every
+  EC2, S3 and EFS call: the metering's look at what changed (``sandbox/aws/metering.py``).
 """
 
 from __future__ import annotations
@@ -22,14 +24,14 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
 from werkzeug.wrappers import Request, Response
 
-from sandbox.aws import moto_state, pricing, wire
+from sandbox.aws import bill, moto_state, pricing, wire
 from sandbox.aws.controls import (
     CLIENT_TOKEN_MAX,
     IDEMPOTENT_ACTIONS,
@@ -38,6 +40,8 @@ from sandbox.aws.controls import (
 )
 
 CONTROL_PREFIX = "/_clusterweb/"
+# Services (IAM prefixes) whose calls can create, change or delete what the layer meters.
+METERED_SERVICES = frozenset({"ec2", "s3", "elasticfilesystem"})
 
 _MISMATCH_MESSAGE = (
     "Arguments on this idempotent request are inconsistent with arguments used in previous "
@@ -80,10 +84,36 @@ class LayerMiddleware:
         if priced is not None:
             self.controls.answered(request)
             return _send(start_response, priced)
-        if not ec2:
+        if request.iam_service == "ce" and request.action == "GetCostAndUsage":
+            return self._cost_and_usage(environ, start_response, request)
+        if request.iam_service not in METERED_SERVICES:
             return self.app(environ, start_response)
         status, headers, body = _call(self.app, environ)
-        self.controls.lifecycle.observe()  # what moto just launched, stopped or terminated
+        if ec2:
+            self.controls.lifecycle.observe()  # what moto just launched, stopped or terminated
+        self.controls.meter.observe()  # what the call created, changed or deleted
+        start_response(status, headers)
+        return [body]
+
+    def _cost_and_usage(
+        self, environ: dict[str, Any], start_response: StartResponse, request: wire.AwsRequest
+    ) -> Iterable[bytes]:
+        """The layer's bill (bill.py); moto's answer only while a test has answers queued in
+        it. Every answered request is metered ($0.01 each, as AWS charges)."""
+        account = moto_state.account_for(request.access_key, request.headers)
+        if moto_state.ce_injected(account, request.body):
+            status, headers, body = _call(self.app, environ)
+        else:
+            self.controls.lifecycle.observe()
+            self.controls.meter.observe()
+            reply = bill.answer(
+                request, bill_for=self.controls.bill_for, rules=self.controls.bill_rules
+            )
+            status, body = reply.status_line, reply.body
+            headers = [*reply.headers, ("Content-Length", str(len(body)))]
+            _record(environ, request.body)
+        if status.startswith("200"):
+            self.controls.meter.ce_request()
         start_response(status, headers)
         return [body]
 
@@ -178,6 +208,7 @@ class LayerMiddleware:
                 return _send(start_response, refused)  # a failed call does not use its token
             status, headers, body = _call(self.app, environ)
             self.controls.lifecycle.observe()
+            self.controls.meter.observe()
             if status.startswith("200"):
                 kept = [(k, v) for k, v in headers if k.lower() not in ("content-length", "date")]
                 self.controls.tokens.put(key, IssuedResponse(fingerprint, kept, body))
@@ -269,11 +300,37 @@ class LayerMiddleware:
                     instance_type, zone, str(payload["price"]), at=_when(payload.get("at"))
                 )
                 return _json({"instance_type": instance_type, "zone": zone})
+            case "PUT", ["bill", "prices", kind, item]:
+                controls.bill_price_set(kind, item, str(payload["price"]))
+                return _json({"kind": kind, "item": item, "price": str(payload["price"])})
+            case "GET", ["bill", "rules"]:
+                return _json({"rules": controls.bill_rules.to_json()})
+            case "PUT", ["bill", "rules"]:
+                return _json({"rules": controls.bill_rules_set(**payload).to_json()})
+            case "GET", ["bill"]:
+                first = date.fromisoformat(args["start"])
+                end = date.fromisoformat(args["end"])
+                found = controls.bill(first, end, cutoff=_when(args.get("cutoff")))
+                return _json(bill_json(found))
             case "POST", ["replay"]:
                 call = replay_call(controls.endpoint, controls.region)
                 results = controls.replay(list(payload["steps"]), call)
                 return _json({"results": results})
         return _json({"error": f"no control endpoint {method} /{'/'.join(route)}"}, 404)
+
+
+def bill_json(found: bill.Bill) -> dict[str, Any]:
+    """The bill as the ``GET /_clusterweb/bill`` endpoint sends it (amounts as strings)."""
+    return {
+        "days": {
+            day.isoformat(): {name: str(cost) for name, cost in sorted(services.items())}
+            for day, services in sorted(found.days.items())
+        },
+        "unpriced": sorted(
+            ({"kind": u.kind, "item": u.item, "resource": u.resource} for u in found.unpriced),
+            key=lambda u: (u["kind"], u["item"], u["resource"]),
+        ),
+    }
 
 
 def _when(value: str | None) -> datetime | None:
@@ -288,6 +345,14 @@ def _send(start_response: StartResponse, response: wire.Reply) -> list[bytes]:
     headers = [*response.headers, ("Content-Length", str(len(response.body)))]
     start_response(response.status_line, headers)
     return [response.body]
+
+
+def _record(environ: dict[str, Any], body: bytes) -> None:
+    """File a request the layer answered itself in moto's recording, as moto files its own."""
+    from moto.core.request import Request as MotoRequest
+    from moto.moto_api import recorder
+
+    recorder._record_request(MotoRequest(environ), body=body)
 
 
 def _call(app: Callable[..., Iterable[bytes]], environ: dict[str, Any]):

@@ -90,6 +90,15 @@ def instance_state_set(instance: Any, state: str) -> None:
     instance._state.code = STATE_CODES[state]
 
 
+def transition_reason_in_gmt(instance: Any) -> None:
+    """EC2 words a user's stop or termination ``User initiated (2026-11-29 07:02:39 GMT)``;
+    moto writes ``... UTC)``. Same moment, EC2's spelling (*StateTransitionReason*, Instance,
+    EC2 API reference)."""
+    reason = getattr(instance, "_reason", "") or ""
+    if reason.startswith("User initiated (") and reason.endswith(" UTC)"):
+        instance._reason = reason[: -len(" UTC)")] + " GMT)"
+
+
 def spot_interruptible(instance_id: str) -> tuple[str, str, Any]:
     """The instance, if AWS could interrupt it now: a spot instance, pending or running."""
     account_id, region, instance = instance_find(instance_id)
@@ -433,3 +442,88 @@ def subnet_zone(account_id: str, region: str, subnet_id: str) -> str | None:
         return ec2_backends[account_id][region].get_subnet(subnet_id).availability_zone
     except Exception:
         return None
+
+
+# --- Metering: what moto holds now (metering.py) ---------------------------------------------
+def volumes_metered() -> dict[str, dict[str, Any]]:
+    """Every EBS volume moto holds, by id: what its storage is billed by."""
+    from moto.ec2.models import ec2_backends
+
+    found = {}
+    for _, region, backend in _existing(ec2_backends):
+        for volume in list(backend.volumes.values()):
+            found[volume.id] = {
+                "region": region,
+                "size": int(volume.size),
+                "type": volume.volume_type,
+                "iops": int(volume.iops or 0),
+                "throughput": int(volume.throughput or 0),
+            }
+    return found
+
+
+def elastic_addresses_metered() -> dict[str, dict[str, Any]]:
+    """Every Elastic IP moto holds (attached or idle), by allocation id (or address)."""
+    from moto.ec2.models import ec2_backends
+
+    found = {}
+    for _, region, backend in _existing(ec2_backends):
+        for address in list(backend.addresses):
+            found[address.allocation_id or address.public_ip] = {
+                "region": region,
+                "ip": address.public_ip,
+            }
+    return found
+
+
+def buckets_metered() -> dict[str, dict[str, Any]]:
+    """Every S3 bucket moto holds, by name."""
+    from moto.s3.models import s3_backends
+
+    found = {}
+    for _, _, backend in _existing(s3_backends):
+        for name, bucket in list(backend.buckets.items()):
+            found[name] = {"region": bucket.region_name}
+    return found
+
+
+def file_systems_metered() -> dict[str, dict[str, Any]]:
+    """Every EFS file system moto holds, by id."""
+    from moto.efs.models import efs_backends
+
+    found = {}
+    for _, region, backend in _existing(efs_backends):
+        for file_system_id in list(backend.file_systems_by_id):
+            found[file_system_id] = {"region": region}
+    return found
+
+
+def ce_injected(account_id: str, body: bytes) -> bool:
+    """Whether a test queued Cost Explorer answers in moto for this request (moto's
+    ``/moto-api/static/ce/cost-and-usage-results``): the request takes moto's queued answer, or
+    the one it took before for the same body."""
+    from moto.ce.models import ce_backends
+
+    for account, _, backend in _existing(ce_backends):
+        if account != account_id:
+            continue
+        text = body.decode(errors="replace")
+        if backend.cost_usage_results_queue or text in backend.cost_usage_results:
+            return True
+    return False
+
+
+def addresses_disassociate(instance: Any) -> int:
+    """Disassociate the Elastic IPs of an instance that terminated, as EC2 does ("When you
+    terminate an instance ... any Elastic IP address associated with it is disassociated",
+    *Elastic IP addresses*, EC2 User Guide); moto keeps them pointing at the terminated instance.
+    The addresses stay allocated (and billed). Returns how many were disassociated."""
+    count = 0
+    for address in list(instance.ec2_backend.addresses):
+        eni_instance = getattr(address.eni, "instance", None)
+        if address.instance is instance or eni_instance is instance:
+            address.eni = None
+            address.instance = None
+            address.association_id = None
+            count += 1
+    return count

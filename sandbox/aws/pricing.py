@@ -17,8 +17,9 @@ Billing user guide, "Using the AWS Price List Query API"):
   ``attributes``, ``sku``), ``serviceCode``, ``terms`` (``OnDemand`` with ``priceDimensions``
   and ``pricePerUnit.USD`` as a 10-decimal string), ``version`` and ``publicationDate``.
 
-The table: every on-demand Linux price of the bundled catalog (``billing/data``; the figures
-AWS lists, with their sources) plus what a test or the sandbox sets with ``price_list_set``.
+The table: the layer's own on-demand Linux prices (``price_table.py``, written from AWS's price
+pages; the layer imports nothing from Clusterweb's catalog) plus what a test or the sandbox sets
+with ``price_list_set``.
 For each type the table also holds the variants AWS lists beside plain on-demand Linux
 (Windows, dedicated tenancy, reserved-but-unused capacity), priced differently, so a lookup
 whose filters are wrong gets a wrong or ambiguous answer here as it would from AWS.
@@ -33,7 +34,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from sandbox.aws import wire
+from sandbox.aws import price_table, wire
 
 ENDPOINT_REGIONS = ("us-east-1", "eu-central-1", "ap-south-1")
 PAGE_MAX = 100
@@ -50,13 +51,15 @@ VARIANTS = {
 }
 
 
+_LISTED = {(price_table.REGION, kind): price for kind, price in price_table.ON_DEMAND.items()}
+
+
 class PriceListTable:
     """On-demand Linux prices by (region, instance type). Thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._set: dict[tuple[str, str], Decimal] = {}
-        self._bundled: dict[tuple[str, str], Decimal] | None = None
         self.regions_asked: set[str] = set()  # the endpoints GetProducts was called at
 
     def set(self, region: str, instance_type: str, price: Decimal | None) -> None:
@@ -71,18 +74,7 @@ class PriceListTable:
 
     def prices(self) -> dict[tuple[str, str], Decimal]:
         with self._lock:
-            if self._bundled is None:
-                from billing.prices.catalog import ON_DEMAND, bundled_rows
-
-                latest: dict[tuple[str, str], tuple] = {}
-                for row in bundled_rows():
-                    key = (row.region, row.item)
-                    if row.kind == ON_DEMAND and (
-                        key not in latest or latest[key][0] < row.effective_from
-                    ):
-                        latest[key] = (row.effective_from, row.price)
-                self._bundled = {key: price for key, (_, price) in latest.items()}
-            table = {**self._bundled, **self._set}
+            table = {**_LISTED, **self._set}
         return {key: price for key, price in table.items() if price is not None}
 
 

@@ -4,10 +4,12 @@ every table, the data migration's rows included), and helpers for spot price poi
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
+import requests
 
 from billing.models import CatalogPrice
 from billing.prices.catalog import bundled_rows, catalog_rows_store
@@ -70,3 +72,42 @@ def ce_calls(layer) -> int:
         if wire.parse_recorded(entry).action == "GetCostAndUsage":
             count += 1
     return count
+
+
+# --- Cost Explorer answers queued in moto (the layer's own bill answers otherwise) ---------------
+def ce_result(days: dict[date, dict[str, Decimal]], *, estimated: bool = True) -> dict[str, Any]:
+    """A GetCostAndUsage answer (daily, grouped by SERVICE, UnblendedCost) for ``days``."""
+    return {
+        "ResultsByTime": [
+            {
+                "TimePeriod": {
+                    "Start": day.isoformat(),
+                    "End": (day + timedelta(days=1)).isoformat(),
+                },
+                "Total": {},
+                "Groups": [
+                    {
+                        "Keys": [name],
+                        "Metrics": {"UnblendedCost": {"Amount": f"{value:.10f}", "Unit": "USD"}},
+                    }
+                    for name, value in sorted(services.items())
+                ],
+                "Estimated": estimated,
+            }
+            for day, services in sorted(days.items())
+        ],
+        "DimensionValueAttributes": [],
+        "GroupDefinitions": [{"Type": "DIMENSION", "Key": "SERVICE"}],
+    }
+
+
+def ce_results_inject(endpoint: str, results: list[dict[str, Any]]) -> None:
+    """Queue answers in the moto server: each new get_cost_and_usage request body takes the
+    next one (the same body gets the same answer again). While any are queued, the AWS layer
+    lets moto answer instead of its own bill (sandbox/aws/bill.py): for the reader's tests."""
+    answer = requests.post(
+        f"{endpoint.rstrip('/')}/moto-api/static/ce/cost-and-usage-results",
+        json={"results": results},
+        timeout=10,
+    )
+    answer.raise_for_status()

@@ -19,9 +19,8 @@ from billing.costs.services import cost_explorer_due, cost_explorer_refresh, cos
 from billing.models import BilledCost, BilledDay, CostExplorerRead, CostRow, CostService
 from clusterweb.health.models import Heartbeat
 from clusterweb.integrations import aws as adapter
-from sandbox.history import ce_result, ce_results_inject
 from sandbox.pools import sandbox_pool_data
-from tests.billing.conftest import ce_calls, spot_point, spot_record
+from tests.billing.conftest import ce_calls, ce_result, ce_results_inject, spot_point, spot_record
 from tests.fixtures.personas import logged_in_client
 from tests.provisioning.conftest import node_make
 

@@ -167,6 +167,23 @@ def test_overrides_from_the_command_line_are_validated_audited_and_removable(dir
     assert run_exit("override", "remove", str(override["id"]), "--by", "alice")[0] == 2
 
 
+def test_an_override_may_start_in_the_past_but_not_in_the_future(directory_server):
+    args = ["override", "add", "--kind", "on-demand", "--region", "eu-west-1", "--item",
+            "m5.xlarge", "--price", "0.2", "--by", "alice"]  # fmt: skip
+    code, err = run_exit(*args, "--from", "2999-01-01T00:00:00Z")
+    assert code == 2 and "cannot start in the future" in err
+    code, err = run_exit(*args, "--from", "yesterday")
+    assert code == 2 and "--from" in err
+    assert run_exit(*args, "--from", "2026-01-01T00:00:00")[0] == 2  # no time zone
+
+    out, _ = run(*args, "--from", "2026-11-30T00:00:00Z", "--json")
+
+    override = PriceOverride.objects.get(pk=json.loads(out)["override"]["id"])
+    assert override.effective_from == datetime(2026, 11, 30, tzinfo=UTC)
+    added = AuditEvent.objects.get(action="price.override_added")
+    assert added.detail["effective_from"] == "2026-11-30T00:00:00+00:00"
+
+
 def test_list_and_quote_print_prices_with_sources():
     out, _ = run("list", "--region", "us-east-1", "--json")
     prices = json.loads(out)["prices"]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.core.exceptions import PermissionDenied
@@ -57,6 +57,12 @@ class Command(BaseCommand):
         add.add_argument("--item", default="", help="instance type or storage service")
         add.add_argument("--price", required=True, help="USD per hour, GB-month or address-hour")
         add.add_argument("--note", default="")
+        add.add_argument(
+            "--from",
+            dest="effective_from",
+            default="",
+            help="ISO 8601 UTC start in the past (a correction: past days are recomputed)",
+        )
         add.add_argument("--by", default="", help="the admin making the change (UID)")
         add.add_argument("--json", action="store_true")
         remove = override_actions.add_parser("remove", help="end an override now")
@@ -161,6 +167,7 @@ class Command(BaseCommand):
                 price=options["price"],
                 note=options["note"],
                 source="cli",
+                effective_from=_moment(options["effective_from"]),
             )
             message = f"override {override.pk} set"
         else:
@@ -172,3 +179,18 @@ class Command(BaseCommand):
             emit_json(self.stdout, {"override": override_json(override)})
             return
         self.stderr.write(message)
+
+
+def _moment(text: str) -> datetime | None:
+    """``--from``: ISO 8601 with a UTC offset (``2027-03-01T00:00:00Z``), or None when empty."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise services.PriceInputError(
+            f"--from {text!r} is not an ISO 8601 time", field="from"
+        ) from None
+    if moment.tzinfo is None:
+        raise services.PriceInputError("--from needs a time zone (UTC)", field="from")
+    return moment.astimezone(UTC)

@@ -7,7 +7,6 @@ from clusterweb.audit.services import audit_record
 from clusterweb.integrations import mail
 from sandbox.history import sandbox_history_seed
 from sandbox.pools import sandbox_pools_seed
-from sandbox.prices import sandbox_spot_prices_seed
 
 
 class Command(BaseCommand):
@@ -19,10 +18,10 @@ class Command(BaseCommand):
         )
         pools = sandbox_pools_seed()
         self.stdout.write(f"pools: {', '.join(p.slug for p in pools)}, with launch templates")
+        # The month replayed through the AWS layer, spot prices included (the product's spot
+        # price sync reads them from the layer, as from AWS).
         history = sandbox_history_seed()
         self.stdout.write(f"history: {history}")
-        # moto's spot price history is a placeholder; believable points, labelled sandbox prices.
-        sandbox_spot_prices_seed(region=settings.AWS_REGION)
         # The Users page reads a copy of the directory; make it before the first page is shown.
         people = directory_users_sync()
         self.stdout.write(f"directory copy: {people['people']} people")

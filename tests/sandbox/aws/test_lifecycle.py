@@ -143,3 +143,18 @@ def test_a_terminated_instance_can_neither_be_started_nor_stopped(slow, ec2, ima
         with pytest.raises(ClientError) as refused:
             call(InstanceIds=[instance_id])
         assert refused.value.response["Error"]["Code"] == "IncorrectInstanceState"
+
+
+def test_a_user_s_stop_and_termination_are_dated_in_gmt_as_ec2_words_them(aws, ec2, image_id):
+    stopped = launch(ec2, image_id)["Instances"][0]["InstanceId"]
+    ended = launch(ec2, image_id)["Instances"][0]["InstanceId"]
+    _wait_for(ec2, stopped, "running")
+    _wait_for(ec2, ended, "running")
+
+    ec2.stop_instances(InstanceIds=[stopped])
+    ec2.terminate_instances(InstanceIds=[ended])
+
+    for instance_id in (stopped, ended):
+        [reservation] = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+        reason = reservation["Instances"][0]["StateTransitionReason"]
+        assert reason.startswith("User initiated (") and reason.endswith(" GMT)"), reason
