@@ -29,6 +29,34 @@ from sandbox.services.base import ManagedProcess, free_port
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).with_name("jupyterhub_config.py")  # the overlay; it loads SHIPPED first
 SHIPPED = REPO / "deploy" / "jupyterhub" / "jupyterhub_config.py"
+# The traits the overlay may change (Class.trait), and why each differs from a deployment;
+# tests/sandbox/jupyterhub/test_overlay.py holds the overlay to it.
+OVERLAY_TRAITS = {
+    # ports and URLs: loopback, the ports the harness picked (the proxy on 8002 under make run)
+    "JupyterHub.bind_url",
+    "JupyterHub.hub_bind_url",
+    "JupyterHub.hub_connect_url",
+    "ConfigurableHTTPProxy.api_url",
+    # the proxy: the pure-Python configurable-http-proxy from this venv (no node.js here)
+    "ConfigurableHTTPProxy.command",
+    "ConfigurableHTTPProxy.pid_file",
+    "ConfigurableHTTPProxy.should_start",
+    # paths: the hub's state in the run's directory
+    "JupyterHub.db_url",
+    "JupyterHub.cookie_secret_file",
+    "JupyterHub.pid_file",
+    "JupyterHub.log_level",
+    # who logs in: the dummy authenticator (production: the cluster's LDAP)
+    "JupyterHub.authenticator_class",
+    "Authenticator.allow_all",
+    # where pods go: in a cluster, the hub's own namespace (its ServiceAccount's)
+    "KubeSpawner.namespace",
+    # timings: shorter than a deployment's, never longer (tests make failures quick)
+    "KubeSpawner.start_timeout",
+    "KubeSpawner.http_timeout",
+    "KubeSpawner.poll_interval",
+    "JupyterHub.tornado_settings",
+}
 SERVICE_NAME = "clusterweb"
 NAMESPACE = "jupyter"
 # The least that lets Clusterweb do its job (the shipped file's `clusterweb` role), checked by

@@ -2,7 +2,7 @@
 # overlay, which sets only what differs on a laptop: loopback ports and URLs, where the hub keeps
 # its state, the dummy authenticator, the namespace (in a cluster KubeSpawner reads it from the
 # hub's ServiceAccount) and the spawn timings. tests/sandbox/jupyterhub/test_overlay.py fails if it
-# sets any trait outside OVERLAY_TRAITS.
+# changes any trait outside the allow-list, sandbox.jupyterhub.harness.OVERLAY_TRAITS.
 #
 # Per-run values come from the JSON file named by CLUSTERWEB_HUB_SETTINGS (written mode 0600 by
 # sandbox.jupyterhub.harness). The hub reaches the Kubernetes simulator through KUBECONFIG (the
@@ -16,34 +16,6 @@ import sys
 from pathlib import Path
 
 SHIPPED = Path(__file__).resolve().parents[2] / "deploy" / "jupyterhub" / "jupyterhub_config.py"
-# The traits this overlay may set (Class.trait), and why each differs from a deployment.
-OVERLAY_TRAITS = {
-    # ports and URLs: loopback, the ports the harness picked (the proxy on 8002 under make run)
-    "JupyterHub.bind_url",
-    "JupyterHub.hub_bind_url",
-    "JupyterHub.hub_connect_url",
-    "ConfigurableHTTPProxy.api_url",
-    # the proxy: the pure-Python configurable-http-proxy from this venv (no node.js here)
-    "ConfigurableHTTPProxy.command",
-    "ConfigurableHTTPProxy.pid_file",
-    "ConfigurableHTTPProxy.should_start",
-    # paths: the hub's state in the run's directory
-    "JupyterHub.db_url",
-    "JupyterHub.cookie_secret_file",
-    "JupyterHub.pid_file",
-    "JupyterHub.log_level",
-    # who logs in: the dummy authenticator (production: the cluster's LDAP)
-    "JupyterHub.authenticator_class",
-    "Authenticator.allow_all",
-    # where pods go: in a cluster, the hub's own namespace (its ServiceAccount's)
-    "KubeSpawner.namespace",
-    # timings: shorter than a deployment's, never longer (tests make failures quick)
-    "KubeSpawner.start_timeout",
-    "KubeSpawner.http_timeout",
-    "KubeSpawner.poll_interval",
-    "JupyterHub.tornado_settings",
-}
-
 load_subconfig(str(SHIPPED))
 
 s = json.loads(Path(os.environ["CLUSTERWEB_HUB_SETTINGS"]).read_text())
