@@ -433,7 +433,7 @@ class JupyterHub:
                     if line and line.startswith("data:"):
                         event = json.loads(line[5:])
                         if event.get("failed"):
-                            return str(event.get("message") or "the hub gave no reason")
+                            return _failure_reason(str(event.get("message") or ""))
                         if event.get("ready"):
                             return "it is ready after all"
         except (requests.RequestException, ValueError):
@@ -442,6 +442,14 @@ class JupyterHub:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def _failure_reason(message: str) -> str:
+    """The hub's failed-spawn message, which is "Spawn failed: " and the exception's text: a
+    spawn that outlives the hub's start timeout ends in a TimeoutError without any."""
+    if not message.strip() or message.rstrip().endswith(":"):
+        return f"{message.strip() or 'Spawn failed:'} no reason given (the hub's start timeout?)"
+    return message
 
 
 def _q(part: str) -> str:

@@ -16,13 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import requests
 
 from clusterweb.errors import PermanentError, TransientError
 from clusterweb.integrations import jupyterhub as hub_adapter
 from clusterweb.integrations.jupyterhub import JupyterHub
 from sandbox.services.base import ManagedProcess, free_port, wait_for_port
-from tests.fixtures.jupyterhub import jupyter_nodes
+from tests.fixtures.jupyterhub import hub_login, jupyter_nodes
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "jupyter"
@@ -198,8 +197,12 @@ def test_a_pod_that_never_becomes_ready_is_a_transient_spawn_failure_and_goes_aw
     with pytest.raises(TransientError) as failed:
         hub.server_start("bob", wait_timeout=60)
 
+    # KubeSpawner's own wait and the hub's start timeout end together: either gives the reason.
     assert failed.value.code == "spawn_failed"
-    assert "did not start in" in str(failed.value)
+    assert "Spawn failed: " in str(failed.value)
+    assert "did not start in 10 seconds" in str(failed.value) or "start timeout" in str(
+        failed.value
+    )
     assert hub.server_status("bob").state == "stopped"
     assert pod_names(kube) == []
 
@@ -259,12 +262,16 @@ def test_users_activity_reports_each_users_last_activity_and_servers(hub, jupyte
     hub.server_start("alice", name="analysis")
     hub.user_ensure("carol")
     time.sleep(0.05)
-    # Alice opens her notebook through the proxy; the server reports the activity to the hub.
-    opened = requests.get(f"{jupyterhub.url}/user/alice/analysis/tree", timeout=TIMEOUT)
+    # Alice logs in to the hub and opens her notebook through the proxy; the server reports the
+    # activity to the hub.
+    opened = hub_login(jupyterhub.url, "alice").get(
+        f"{jupyterhub.url}/user/alice/analysis/tree", timeout=TIMEOUT
+    )
 
     activity = hub.users_activity()
 
     assert opened.status_code == 200
+    assert opened.json()["user"] == "alice"  # the stand-in, not the hub's login page
     assert sorted(activity) == ["alice", "carol"]
     alice = activity["alice"]
     assert alice.last_activity >= before

@@ -24,6 +24,7 @@ from clusterweb.integrations.jupyterhub import JupyterHub
 from provisioning.services import pool_spec_clean
 from sandbox.kube.cluster import system_daemonsets
 from sandbox.pools import launch_template_ensure, sandbox_pool_data
+from tests.fixtures.jupyterhub import hub_login
 from tests.fixtures.kube import wait_until
 from tests.fixtures.services import instances_wait
 
@@ -58,19 +59,6 @@ def device_plugin() -> dict[str, Any]:
     if launch_toleration not in tolerations:
         tolerations.append(launch_toleration)
     return plugin
-
-
-def hub_login(hub_url: str, user: str) -> requests.Session:
-    session = requests.Session()
-    session.get(f"{hub_url}/hub/login", timeout=TIMEOUT)
-    response = session.post(
-        f"{hub_url}/hub/login",
-        data={"username": user, "password": "any", "_xsrf": session.cookies["_xsrf"]},
-        timeout=TIMEOUT,
-        allow_redirects=False,
-    )
-    assert response.status_code == 302, response.text[:300]
-    return session
 
 
 def test_a_gpu_launch_hosts_bobs_server_from_instance_to_open_notebook_and_back(

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from sandbox.jupyterhub import SCOPES
-from tests.fixtures.jupyterhub import jupyter_nodes, spawn_and_wait
+from tests.fixtures.jupyterhub import hub_login, jupyter_nodes, spawn_and_wait
 
 NAMESPACE = "jupyter"
 GPU_TOLERATION = {
@@ -202,19 +202,6 @@ def test_stopping_a_server_deletes_its_pod_before_the_hub_answers(jupyterhub, ku
     removed = jupyterhub.api("DELETE", "/users/bob/servers/analysis", {"remove": True})
     assert removed.status_code == 204
     assert pod_names(kube) == []
-
-
-def hub_login(hub_url: str, user: str) -> requests.Session:
-    """A browser session logged in to the hub (the dummy authenticator takes any password)."""
-    session = requests.Session()
-    session.get(f"{hub_url}/hub/login", timeout=TIMEOUT)
-    response = session.post(
-        f"{hub_url}/hub/login",
-        data={"username": user, "password": "any", "_xsrf": session.cookies.get("_xsrf", "")},
-        timeout=TIMEOUT,
-    )
-    assert response.status_code == 200, response.text[:500]
-    return session
 
 
 def test_the_stand_in_needs_hub_login_and_then_reports_activity(jupyterhub, nodes):

@@ -7,28 +7,14 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.fixtures.jupyterhub import jupyter_nodes, spawn_and_wait
+from tests.fixtures.jupyterhub import hub_login, jupyter_nodes, spawn_and_wait
 
 TIMEOUT = 10
 
 
-def hub_login(hub, user: str) -> requests.Session:
-    """Log in through the hub's own login page (the sandbox's dummy authenticator)."""
-    session = requests.Session()
-    session.get(f"{hub.url}/hub/login", timeout=TIMEOUT)
-    response = session.post(
-        f"{hub.url}/hub/login",
-        data={"username": user, "password": "anything", "_xsrf": session.cookies["_xsrf"]},
-        timeout=TIMEOUT,
-        allow_redirects=False,
-    )
-    assert response.status_code == 302, response.text[:300]
-    return session
-
-
 def own_token(hub, user: str) -> str:
     """A token the user makes for themselves, as on the hub's token page."""
-    session = hub_login(hub, user)
+    session = hub_login(hub.url, user)
     response = session.post(
         f"{hub.url}/hub/api/users/{user}/tokens",
         json={"note": "mine"},
@@ -77,7 +63,7 @@ def test_bob_cannot_stop_the_server_clusterweb_started_but_can_open_it(jupyterhu
 
 @pytest.mark.parametrize("path", ["/hub/spawn", "/hub/spawn/bob"])
 def test_the_hubs_own_spawn_page_refuses_bob(jupyterhub, path):
-    session = hub_login(jupyterhub, "bob")
+    session = hub_login(jupyterhub.url, "bob")
 
     response = session.get(f"{jupyterhub.url}{path}", timeout=TIMEOUT, allow_redirects=False)
 
