@@ -61,7 +61,7 @@ def sandbox(tmp_path):
     deadline = time.monotonic() + 180
     while not ready.exists():
         if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
+            stop(process)
             pytest.fail("sandbox did not start:\n" + (tmp_path / "run.log").read_text()[-3000:])
         time.sleep(0.2)
     yield {
@@ -72,10 +72,19 @@ def sandbox(tmp_path):
         "var": tmp_path / "var",
         "log": tmp_path / "run.log",
     }
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    stop(process)
     log.close()
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGINT first, as Ctrl-C: the sandbox stops its children (a SIGKILL would leave them)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def listening_pids_of(var_dir: Path) -> list[str]:
@@ -83,6 +92,9 @@ def listening_pids_of(var_dir: Path) -> list[str]:
     return result.stdout.split()
 
 
+# The fixture allows the sandbox 180 s to start on a loaded machine; pytest's default 120 s would
+# cut it first (and leave its services running: the fixture's teardown never comes).
+@pytest.mark.timeout(300)
 def test_make_run_serves_a_working_sandbox_and_stops_cleanly(sandbox):
     base = f"http://127.0.0.1:{sandbox['web']}"
     alice = BY_UID["alice"]
