@@ -35,6 +35,9 @@ GPU_TOLERATION = {
 # -- spawning: KubeSpawner and the profiles of CONVENTIONS.md -------------------------------------
 c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
 c.JupyterHub.allow_named_servers = True
+# A hub restart (an upgrade, a crash) must not stop the servers Clusterweb runs: their launches
+# keep billing and Clusterweb alone decides when they stop (z2jh sets the same).
+c.JupyterHub.cleanup_servers = False
 c.KubeSpawner.image = SINGLEUSER_IMAGE
 # User pods get no Kubernetes credentials: a notebook has no business with the API.
 c.KubeSpawner.automount_service_account_token = False

@@ -79,6 +79,10 @@ def test_user_pods_get_no_service_account_token_and_the_launch_hooks_are_set():
     assert c.KubeSpawner.modify_pod_hook.__name__ == "clusterweb_pin_to_launch"
 
 
+def test_a_hub_restart_leaves_the_servers_running():
+    assert load_with_jupyterhub_f().JupyterHub.cleanup_servers is False
+
+
 def test_the_default_user_role_cannot_start_or_stop_servers():
     roles = {r["name"]: r for r in load_with_jupyterhub_f().JupyterHub.load_roles}
     scopes = roles["user"]["scopes"]
