@@ -316,7 +316,8 @@ class JupyterHub:
         that is not ``user``'s (code ``launch_not_owned``; the hub checks its nodes' owner label),
         another refusal (400, code ``bad_request``) or a server that runs with another profile
         (code ``profile_mismatch``: stop it first); TransientError (code ``spawn_failed``, with
-        the hub's reason) if the hub gave up on the spawn, e.g. its pod never became ready.
+        the hub's reason) if the hub gave up on the spawn, e.g. its pod never became ready, and
+        (code ``http_503``) if the hub could not check the launch (its Kubernetes API failed).
         """
         what = f"start {_label(user, name)} with profile {profile!r}"
         options: dict[str, Any] = {"profile": profile}

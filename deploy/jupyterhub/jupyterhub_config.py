@@ -122,10 +122,19 @@ async def clusterweb_apply_user_options(spawner, user_options):
     if options.get("request") is None:
         return
     request = _request_id(options["request"])
-    nodes = await spawner.api.list_node(
-        label_selector=f"{REQUEST_LABEL}={request}",
-        _request_timeout=spawner.k8s_api_request_timeout,
-    )
+    try:
+        nodes = await spawner.api.list_node(
+            label_selector=f"{REQUEST_LABEL}={request}",
+            _request_timeout=spawner.k8s_api_request_timeout,
+        )
+    except Exception as exc:
+        # The API being unreachable or refusing says nothing about the launch: 503, which the
+        # caller may retry (JupyterHub would answer any other exception as 400 "Invalid user
+        # options", a permanent refusal).
+        spawner.log.warning("Could not list the nodes of launch request %s: %r", request, exc)
+        raise web.HTTPError(
+            503, f"Could not check launch request {request}: the Kubernetes API failed"
+        ) from exc
     owners = {(node.metadata.labels or {}).get(OWNER_LABEL) for node in nodes.items}
     user = spawner.user.name
     if not owners:

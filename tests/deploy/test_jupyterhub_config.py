@@ -6,15 +6,21 @@ in tests/integrations/test_jupyterhub.py and tests/sandbox/jupyterhub/."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
+from types import SimpleNamespace
 from typing import Any
 
+import kubernetes_asyncio.client
 import pytest
+from tornado import web
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
 from clusterweb.integrations import jupyterhub as adapter
 from sandbox.jupyterhub import SCOPES, SHIPPED
+from sandbox.services.base import free_port
 
 TOKEN_ENV = "CLUSTERWEB_SERVICE_API_TOKEN"
 
@@ -138,3 +144,33 @@ def test_as_z2jh_extra_config_it_removes_the_idle_culler_and_keeps_z2jhs_own_set
 def test_the_adapter_knows_how_the_hooks_refusals_begin(name):
     # The shipped hooks' messages are f-strings starting with these words.
     assert f'f"{getattr(adapter, name)}' in SHIPPED.read_text()
+
+
+def test_a_kubernetes_api_failure_in_the_ownership_check_is_a_retryable_503():
+    """The hook lists the launch's nodes with the hub's client; an API that does not answer says
+    nothing about the launch, so the start is refused with 503 (the adapter's TransientError),
+    not with JupyterHub's catch-all 400 "Invalid user options" (a permanent refusal)."""
+    namespace = shipped()
+    hook = namespace["clusterweb_apply_user_options"]
+
+    async def start_with_the_api_down() -> web.HTTPError:
+        # KubeSpawner's own client type and call, against a port where nothing listens.
+        configuration = kubernetes_asyncio.client.Configuration(
+            host=f"http://127.0.0.1:{free_port()}"
+        )
+        async with kubernetes_asyncio.client.ApiClient(configuration) as api_client:
+            spawner = SimpleNamespace(  # the attributes of a KubeSpawner the hook reads
+                api=kubernetes_asyncio.client.CoreV1Api(api_client),
+                profile_list=namespace["c"].KubeSpawner.profile_list,
+                k8s_api_request_timeout=2,
+                user=SimpleNamespace(name="bob"),
+                log=logging.getLogger("test"),
+            )
+            with pytest.raises(web.HTTPError) as refused:
+                await hook(spawner, {"profile": "gpu", "request": "42"})
+        return refused.value
+
+    refused = asyncio.run(start_with_the_api_down())
+
+    assert refused.status_code == 503
+    assert "Could not check launch request 42" in refused.log_message
