@@ -45,19 +45,17 @@ LAUNCH_TAINTS = ["nvidia.com/gpu=present:NoSchedule", f"clusterweb.io/request={R
 
 
 def device_plugin() -> dict[str, Any]:
-    """NVIDIA's device plugin DaemonSet as the sandbox cluster runs it, plus a toleration for the
-    launch taint: a launch's GPU node carries `clusterweb.io/request=ID:NoSchedule`, and a plugin
-    that does not tolerate it never runs there, so the GPU never becomes allocatable (found by
-    this test; the deployment's plugin must carry the same toleration)."""
+    """NVIDIA's device plugin DaemonSet as the sandbox cluster runs it. A launch's GPU node carries
+    `clusterweb.io/request=ID:NoSchedule`: a plugin that does not tolerate it (NVIDIA's manifest
+    alone) never runs there, so the GPU never becomes allocatable (found by this test; the
+    deployment's plugin must carry the same toleration)."""
     plugin = next(d for d in system_daemonsets() if "nvidia" in d["metadata"]["name"])
-    tolerations = plugin["spec"]["template"]["spec"].setdefault("tolerations", [])
     launch_toleration = {
         "key": "clusterweb.io/request",
         "operator": "Exists",
         "effect": "NoSchedule",
     }
-    if launch_toleration not in tolerations:
-        tolerations.append(launch_toleration)
+    assert launch_toleration in plugin["spec"]["template"]["spec"]["tolerations"]
     return plugin
 
 
