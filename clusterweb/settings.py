@@ -567,7 +567,7 @@ KUBE_REQUEST_TIMEOUT = env_float(
 
 # --- JupyterHub ---------------------------------------------------------------------------------
 # Read by clusterweb.integrations.jupyterhub when first used: Clusterweb is a service of the hub
-# whose token's role has the scopes admin:users and servers (sandbox/jupyterhub/README.md).
+# whose token's role has the scopes admin:users and servers (deploy/jupyterhub/README.md).
 JUPYTERHUB_URL = env_url(
     "JUPYTERHUB_URL",
     "",

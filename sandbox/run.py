@@ -34,6 +34,8 @@ REPO = Path(__file__).resolve().parent.parent
 VAR = Path(os.environ.get("CLUSTERWEB_VAR_DIR") or REPO / "var")
 SANDBOX_DIR = VAR / "sandbox"
 WEB_PORT, SIGNUP_PORT = 8000, 8001
+# CONVENTIONS: the hub's proxy, where a browser at the tunnel's end opens servers.
+HUB_PORT = 8002
 CLUSTER_NAME = "sandbox"
 REGION = "eu-west-1"
 # Seconds instances spend pending, stopping and shutting-down: as on EC2, but short, so that the
@@ -46,17 +48,20 @@ def say(message: str) -> None:
 
 
 class Sandbox:
-    def __init__(self, web_port: int = WEB_PORT, signup_port: int = SIGNUP_PORT) -> None:
+    def __init__(
+        self, web_port: int = WEB_PORT, signup_port: int = SIGNUP_PORT, hub_port: int = HUB_PORT
+    ) -> None:
         self.web_port = web_port
         self.signup_port = signup_port
-        reserve_port(web_port, signup_port)  # no service of ours may be handed these
+        self.hub_port = hub_port
+        reserve_port(web_port, signup_port, hub_port)  # no service of ours may be handed these
         self.stack: list = []  # started services, stopped in reverse order
         self.starting = True
         self.env: dict[str, str] = {}
 
     # --- start -----------------------------------------------------------------------------
     def start(self) -> None:
-        for port in (self.web_port, self.signup_port):
+        for port in (self.web_port, self.signup_port, self.hub_port):
             if port_open(port):
                 raise SystemExit(
                     f"Port {port} is already in use: stop whatever listens there "
@@ -100,18 +105,21 @@ class Sandbox:
         say("seeded AWS: a t2.micro control node and two t2.small admin nodes, with join scripts")
         bootstrap(sim, cluster=CLUSTER_NAME, aws_env=moto.setup_env(), region=REGION)
         say(f"Kubernetes API simulator on {sim.url}: three Ready nodes, Spark master running")
-        # Pushed after the simulator so it stops first: stopping the hub stops every server and
-        # deletes its Pod.
+        # The shipped configuration (deploy/jupyterhub/) and the real KubeSpawner, with the hub's
+        # own identity. Pushed after the simulator so it stops first.
+        hub_started = time.monotonic()
         hub = self._push(
             JupyterHubHarness(
                 sim.write_kubeconfig(SANDBOX_DIR / "kubeconfig-hub", identity="jupyterhub"),
                 workdir=SANDBOX_DIR / "jupyterhub",
+                port=self.hub_port,
                 log=logs / "jupyterhub.log",
-                start_timeout=300,
-                pod_ready_timeout=300,
             ).start()
         )
-        say(f"JupyterHub on {hub.url} (servers' Pods in namespace jupyter)")
+        say(
+            f"JupyterHub on {hub.url} (KubeSpawner, servers' pods in namespace jupyter; "
+            f"up in {time.monotonic() - hub_started:.1f} s)"
+        )
         self.env.update({"KUBECONFIG": str(kubeconfig), **hub.env()})
         self._write_env_file()
         child_env = {**os.environ, **self.env, "DJANGO_SETTINGS_MODULE": "clusterweb.settings"}
@@ -265,10 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--web-port", type=int, default=WEB_PORT)
     parser.add_argument("--signup-port", type=int, default=SIGNUP_PORT)
+    parser.add_argument("--hub-port", type=int, default=HUB_PORT, help="JupyterHub's proxy")
     parser.add_argument("--ready-file", help="write this file once the sandbox answers (tests)")
     args = parser.parse_args(argv)
 
-    sandbox = Sandbox(args.web_port, args.signup_port)
+    sandbox = Sandbox(args.web_port, args.signup_port, args.hub_port)
     # A plain flag: a signal handler must not take locks the main thread may hold (Event.set()
     # inside Event.wait() deadlocks).
     stopping = {"requested": False}

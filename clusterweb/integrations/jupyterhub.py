@@ -7,8 +7,11 @@ work (unreachable, timeout, 429, 5xx, a spawn that failed or is still pending at
 otherwise :class:`~clusterweb.errors.PermanentError` (a refused token, an unknown profile or another
 400, a missing user or server where that matters).
 
-The hub runs KubeSpawner (or the sandbox's stand-in) with ``profile_list``: a server's profile is
-``user_options.profile`` in the spawn request, as KubeSpawner reads it.
+The hub runs the configuration Clusterweb ships (``deploy/jupyterhub/``: KubeSpawner with
+``profile_list``). A start sends ``user_options`` ``{"profile": ..., "request": ...}``: the profile
+as KubeSpawner reads it, and the launch request whose nodes the server is pinned to; the shipped
+hooks refuse an unknown profile (400) and a launch that is not the user's (403) before anything
+starts, with the messages :data:`UNKNOWN_PROFILE` and :data:`LAUNCH_REFUSED` begin with.
 
 Configuration is read lazily: :func:`client_from_settings` reads ``settings.JUPYTERHUB_URL``,
 ``JUPYTERHUB_API_TOKEN`` and ``JUPYTERHUB_TIMEOUT`` when first called; :class:`JupyterHub` takes
@@ -43,6 +46,10 @@ DEFAULT_STOP_TIMEOUT = 60.0
 TOKEN_SETTING = "JUPYTERHUB_API_TOKEN"  # noqa: S105 - the setting's name
 
 STOPPED, PENDING, READY, STOPPING = "stopped", "pending", "ready", "stopping"
+# How the shipped configuration's hooks begin their refusals (deploy/jupyterhub/; a test keeps
+# them equal): the hub answers the start request with them.
+UNKNOWN_PROFILE = "Unknown profile "
+LAUNCH_REFUSED = "Launch request "
 _PAGE_SIZE = 200  # the hub's default maximum page
 _PAGINATION = "application/jupyterhub-pagination+json"
 
@@ -121,6 +128,17 @@ def translate_exception(exc: requests.RequestException, what: str) -> Integratio
     if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
         return PermanentError(f"{what}: check JUPYTERHUB_URL: {exc}", system=SYSTEM, code="config")
     return TransientError(f"{what}: {exc}", system=SYSTEM, code="transport")
+
+
+def _start_refused(response: requests.Response, what: str) -> IntegrationError:
+    """A start the hub refused: the shipped hooks' refusals get their own codes; a 403 without
+    theirs is the token's (translate_response)."""
+    message = _message(response)
+    if response.status_code == 403 and message.startswith(LAUNCH_REFUSED):
+        return PermanentError(f"{what}: {message}", system=SYSTEM, code="launch_not_owned")
+    if response.status_code == 400 and message.startswith(UNKNOWN_PROFILE):
+        return PermanentError(f"{what}: {message}", system=SYSTEM, code="unknown_profile")
+    return translate_response(response, what)
 
 
 # -- the client ----------------------------------------------------------------------------------
@@ -294,9 +312,12 @@ class JupyterHub:
         after ``wait_timeout`` seconds, the server still pending; without, returns the state right
         after the hub accepted the start (``pending`` or ``ready``).
 
-        Raises PermanentError for an unknown profile (400, code ``bad_request``) or a server that
-        runs with another profile (code ``profile_mismatch``: stop it first); TransientError
-        (code ``spawn_failed``) if the hub gave up on the spawn.
+        Raises PermanentError for an unknown profile (code ``unknown_profile``), a launch request
+        that is not ``user``'s (code ``launch_not_owned``; the hub checks its nodes' owner label),
+        another refusal (400, code ``bad_request``) or a server that runs with another profile
+        (code ``profile_mismatch``: stop it first); TransientError (code ``spawn_failed``, with
+        the hub's reason) if the hub gave up on the spawn, e.g. its pod never became ready, and
+        (code ``http_503``) if the hub could not check the launch (its Kubernetes API failed).
         """
         what = f"start {_label(user, name)} with profile {profile!r}"
         options: dict[str, Any] = {"profile": profile}
@@ -304,10 +325,13 @@ class JupyterHub:
             options["request"] = str(request_id)
         path = _server_path(user, name)
         body = {"user_options": options}
-        response = self._request("POST", path, what, body=body, ok=(201, 202), also=(400, 404))
+        refusals = (400, 403, 404)
+        response = self._request("POST", path, what, body=body, ok=(201, 202), also=refusals)
         if response.status_code == 404:
             self.user_ensure(user)
-            response = self._request("POST", path, what, body=body, ok=(201, 202), also=(400,))
+            response = self._request("POST", path, what, body=body, ok=(201, 202), also=(400, 403))
+        if response.status_code == 403:
+            raise _start_refused(response, what)
         status = self.server_status(user, name=name)
         if response.status_code == 400:
             # The hub refuses a start that is running, stopping or invalid; only the server's
@@ -317,7 +341,7 @@ class JupyterHub:
                     f"{what}: the server is still stopping", system=SYSTEM, code="stopping"
                 )
             if status.state == STOPPED:
-                raise translate_response(response, what)
+                raise _start_refused(response, what)
         if status.active and status.profile != profile:
             raise PermanentError(
                 f"{what}: it already runs with profile {status.profile!r}; stop it first",
@@ -410,7 +434,7 @@ class JupyterHub:
                     if line and line.startswith("data:"):
                         event = json.loads(line[5:])
                         if event.get("failed"):
-                            return str(event.get("message") or "the hub gave no reason")
+                            return _failure_reason(str(event.get("message") or ""))
                         if event.get("ready"):
                             return "it is ready after all"
         except (requests.RequestException, ValueError):
@@ -419,6 +443,14 @@ class JupyterHub:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def _failure_reason(message: str) -> str:
+    """The hub's failed-spawn message, which is "Spawn failed: " and the exception's text: a
+    spawn that outlives the hub's start timeout ends in a TimeoutError without any."""
+    if not message.strip() or message.rstrip().endswith(":"):
+        return f"{message.strip() or 'Spawn failed:'} no reason given (the hub's start timeout?)"
+    return message
 
 
 def _q(part: str) -> str:

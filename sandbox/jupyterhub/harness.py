@@ -1,7 +1,7 @@
 """A real JupyterHub for the sandbox and the tests: ``jupyterhub`` (PyPI) as a child process with
 the pure-Python configurable-http-proxy, on free loopback ports, with its database and state in one
-directory, spawning through :class:`sandbox.jupyterhub.spawner.SimulatedKubeSpawner` into the
-Kubernetes simulator named by a kubeconfig.
+directory, running the configuration Clusterweb ships (``deploy/jupyterhub/``: the real
+KubeSpawner) plus the sandbox overlay, against the Kubernetes cluster named by a kubeconfig.
 
 Clusterweb reaches it as a service with an API token (``env()``); the token's role has exactly
 :data:`SCOPES`.
@@ -24,13 +24,43 @@ from urllib.parse import quote
 
 import requests
 
-from sandbox.jupyterhub import profiles
 from sandbox.services.base import ManagedProcess, free_port
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = Path(__file__).with_name("jupyterhub_config.py")
+CONFIG = Path(__file__).with_name("jupyterhub_config.py")  # the overlay; it loads SHIPPED first
+SHIPPED = REPO / "deploy" / "jupyterhub" / "jupyterhub_config.py"
+# The traits the overlay may change (Class.trait), and why each differs from a deployment;
+# tests/sandbox/jupyterhub/test_overlay.py holds the overlay to it.
+OVERLAY_TRAITS = {
+    # ports and URLs: loopback, the ports the harness picked (the proxy on 8002 under make run)
+    "JupyterHub.bind_url",
+    "JupyterHub.hub_bind_url",
+    "JupyterHub.hub_connect_url",
+    "ConfigurableHTTPProxy.api_url",
+    # the proxy: the pure-Python configurable-http-proxy from this venv (no node.js here)
+    "ConfigurableHTTPProxy.command",
+    "ConfigurableHTTPProxy.pid_file",
+    "ConfigurableHTTPProxy.should_start",
+    # paths: the hub's state in the run's directory
+    "JupyterHub.db_url",
+    "JupyterHub.cookie_secret_file",
+    "JupyterHub.pid_file",
+    "JupyterHub.log_level",
+    # who logs in: the dummy authenticator (production: the cluster's LDAP)
+    "JupyterHub.authenticator_class",
+    "Authenticator.allow_all",
+    # where pods go: in a cluster, the hub's own namespace (its ServiceAccount's)
+    "KubeSpawner.namespace",
+    # timings: shorter than a deployment's, never longer (tests make failures quick)
+    "KubeSpawner.start_timeout",
+    "KubeSpawner.http_timeout",
+    "KubeSpawner.poll_interval",
+    "JupyterHub.tornado_settings",
+}
 SERVICE_NAME = "clusterweb"
-# The least that lets Clusterweb do its job, checked by tests/sandbox/jupyterhub:
+NAMESPACE = "jupyter"
+# The least that lets Clusterweb do its job (the shipped file's `clusterweb` role), checked by
+# tests/sandbox/jupyterhub:
 # - admin:users creates a user on first start (POST /users/NAME needs it; nothing narrower does)
 #   and brings read:users, list:users and users:activity (last activity) with it;
 # - servers starts, stops and reads servers (start:servers, delete:servers, read:servers).
@@ -47,11 +77,12 @@ class JupyterHubHarness:
     settings read them. The hub's log goes to ``log`` (default: ``jupyterhub.log`` in the work
     directory).
 
-    Knobs: ``slow_spawn_timeout``, seconds a start request waits before answering 202 instead of
-    201; ``start_timeout``, seconds the hub allows a spawn; ``pod_ready_timeout``, seconds a
-    spawn waits for its Pod to be Running (0: not at all; set it once the simulator's scheduler
-    and kubelet run, so a server is ready only when its node is, as with KubeSpawner);
-    ``poll_interval``, seconds between the hub's checks that a server (and its Pod) still exists.
+    ``kubeconfig`` is the hub's own (the simulator's ``jupyterhub`` identity): KubeSpawner reads
+    it through ``KUBECONFIG``. Knobs: ``slow_spawn_timeout``, seconds a start request waits
+    before answering 202 instead of 201; ``start_timeout``, seconds the hub allows a spawn (its
+    pod must be Running and answering by then); ``http_timeout``, seconds the hub waits for a
+    Running pod's server to answer; ``poll_interval``, seconds between the hub's checks that a
+    server's pod still exists.
     """
 
     name = "jupyterhub"
@@ -61,11 +92,11 @@ class JupyterHubHarness:
         kubeconfig: str | Path,
         *,
         workdir: Path | None = None,
-        namespace: str = profiles.NAMESPACE,
+        namespace: str = NAMESPACE,
         port: int | None = None,
         slow_spawn_timeout: float = 2.0,
-        start_timeout: int = 60,
-        pod_ready_timeout: float = 0.0,
+        start_timeout: int = 300,
+        http_timeout: int = 30,
         poll_interval: int = 5,
         log: Path | None = None,
     ) -> None:
@@ -80,7 +111,7 @@ class JupyterHubHarness:
         self.options = {
             "slow_spawn_timeout": slow_spawn_timeout,
             "start_timeout": start_timeout,
-            "pod_ready_timeout": pod_ready_timeout,
+            "http_timeout": http_timeout,
             "poll_interval": poll_interval,
         }
         self.log = Path(log) if log else self.dir / "jupyterhub.log"
@@ -119,12 +150,15 @@ class JupyterHubHarness:
                 }
             )
         )
-        self.set_controls()
         pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
         env = {
             **os.environ,
             "PYTHONPATH": pythonpath,
             "CLUSTERWEB_HUB_SETTINGS": str(settings),
+            # As a plain `jupyterhub -f` deployment gets them: KubeSpawner's kubeconfig (never
+            # in-cluster here) and the token of Clusterweb's service (the shipped file reads it).
+            "KUBECONFIG": str(self.kubeconfig),
+            "CLUSTERWEB_SERVICE_API_TOKEN": self.token,
             # The hub and its proxy share this secret; without it the hub makes one up and warns.
             "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32),
         }
@@ -182,30 +216,10 @@ class JupyterHubHarness:
             timeout=timeout,
         )
 
-    # --- controls (the harness's own, for tests) -------------------------------------------------
-    def set_controls(
-        self,
-        *,
-        spawn_delay: float = 0.0,
-        spawn_error: str = "",
-        pod_ready_timeout: float | None = None,
-    ) -> None:
-        """``spawn_delay``: every spawn first waits this many seconds, like a node coming up, so
-        a start is still pending when the hub answers (202). ``spawn_error``: every spawn then
-        fails with this message (the hub reports it on the server's progress stream).
-        ``pod_ready_timeout``: overrides the constructor's value (None: keep it). Read by the
-        spawner at each start; ``reset()`` clears them."""
-        controls = {
-            "spawn_delay": spawn_delay,
-            "spawn_error": spawn_error,
-            "pod_ready_timeout": pod_ready_timeout,
-        }
-        (self.dir / "controls.json").write_text(json.dumps(controls))
-
+    # --- between tests ------------------------------------------------------------------------
     def reset(self, timeout: float = 30.0) -> None:
-        """Back to no users: stop every server (deleting its Pod), then delete every user.
-        Controls go back to their defaults."""
-        self.set_controls()
+        """Back to no users: stop every server (KubeSpawner deletes its pod), then delete every
+        user."""
         deadline = time.monotonic() + timeout
         while True:
             users = self._users()

@@ -110,6 +110,10 @@ class _HTTPServer(ThreadingHTTPServer):
     simulator: KubeSimulator
 
 
+# strconv.ParseBool's true spellings (the apiserver decodes query booleans with it).
+_TRUE_VALUES = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _HTTPServer
@@ -387,7 +391,7 @@ class _Handler(BaseHTTPRequestHandler):
                 method, ""
             )
         elif method == "GET":
-            verb = "watch" if self.query.get("watch") in ("true", "1") else "list"
+            verb = "watch" if self._flag("watch") else "list"
         elif rt.namespaced and not route.namespace:
             verb = ""  # the all-namespaces path only lists and watches
         else:
@@ -446,7 +450,7 @@ class _Handler(BaseHTTPRequestHandler):
             timeout = float(timeout_text) if timeout_text else sim.default_watch_timeout
         except ValueError:
             raise E.bad_request(f'timeoutSeconds: Invalid value: "{timeout_text}"') from None
-        bookmarks = self.query.get("allowWatchBookmarks") in ("true", "1")
+        bookmarks = self._flag("allowWatchBookmarks")
         watcher = sim.store.watch(
             route.rt,
             route.namespace,
@@ -492,6 +496,11 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True
 
+    def _flag(self, name: str) -> bool:
+        """A boolean query parameter as kube-apiserver reads one: Go's strconv.ParseBool, so
+        kubernetes_asyncio's ``watch=True`` is a watch like the official client's ``watch=true``."""
+        return self.query.get(name, "") in _TRUE_VALUES
+
     def _chunk(self, data: bytes) -> None:
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
@@ -516,7 +525,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise E.bad_request("gracePeriodSeconds must be an integer") from None
         if "propagationPolicy" in self.query:
             options["propagationPolicy"] = self.query["propagationPolicy"]
-        if self.query.get("orphanDependents") == "true" or options.get("orphanDependents"):
+        if self._flag("orphanDependents") or options.get("orphanDependents"):
             options.setdefault("propagationPolicy", "Orphan")
         if options.get("dryRun") not in (None, ["All"]):
             raise E.bad_request('dryRun: Unsupported value: supported values: "All"')

@@ -339,17 +339,19 @@ def test_disable_enqueues_the_stop_of_jupyterhub_servers_and_the_task_stops_them
     account_directory,
     bob,
     jupyterhub,
+    kube,
     redis,
     settings,
     django_capture_on_commit_callbacks,
 ):
     from clusterweb.accounts.directory import tasks
     from clusterweb.integrations import jupyterhub as hub_adapter
-    from tests.fixtures.jupyterhub import spawn_and_wait
+    from tests.fixtures.jupyterhub import jupyter_nodes, spawn_and_wait
 
     settings.JUPYTERHUB_URL = jupyterhub.url
     settings.JUPYTERHUB_API_TOKEN = jupyterhub.token
     hub_adapter.reset_client()
+    jupyter_nodes(kube, "admin")  # where `small` servers run
     spawn_and_wait(jupyterhub, "bob")
     spawn_and_wait(jupyterhub, "bob", "second")
     mirror()

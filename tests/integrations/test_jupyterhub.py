@@ -1,5 +1,7 @@
-"""The JupyterHub adapter against a real JupyterHub (the sandbox harness), whose spawner creates
-each server's Pod in the Kubernetes simulator."""
+"""The JupyterHub adapter against a real JupyterHub running the configuration Clusterweb ships
+(deploy/jupyterhub/: the real KubeSpawner, the launch hooks), which creates each server's pod in
+the Kubernetes simulator; the simulator's scheduler binds it to a node of the profile's pool and
+its kubelet runs it."""
 
 from __future__ import annotations
 
@@ -7,21 +9,23 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import requests
 
 from clusterweb.errors import PermanentError, TransientError
 from clusterweb.integrations import jupyterhub as hub_adapter
 from clusterweb.integrations.jupyterhub import JupyterHub
 from sandbox.services.base import ManagedProcess, free_port, wait_for_port
+from tests.fixtures.jupyterhub import hub_login, jupyter_nodes
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "jupyter"
+SINGLEUSER_IMAGE = "quay.io/jupyterhub/singleuser:5.3"  # the shipped c.KubeSpawner.image
 TIMEOUT = 10  # seconds, every direct call to the simulator
 
 
@@ -30,6 +34,36 @@ def hub(jupyterhub) -> Iterator[JupyterHub]:
     client = JupyterHub(jupyterhub.url, jupyterhub.token, timeout=5)
     yield client
     client.close()
+
+
+@pytest.fixture
+def nodes(jupyterhub, kube) -> dict[str, str]:
+    """One Ready node per pool a profile uses (admin, jupyter, gpu), by pool."""
+    return jupyter_nodes(kube)
+
+
+def launch_node(kube, request: int, owner: str, pool: str = "jupyter") -> str:
+    """A node of launch ``request`` as its join script registers it (CONVENTIONS.md): labelled
+    with pool, owner and request, tainted for the request (and for the GPU on a gpu node)."""
+    taints = [{"key": "clusterweb.io/request", "value": str(request), "effect": "NoSchedule"}]
+    allocatable = None
+    if pool == "gpu":
+        taints.append({"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"})
+        allocatable = {"cpu": "4", "memory": "16Gi", "pods": "110", "nvidia.com/gpu": "1"}
+    return kube.node(
+        f"launch{request}",
+        labels={
+            "clusterweb.io/pool": pool,
+            "clusterweb.io/owner": owner,
+            "clusterweb.io/request": str(request),
+        },
+        taints=taints,
+        allocatable=allocatable,
+    )
+
+
+def tolerations(found) -> set[tuple]:
+    return {(t.key, t.operator, t.value, t.effect) for t in found.spec.tolerations or []}
 
 
 def pod(kube, name: str):
@@ -44,32 +78,57 @@ def pod_names(kube) -> list[str]:
 # -- start ---------------------------------------------------------------------------------------
 
 
-def test_it_starts_a_new_users_default_server_and_waits_until_ready(hub, jupyterhub, kube):
+def test_it_starts_a_new_users_default_server_and_waits_until_ready(hub, jupyterhub, kube, nodes):
     status = hub.server_start("bob")
 
     assert status.state == "ready"
     assert status.profile == "small"
     assert status.url == f"{jupyterhub.url}/user/bob/"
     assert status.started is not None and status.started.tzinfo == UTC
-    assert pod(kube, "jupyter-bob").spec.node_selector == {"clusterweb.io/pool": "admin"}
+    started = pod(kube, "jupyter-bob")
+    assert started.spec.node_selector == {"clusterweb.io/pool": "admin"}
+    assert (started.spec.node_name, started.status.phase) == (nodes["admin"], "Running")
 
 
-def test_it_starts_a_named_server_with_a_profile(hub, kube):
+def test_it_starts_a_named_server_with_a_profile(hub, kube, nodes):
     status = hub.server_start("bob", name="analysis", profile="large")
 
     assert (status.name, status.state, status.profile) == ("analysis", "ready", "large")
-    assert pod(kube, "jupyter-bob--analysis").spec.node_selector == {
-        "clusterweb.io/pool": "jupyter"
-    }
+    started = pod(kube, "jupyter-bob--analysis")
+    assert started.spec.node_selector == {"clusterweb.io/pool": "jupyter"}
+    assert started.spec.node_name == nodes["jupyter"]
 
 
-def test_it_pins_a_server_to_a_launch_request(hub, kube):
+def test_it_pins_a_server_to_its_launchs_node(hub, kube, nodes):
+    # Another jupyter node is free, but the server must land on the one launched for it.
+    launched = launch_node(kube, 42, "bob")
+
     hub.server_start("bob", profile="large", request_id=42)
 
-    assert pod(kube, "jupyter-bob").spec.node_selector["clusterweb.io/request"] == "42"
+    started = pod(kube, "jupyter-bob")
+    assert started.spec.node_selector == {
+        "clusterweb.io/pool": "jupyter",
+        "clusterweb.io/request": "42",
+    }
+    assert ("clusterweb.io/request", "Equal", "42", "NoSchedule") in tolerations(started)
+    assert started.spec.node_name == launched
 
 
-def test_starting_a_server_that_already_runs_with_that_profile_is_success(hub, kube):
+def test_a_pinned_gpu_server_keeps_the_gpu_toleration_and_lands_on_its_gpu_node(hub, kube, nodes):
+    launched = launch_node(kube, 7, "alice", pool="gpu")
+
+    hub.server_start("alice", profile="gpu", request_id=7)
+
+    started = pod(kube, "jupyter-alice")
+    assert {
+        ("nvidia.com/gpu", "Equal", "present", "NoSchedule"),
+        ("clusterweb.io/request", "Equal", "7", "NoSchedule"),
+    } <= tolerations(started)
+    assert started.spec.containers[0].resources.limits["nvidia.com/gpu"] == "1"
+    assert started.spec.node_name == launched
+
+
+def test_starting_a_server_that_already_runs_with_that_profile_is_success(hub, kube, nodes):
     first = hub.server_start("bob", profile="large")
 
     again = hub.server_start("bob", profile="large")
@@ -79,7 +138,7 @@ def test_starting_a_server_that_already_runs_with_that_profile_is_success(hub, k
     assert pod_names(kube) == ["jupyter-bob"]
 
 
-def test_starting_a_server_that_runs_with_another_profile_is_refused(hub):
+def test_starting_a_server_that_runs_with_another_profile_is_refused(hub, nodes):
     hub.server_start("bob", profile="small")
 
     with pytest.raises(PermanentError) as refused:
@@ -89,19 +148,23 @@ def test_starting_a_server_that_runs_with_another_profile_is_refused(hub):
     assert "already runs with profile 'small'" in str(refused.value)
 
 
-def test_a_slow_start_is_polled_until_ready(hub, jupyterhub):
-    # The hub answers 202 after a second; the server is up half a second later.
-    jupyterhub.set_controls(spawn_delay=1.5)
-
-    status = hub.server_start("bob", wait_timeout=20)
+def test_a_slow_start_is_polled_until_ready(hub, kube):
+    # No node for the profile yet: the hub answers 202 after a second, the node is Ready half a
+    # second later, and the pod runs on it.
+    node_comes_up = threading.Timer(1.5, jupyter_nodes, args=(kube, "admin"))
+    node_comes_up.start()
+    try:
+        status = hub.server_start("bob", wait_timeout=20)
+    finally:
+        node_comes_up.join()
 
     assert status.state == "ready"
 
 
-def test_without_waiting_a_slow_start_comes_back_pending_and_can_be_stopped(hub, jupyterhub, kube):
-    jupyterhub.set_controls(spawn_delay=3)
-
-    status = hub.server_start("bob", wait=False)
+def test_without_waiting_a_start_with_no_node_yet_is_pending_and_can_be_stopped(
+    hub, jupyterhub, kube
+):
+    status = hub.server_start("bob", profile="large", wait=False)
     hub.server_stop("bob")
 
     assert status.state == "pending"
@@ -110,37 +173,68 @@ def test_without_waiting_a_slow_start_comes_back_pending_and_can_be_stopped(hub,
     assert pod_names(kube) == []
 
 
-def test_a_start_still_pending_at_the_deadline_is_a_transient_timeout(hub, jupyterhub):
-    jupyterhub.set_controls(spawn_delay=6)
-
+def test_a_start_still_pending_at_the_deadline_is_a_transient_timeout(hub, kube):
     started = time.monotonic()
     with pytest.raises(TransientError) as late:
-        hub.server_start("bob", wait_timeout=0.3)
+        hub.server_start("bob", profile="gpu", wait_timeout=0.3)
 
+    unscheduled = pod(kube, "jupyter-bob")
     assert late.value.code == "timeout"
     assert "still pending after 0.3 s" in str(late.value)
-    # The hub's own 1 s, the 0.3 s wait, some slack for a busy machine: not the 6 s spawn.
+    # The hub's own 1 s, the 0.3 s wait, some slack for a busy machine.
     assert time.monotonic() - started < 4.5
     assert hub.server_status("bob").state == "pending"
+    assert (unscheduled.spec.node_name, unscheduled.status.phase) == (None, "Pending")
 
 
-def test_a_spawn_the_hub_gives_up_on_is_transient_with_the_hubs_reason(hub, jupyterhub):
-    jupyterhub.set_controls(spawn_delay=1.2, spawn_error="no GPU node came up")
+def test_a_pod_that_never_becomes_ready_is_a_transient_spawn_failure_and_goes_away(
+    hub, kube, nodes
+):
+    # The single-user container keeps crashing: KubeSpawner waits for it until the hub's
+    # start_timeout, then the hub gives the spawn up and KubeSpawner deletes the pod.
+    kube.simulator.fail_containers("CrashLoopBackOff", image=SINGLEUSER_IMAGE)
 
     with pytest.raises(TransientError) as failed:
-        hub.server_start("bob", profile="gpu", wait_timeout=20)
+        hub.server_start("bob", wait_timeout=60)
 
+    # KubeSpawner's own wait and the hub's start timeout end together: either gives the reason.
     assert failed.value.code == "spawn_failed"
-    assert "no GPU node came up" in str(failed.value)
+    assert "Spawn failed: " in str(failed.value)
+    assert "did not start in 10 seconds" in str(failed.value) or "start timeout" in str(
+        failed.value
+    )
     assert hub.server_status("bob").state == "stopped"
+    assert pod_names(kube) == []
 
 
-def test_an_unknown_profile_is_a_permanent_error(hub, kube):
+def test_an_unknown_profile_is_refused_before_anything_starts(hub, kube):
     with pytest.raises(PermanentError) as refused:
         hub.server_start("bob", profile="huge")
 
-    assert refused.value.code == "bad_request"
+    assert refused.value.code == "unknown_profile"
     assert "Unknown profile 'huge': choose one of small, large, gpu" in str(refused.value)
+    assert hub.server_status("bob").state == "stopped"
+    assert pod_names(kube) == []
+
+
+def test_someone_elses_launch_is_refused_before_anything_starts(hub, kube, nodes):
+    launch_node(kube, 42, "alice")
+
+    with pytest.raises(PermanentError) as refused:
+        hub.server_start("bob", profile="large", request_id=42)
+
+    assert refused.value.code == "launch_not_owned"
+    assert "Launch request 42 is not bob's" in str(refused.value)
+    assert hub.server_status("bob").state == "stopped"
+    assert pod_names(kube) == []
+
+
+def test_a_launch_with_no_node_is_refused(hub, kube, nodes):
+    with pytest.raises(PermanentError) as refused:
+        hub.server_start("bob", profile="large", request_id=43)
+
+    assert refused.value.code == "launch_not_owned"
+    assert "Launch request 43 has no node in the cluster" in str(refused.value)
     assert pod_names(kube) == []
 
 
@@ -163,17 +257,21 @@ def test_a_server_that_never_started_is_stopped(hub):
     assert hub.server_status("nobody").state == "stopped"
 
 
-def test_users_activity_reports_each_users_last_activity_and_servers(hub, jupyterhub):
+def test_users_activity_reports_each_users_last_activity_and_servers(hub, jupyterhub, nodes):
     before = datetime.now(UTC).replace(microsecond=0)
     hub.server_start("alice", name="analysis")
     hub.user_ensure("carol")
     time.sleep(0.05)
-    # Alice opens her notebook through the proxy; the server reports the activity to the hub.
-    opened = requests.get(f"{jupyterhub.url}/user/alice/analysis/tree", timeout=TIMEOUT)
+    # Alice logs in to the hub and opens her notebook through the proxy; the server reports the
+    # activity to the hub.
+    opened = hub_login(jupyterhub.url, "alice").get(
+        f"{jupyterhub.url}/user/alice/analysis/tree", timeout=TIMEOUT
+    )
 
     activity = hub.users_activity()
 
     assert opened.status_code == 200
+    assert opened.json()["user"] == "alice"  # the stand-in, not the hub's login page
     assert sorted(activity) == ["alice", "carol"]
     alice = activity["alice"]
     assert alice.last_activity >= before
@@ -199,7 +297,7 @@ def test_creating_a_user_twice_is_fine(hub):
 # -- stop ----------------------------------------------------------------------------------------
 
 
-def test_it_stops_a_server_and_its_pod_is_deleted(hub, kube):
+def test_it_stops_a_server_and_its_pod_is_deleted(hub, kube, nodes):
     hub.server_start("bob")
 
     hub.server_stop("bob")
@@ -208,7 +306,7 @@ def test_it_stops_a_server_and_its_pod_is_deleted(hub, kube):
     assert pod_names(kube) == []
 
 
-def test_stopping_is_idempotent(hub):
+def test_stopping_is_idempotent(hub, nodes):
     hub.server_start("bob")
 
     hub.server_stop("bob")
@@ -219,7 +317,7 @@ def test_stopping_is_idempotent(hub):
     assert hub.server_status("bob").state == "stopped"
 
 
-def test_removing_a_named_server_forgets_it(hub, kube):
+def test_removing_a_named_server_forgets_it(hub, kube, nodes):
     hub.server_start("bob", name="analysis", profile="large")
 
     hub.server_stop("bob", name="analysis", remove=True)
@@ -372,34 +470,6 @@ def test_importing_the_adapter_reads_no_settings():
 # -- on a cluster with a scheduler: the acceptance line of issue 5 --------------------------------
 
 
-def start_control_plane(kube) -> None:
-    kube.controllers()
-
-
-@pytest.fixture
-def cluster(kube):
-    """The simulator with its control plane running (scheduler, kubelets, node lifecycle, pod GC)
-    and one Ready node per pool a Jupyter profile uses, labelled and tainted as CONVENTIONS.md
-    says. Returns the node names by pool."""
-    start_control_plane(kube)
-    return {
-        "admin": kube.node("admin", labels={"clusterweb.io/pool": "admin"}),
-        "jupyter": kube.node(
-            "jupyter",
-            labels={
-                "clusterweb.io/pool": "jupyter",
-                "node.kubernetes.io/instance-type": "m5.xlarge",
-            },
-        ),
-        "gpu": kube.node(
-            "gpu",
-            labels={"clusterweb.io/pool": "gpu", "node.kubernetes.io/instance-type": "g4dn.xlarge"},
-            taints=[{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}],
-            allocatable={"cpu": "4", "memory": "16Gi", "pods": "110", "nvidia.com/gpu": "1"},
-        ),
-    }
-
-
 def running_pod(kube, name: str, timeout: float = 15.0):
     """The pod once a kubelet runs it (bound to a node, phase Running)."""
     deadline = time.monotonic() + timeout
@@ -413,27 +483,27 @@ def running_pod(kube, name: str, timeout: float = 15.0):
 
 
 def test_a_gpu_server_starts_through_the_rest_api_and_its_pod_is_bound_to_a_gpu_node(
-    hub, kube, cluster
+    hub, kube, nodes
 ):
     status = hub.server_start("alice", profile="gpu")
 
     assert status.state == "ready"
-    assert running_pod(kube, "jupyter-alice").spec.node_name == cluster["gpu"]
+    assert running_pod(kube, "jupyter-alice").spec.node_name == nodes["gpu"]
 
 
 @pytest.mark.parametrize(("profile", "pool"), [("small", "admin"), ("large", "jupyter")])
-def test_the_other_profiles_land_on_their_pools_nodes(hub, kube, cluster, profile, pool):
+def test_the_other_profiles_land_on_their_pools_nodes(hub, kube, nodes, profile, pool):
     hub.server_start("bob", profile=profile)
 
-    assert running_pod(kube, "jupyter-bob").spec.node_name == cluster[pool]
+    assert running_pod(kube, "jupyter-bob").spec.node_name == nodes[pool]
 
 
-def test_a_server_whose_node_is_lost_is_stopped(hub, kube, cluster):
+def test_a_server_whose_node_is_lost_is_stopped(hub, kube, nodes):
     # A spot interruption: the node goes, pod GC deletes its pods, the hub's next poll sees it.
     hub.server_start("bob", profile="large")
     running_pod(kube, "jupyter-bob")
 
-    kube.core.delete_node(cluster["jupyter"], _request_timeout=TIMEOUT)
+    kube.core.delete_node(nodes["jupyter"], _request_timeout=TIMEOUT)
 
     deadline = time.monotonic() + 15
     while hub.server_status("bob").state != "stopped":
@@ -441,20 +511,16 @@ def test_a_server_whose_node_is_lost_is_stopped(hub, kube, cluster):
         time.sleep(0.1)
 
 
-def test_waiting_for_pods_a_server_is_ready_only_once_its_pod_runs(hub, jupyterhub, kube, cluster):
-    jupyterhub.set_controls(pod_ready_timeout=10)
-
+def test_a_server_is_ready_only_once_its_pod_runs(hub, kube, nodes):
     status = hub.server_start("bob", profile="small")
 
     assert status.state == "ready"
     assert pod(kube, "jupyter-bob").status.phase == "Running"
 
 
-def test_waiting_for_pods_a_gpu_server_with_no_gpu_node_stays_pending(hub, jupyterhub, kube):
+def test_a_gpu_server_with_no_gpu_node_stays_pending(hub, kube):
     # What a `gpu` start looks like before its node has come up: KubeSpawner's behaviour.
-    start_control_plane(kube)
-    kube.node("admin", labels={"clusterweb.io/pool": "admin"})
-    jupyterhub.set_controls(pod_ready_timeout=30)
+    jupyter_nodes(kube, "admin")
 
     with pytest.raises(TransientError) as late:
         hub.server_start("alice", profile="gpu", wait_timeout=1)

@@ -35,7 +35,7 @@ def clean_env(var_dir: Path) -> dict[str, str]:
 
 @pytest.fixture
 def sandbox(tmp_path):
-    web, signup = free_port(), free_port()
+    web, signup, hub = free_port(), free_port(), free_port()
     ready = tmp_path / "ready"
     log = open(tmp_path / "run.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(
@@ -47,6 +47,8 @@ def sandbox(tmp_path):
             str(web),
             "--signup-port",
             str(signup),
+            "--hub-port",
+            str(hub),
             "--ready-file",
             str(ready),
         ],
@@ -59,20 +61,30 @@ def sandbox(tmp_path):
     deadline = time.monotonic() + 180
     while not ready.exists():
         if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
+            stop(process)
             pytest.fail("sandbox did not start:\n" + (tmp_path / "run.log").read_text()[-3000:])
         time.sleep(0.2)
     yield {
         "process": process,
         "web": web,
         "signup": signup,
+        "hub": hub,
         "var": tmp_path / "var",
         "log": tmp_path / "run.log",
     }
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    stop(process)
     log.close()
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGINT first, as Ctrl-C: the sandbox stops its children (a SIGKILL would leave them)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def listening_pids_of(var_dir: Path) -> list[str]:
@@ -80,6 +92,9 @@ def listening_pids_of(var_dir: Path) -> list[str]:
     return result.stdout.split()
 
 
+# The fixture allows the sandbox 180 s to start on a loaded machine; pytest's default 120 s would
+# cut it first (and leave its services running: the fixture's teardown never comes).
+@pytest.mark.timeout(300)
 def test_make_run_serves_a_working_sandbox_and_stops_cleanly(sandbox):
     base = f"http://127.0.0.1:{sandbox['web']}"
     alice = BY_UID["alice"]
@@ -158,9 +173,21 @@ def test_make_run_serves_a_working_sandbox_and_stops_cleanly(sandbox):
     queue = written["SPOT_INTERRUPTION_QUEUE_URL"]
     assert sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]
 
+    # The hub runs the shipped configuration behind its proxy on the hub port (8002 by default),
+    # and Clusterweb is told to use exactly that address.
+    hub_url = f"http://127.0.0.1:{sandbox['hub']}"
+    assert written["JUPYTERHUB_URL"] == hub_url
+    whoami = requests.get(
+        f"{hub_url}/hub/api/user",
+        headers={"Authorization": f"token {written['JUPYTERHUB_API_TOKEN']}"},
+        timeout=10,
+    ).json()
+    assert (whoami["kind"], whoami["name"]) == ("service", "clusterweb")
+    assert "KubeSpawner" in (sandbox["var"] / "sandbox" / "logs" / "jupyterhub.log").read_text()
+
     sandbox["process"].send_signal(signal.SIGINT)
     assert sandbox["process"].wait(timeout=60) == 0
-    assert not port_open(sandbox["web"]) and not port_open(sandbox["signup"])
+    assert not any(port_open(sandbox[site]) for site in ("web", "signup", "hub"))
     assert listening_pids_of(sandbox["var"]) == []
     assert not (sandbox["var"] / "sandbox" / "env").exists()
 

@@ -143,7 +143,8 @@ def test_the_recorder_keeps_each_identity_apart(kube: Kube, tmp_path: Path) -> N
     kube.core.list_namespaced_pod(ns, _request_timeout=TIMEOUT)
     assert kube.recorder.accesses("clusterweb") == [Access("list", "", "nodes", "")]
     assert kube.recorder.accesses("admin") == [Access("list", "", "pods", ns)]
-    assert kube.recorder.identities() == ["admin", "clusterweb"]
+    # (The session's JupyterHub, identity jupyterhub, may be watching its namespace meanwhile.)
+    assert set(kube.recorder.identities()) - {"jupyterhub"} == {"admin", "clusterweb"}
     assert kube.recorder.rules("clusterweb") == [
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}
     ]

@@ -7,10 +7,12 @@ Semantics for watch", "API Concepts › Watch bookmarks", "API Concepts › 410 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 import pytest
+import requests
 from kubernetes import client, config, watch
 
 from sandbox.kube import KubeSimulator
@@ -250,3 +252,24 @@ def test_a_watch_or_list_from_a_version_older_than_the_window_is_410_gone(kube: 
         kube.core.list_namespaced_pod, ns, resource_version=now, timeout_seconds=1
     )
     assert events == []
+
+
+@pytest.mark.parametrize("spelling", ["true", "True", "1", "t"])
+def test_a_watch_flag_is_read_as_the_apiserver_reads_booleans(kube: Kube, spelling: str) -> None:
+    """kube-apiserver decodes query booleans with Go's strconv.ParseBool, so ``watch=True`` (what
+    kubernetes_asyncio, KubeSpawner's client, sends) is a watch like the official client's
+    ``watch=true``. Before: anything but ``true``/``1`` was a plain list, and KubeSpawner's
+    reflectors failed on it ("Malformed JSON response")."""
+    ns = kube.namespace()
+    kube.core.create_namespaced_pod(ns, pod_manifest("p"), _request_timeout=TIMEOUT)
+
+    configuration = kube.api_client.configuration
+    response = requests.get(
+        f"{configuration.host}/api/v1/namespaces/{ns}/pods",
+        params={"watch": spelling, "timeoutSeconds": "1"},
+        headers={"Authorization": configuration.get_api_key_with_prefix("BearerToken")},
+        timeout=TIMEOUT,
+    )
+
+    first = json.loads(response.text.splitlines()[0])
+    assert (first["type"], first["object"]["metadata"]["name"]) == ("ADDED", "p")
