@@ -108,6 +108,13 @@ def beat_schedule() -> dict[str, dict]:
             "task": "billing.tasks.cost_refresh",
             "schedule": float(settings.COST_REFRESH_SECONDS),
         },
+        # The launch sweeper: enqueues again launches and stops that no task carries (a lost
+        # message, a worker killed mid-step, Redis down when they were enqueued). The database
+        # is the truth, the queue a hint; every minute, so a stuck launch resumes quickly.
+        "launch-sweep": {
+            "task": "provisioning.tasks.launches_sweep",
+            "schedule": float(settings.LAUNCH_SWEEP_SECONDS),
+        },
         # The daily cleanup: expired sessions, rate-limit rows whose window has passed, and audit
         # events older than AUDIT_RETENTION_DAYS. Daily is enough: nothing reads those rows, they
         # only grow the tables.

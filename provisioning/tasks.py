@@ -8,6 +8,7 @@ from django.conf import settings
 
 from clusterweb.errors import PermanentError, TransientError
 from clusterweb.health.jobs import periodic_job
+from clusterweb.tasking import enqueue, enqueue_in
 from provisioning import inventory
 
 # AWS throttling or an unreachable API server: try again soon, a few times, then leave it to the
@@ -39,3 +40,26 @@ def sync_outcome(task, result: inventory.SyncResult) -> dict:
 @periodic_job("inventory-sync", lambda: settings.INVENTORY_SYNC_SECONDS)
 def inventory_sync(self) -> dict:
     return sync_outcome(self, inventory.inventory_sync())
+
+
+# --- Launch execution (issue 18) -----------------------------------------------------------------
+@shared_task(name="provisioning.tasks.launch_advance")
+def launch_advance(request_id: int) -> None:
+    """Run the launch request's next step (if no other worker runs one), then enqueue the look
+    after it. Never retried by Celery: the step engine sorts errors itself, and the database
+    row, not this message, says what is left to do (the sweeper re-enqueues a lost message)."""
+    from provisioning.launches import execution
+
+    delay = execution.launch_advance(request_id=request_id)
+    if delay is not None:
+        enqueue_in(delay, launch_advance, request_id)
+
+
+@shared_task(name="provisioning.tasks.launches_sweep")
+@periodic_job("launch-sweep", lambda: settings.LAUNCH_SWEEP_SECONDS)
+def launches_sweep() -> dict:
+    from provisioning.launches import execution
+
+    ids = execution.launches_sweep()
+    sent = sum(enqueue(launch_advance, request_id) for request_id in ids)
+    return {"overdue": len(ids), "enqueued": sent}
