@@ -14,6 +14,7 @@ import os
 import secrets
 import tempfile
 
+from sandbox.kube.join import CA_CERT_HASH
 from sandbox.services.base import free_port
 
 if not os.environ.get("CLUSTERWEB_TEST_RUN_DIR"):
@@ -40,6 +41,10 @@ _defaults = {
     "DATABASE_TIMEOUT": "10",
     "HEARTBEAT_INTERVAL_SECONDS": "60",
     "SIGNUP_RETRY_SECONDS": "1",
+    # Launches: the simulator's CA pin, a join timeout of seconds, quick looks.
+    "KUBE_CA_CERT_HASH": CA_CERT_HASH,
+    "LAUNCH_JOIN_TIMEOUT_SECONDS": "20",
+    "LAUNCH_POLL_SECONDS": "0.1",
 }
 for _key, _value in _defaults.items():
     os.environ.setdefault(_key, _value)
