@@ -823,6 +823,14 @@ LAUNCH_POLL_SECONDS = env_float(
     minimum=0.05,
     maximum=300,
 )
+LAUNCH_LEASE_SECONDS = env_int(
+    "LAUNCH_LEASE_SECONDS",
+    120,
+    "How long a worker may hold a launch's step before another may take it over (a worker killed "
+    "mid-step delays its launch by at most this much). Longer than any one step takes.",
+    minimum=1,
+    maximum=3600,
+)
 LAUNCH_SWEEP_SECONDS = env_int(
     "LAUNCH_SWEEP_SECONDS",
     60,

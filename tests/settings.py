@@ -45,6 +45,7 @@ _defaults = {
     "KUBE_CA_CERT_HASH": CA_CERT_HASH,
     "LAUNCH_JOIN_TIMEOUT_SECONDS": "20",
     "LAUNCH_POLL_SECONDS": "0.1",
+    "LAUNCH_LEASE_SECONDS": "3",
 }
 for _key, _value in _defaults.items():
     os.environ.setdefault(_key, _value)
