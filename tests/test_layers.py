@@ -32,8 +32,24 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "billing.templatetags",
         ),
     ),
-    ("inventory", ("provisioning",)),
+    # The launch requests' models are the app's models (one migrations folder): the costs'
+    # forecast counts approved launches from them.
+    ("inventory", ("provisioning", "provisioning.launches.models")),
     ("costs", ("billing.costs",)),
+    # Launch requests: quotes use prices and costs; their commands sit with them.
+    (
+        "launches",
+        (
+            "provisioning.launches",
+            "provisioning.management.commands.launch",
+            "provisioning.management.commands.requests",
+            "provisioning.management.commands.request",
+            "provisioning.management.commands.approve",
+            "provisioning.management.commands.reject",
+            "provisioning.management.commands.cancel",
+            "provisioning.management.commands.approval-policy",
+        ),
+    ),
     (
         "billing's jobs and pages",
         ("billing.tasks", "billing.views", "billing.urls", "billing.forms", "billing.management"),

@@ -104,3 +104,29 @@ def password_reset_send(
             "tunnel_user": settings.SIGNUP_TUNNEL_USER,
         },
     )
+
+
+def launch_review_request_send(
+    *, to: str, launch: Any, request_url: str, approvals_url: str
+) -> None:
+    """To one admin: a launch request waits for approval (its quote and why it waits)."""
+    _send(
+        "launch-review",
+        [to],
+        {
+            "launch": launch,
+            "request_url": request_url,
+            "approvals_url": approvals_url,
+            "cluster": settings.CLUSTER_NAME,
+        },
+    )
+
+
+def launch_decision_send(*, to: Sequence[str], launch: Any, request_url: str) -> None:
+    """To the requester (and the owner): approved, approved smaller (with the approver's note),
+    rejected, or expired without a decision."""
+    _send(
+        "launch-decision",
+        to,
+        {"launch": launch, "request_url": request_url, "cluster": settings.CLUSTER_NAME},
+    )

@@ -34,7 +34,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Sum
 
 from clusterweb import clock
@@ -130,16 +130,17 @@ def launch_advance(*, request_id: int) -> float | None:
     models = _models()
     if not models.LaunchRequest.objects.filter(pk=request_id, state__in=ACTIVE_STATES()).exists():
         return None
-    execution, _ = LaunchExecution.objects.get_or_create(request_id=request_id)
+    try:
+        execution, _ = LaunchExecution.objects.get_or_create(request_id=request_id)
+    except IntegrityError:  # a second delivery created it at the same moment
+        execution = LaunchExecution.objects.get(request_id=request_id)
     now = clock.now()
     token = secrets.token_hex(8)
     lease = timedelta(seconds=settings.LAUNCH_LEASE_SECONDS)
     claimed = (
         LaunchExecution.objects.filter(pk=execution.pk)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(
-            lease_until=now + timedelta(seconds=settings.LAUNCH_LEASE_SECONDS), lease_token=token
-        )
+        .update(lease_until=now + lease, lease_token=token)
     )
     if not claimed:
         return None
