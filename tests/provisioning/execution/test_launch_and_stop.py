@@ -1,0 +1,76 @@
+"""An approved Spark request becomes its own spot nodes with one worker each, and a stop removes
+everything it launched (against the AWS layer and the simulator, steps driven here)."""
+
+from __future__ import annotations
+
+import pytest
+
+from clusterweb.integrations import k8s
+from provisioning.launches import execution
+from provisioning.launches.execution_models import LaunchExecution
+from provisioning.models import Node
+from tests.provisioning.execution.conftest import phase_is, state_is
+
+pytestmark = [pytest.mark.django_db, pytest.mark.simulator_only]
+
+
+def test_an_approved_request_gets_its_own_tagged_labelled_tainted_nodes_and_workers(launches):
+    launch = launches.request(count=2)
+    launch = launches.drive(launch.pk, phase_is(execution.REGISTER))
+    assert launch.state == "launching"
+
+    instances = launches.instances(launch.pk)
+    assert len(instances) == 2
+    assert {i.lifecycle for i in instances} == {"spot"}
+    tags = instances[0].tags
+    assert tags["clusterweb:cluster"] == "sandbox"
+    assert tags["clusterweb:pool"] == "spark"
+    assert tags["clusterweb:owner"] == "bob"
+    assert tags["clusterweb:request"] == str(launch.pk)
+    assert "clusterweb:expires-at" in tags
+
+    kube = k8s.client_from_settings()
+    nodes = kube.nodes_list(f"clusterweb.io/request={launch.pk}")
+    assert len(nodes) == 2 and all(n.ready for n in nodes)
+    for node in nodes:
+        assert node.labels["clusterweb.io/owner"] == "bob"
+        assert node.labels["clusterweb.io/pool"] == "spark"
+        assert node.labels["clusterweb.io/capacity-type"] == "spot"
+        assert [str(t) for t in node.taints] == [f"clusterweb.io/request={launch.pk}:NoSchedule"]
+    # The Nodes page reads the inventory: the launch recorded its nodes itself.
+    recorded = Node.objects.filter(request=str(launch.pk))
+    assert recorded.count() == 2 and all(n.ready for n in recorded)
+
+    # One worker per node, only on this launch's nodes.
+    pods = launches.cloud.kube.core.list_namespaced_pod(
+        "spark", label_selector=f"clusterweb.io/request={launch.pk}"
+    ).items
+    assert len(pods) == 2
+    assert sorted(p.spec.node_name for p in pods) == sorted(n.name for n in nodes)
+
+    steps = [(s.name, s.state) for s in launch.steps.all()]
+    assert steps[:5] == [
+        ("Room", "done"),
+        ("Join credentials", "done"),
+        ("Capacity", "done"),
+        ("Join", "done"),
+        ("Workload", "done"),
+    ]
+
+
+def test_a_stop_removes_workload_instances_and_token_and_records_the_cost(launches):
+    launch = launches.request(count=1)
+    launch = launches.drive(launch.pk, phase_is(execution.REGISTER))
+    token_id = LaunchExecution.objects.get(request=launch).token_id
+    execution.launch_stop(launch.pk, by=launches.bob)
+    launch = launches.drive(launch.pk, state_is("stopped", "failed"))
+    assert launch.state == "stopped"
+    assert launch.stop_reason == "owner"
+    assert {i.state for i in launches.instances(launch.pk)} == {"terminated"}
+    kube = launches.cloud.kube
+    assert kube.apps.list_namespaced_deployment("spark").items[0].metadata.name == "spark-master"
+    secrets = kube.core.list_namespaced_secret("kube-system").items
+    assert f"bootstrap-token-{token_id}" not in {s.metadata.name for s in secrets}
+    done = LaunchExecution.objects.get(request=launch)
+    assert done.actual_cost is not None
+    assert Node.objects.get(request=str(launch.pk)).state == "terminated"
