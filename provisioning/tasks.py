@@ -63,3 +63,14 @@ def launches_sweep() -> dict:
     ids = execution.launches_sweep()
     sent = sum(enqueue(launch_advance, request_id) for request_id in ids)
     return {"overdue": len(ids), "enqueued": sent}
+
+
+@shared_task(name="provisioning.tasks.launch_ended_notify", bind=True, max_retries=5)
+def launch_ended_notify(self, request_id: int) -> None:
+    """A launch ended: email its requester the quote beside the actual cost (once)."""
+    from provisioning.launches import outcomes
+
+    try:
+        outcomes.launch_ended_notify(request_id=request_id)
+    except TransientError as exc:
+        raise self.retry(exc=exc, countdown=60) from None

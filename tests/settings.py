@@ -56,6 +56,9 @@ from clusterweb.settings import *  # noqa: E402, F403
 from clusterweb.settings import DATABASES  # noqa: E402
 
 TESTING = True
+# A worker subprocess a test starts against the simulator gets its kubeconfig here (KUBECONFIG
+# itself is dropped above, so a developer's own cluster is never reached from tests).
+KUBE_CONFIG_PATH = os.environ.get("CLUSTERWEB_TEST_KUBECONFIG", "")
 # The shared clock offset and the armed failpoints, read by every process of the run.
 CLOCK_FILE = os.environ["CLUSTERWEB_CLOCK_FILE"]
 FAILPOINTS = os.environ["CLUSTERWEB_FAILPOINTS"]

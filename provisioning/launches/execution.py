@@ -93,8 +93,6 @@ WAITING = (JOIN, REGISTER, TERMINATED)
 TRANSIENT_MAX = 8
 BACKOFF_FIRST_SECONDS = 5
 BACKOFF_CAP_SECONDS = 60  # far below Redis's visibility timeout (an hour)
-# A request whose next look is overdue by this much is one no task carries: the sweeper takes it.
-SWEEP_GRACE_SECONDS = 30
 
 
 def backoff(failures: int) -> float:
@@ -162,10 +160,10 @@ def ACTIVE_STATES() -> tuple[str, ...]:
 
 def launches_sweep(*, now: datetime | None = None) -> list[int]:
     """The ids of requests that should be moving and that no task carries: approved, launching
-    or stopping, with no live lease and a next look overdue by SWEEP_GRACE_SECONDS (or never
+    or stopping, with no live lease and a next look overdue by a lease's length (or never
     looked at). The caller enqueues them; a duplicate delivery is harmless (the lease)."""
     now = now or clock.now()
-    overdue = now - timedelta(seconds=SWEEP_GRACE_SECONDS)
+    overdue = now - timedelta(seconds=settings.LAUNCH_LEASE_SECONDS)
     models = _models()
     return list(
         models.LaunchRequest.objects.filter(state__in=ACTIVE_STATES())
@@ -413,18 +411,17 @@ def user_data(request: Any, capacity_type: str, token: str) -> str:
 
 def _credentials(run: Run) -> float:
     _step_begin(run)
-    now = clock.now()
-    deadline = now + _join_timeout()
+    # Valid for two join timeouts: the wait for the join starts only once the instances are
+    # launched (a fallback or a retried step may come first); the stop deletes it either way.
+    expiration = clock.now() + 2 * _join_timeout()
     token = bootstrap_token(run.request)
     user_data(run.request, run.execution.capacity_type or run.request.capacity_type, token)
     # The token outlives the wait for the join a little (clock skew between us and the API
     # server); the stop deletes it either way.
     _kube().bootstrap_token_create(
-        token,
-        deadline + timedelta(minutes=1),
-        description=f"Clusterweb launch request {run.request.pk}",
+        token, expiration, description=f"Clusterweb launch request {run.request.pk}"
     )
-    if run.goto(CAPACITY, token_id=token.split(".")[0], deadline=deadline):
+    if run.goto(CAPACITY, token_id=token.split(".")[0], deadline=None):
         _step_end(run, "done", f"bootstrap token {token.split('.')[0]} valid for the join")
     return 0
 
@@ -463,7 +460,8 @@ def _capacity(run: Run) -> float:
     found = _alive(aws.request_instances(settings.CLUSTER_NAME, str(request.pk)))
     if found:
         ids = [i.instance_id for i in found]
-        if run.goto(JOIN, instance_ids=ids, capacity_type=found[0].lifecycle):
+        deadline = clock.now() + _join_timeout()
+        if run.goto(JOIN, instance_ids=ids, capacity_type=found[0].lifecycle, deadline=deadline):
             _step_end(
                 run, "done", f"found {len(ids)} instance(s) already launched: {', '.join(ids)}"
             )
@@ -490,7 +488,8 @@ def _capacity(run: Run) -> float:
         return _fallback(run, capacity_type, exc)
     failpoint("launch.after_run_instances")
     ids = [i.instance_id for i in launched]
-    if run.goto(JOIN, instance_ids=ids, capacity_type=capacity_type):
+    deadline = clock.now() + _join_timeout()
+    if run.goto(JOIN, instance_ids=ids, capacity_type=capacity_type, deadline=deadline):
         _step_end(
             run,
             "done",
@@ -893,9 +892,10 @@ def _cost(run: Run) -> None:
 
 
 def _ended_notify(request_id: int) -> None:
-    from provisioning.launches import notifications
+    from clusterweb.tasking import enqueue
+    from provisioning import tasks
 
-    notifications.launch_ended_send(request_id=request_id)
+    enqueue(tasks.launch_ended_notify, request_id)
 
 
 STEPS = {
