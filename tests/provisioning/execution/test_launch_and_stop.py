@@ -3,11 +3,14 @@ everything it launched (against the AWS layer and the simulator, steps driven he
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from clusterweb.integrations import k8s
 from provisioning.launches import execution
 from provisioning.launches.execution_models import LaunchExecution
+from provisioning.launches.selectors import request_json
 from provisioning.models import Node
 from tests.provisioning.execution.conftest import phase_is, state_is
 
@@ -16,8 +19,10 @@ pytestmark = [pytest.mark.django_db, pytest.mark.simulator_only]
 
 def test_an_approved_request_gets_its_own_tagged_labelled_tainted_nodes_and_workers(launches):
     launch = launches.request(count=2)
-    launch = launches.drive(launch.pk, phase_is(execution.REGISTER))
-    assert launch.state == "launching"
+    launch = launches.drive(launch.pk, state_is("running", "failed", "stopping"))
+    assert launch.state == "running", launch.error
+    assert launch.running_at is not None
+    assert launch.expires_at == launch.running_at + timedelta(hours=2)
 
     instances = launches.instances(launch.pk)
     assert len(instances) == 2
@@ -27,7 +32,8 @@ def test_an_approved_request_gets_its_own_tagged_labelled_tainted_nodes_and_work
     assert tags["clusterweb:pool"] == "spark"
     assert tags["clusterweb:owner"] == "bob"
     assert tags["clusterweb:request"] == str(launch.pk)
-    assert "clusterweb:expires-at" in tags
+    # The backstop's tag now says running + hours.
+    assert tags["clusterweb:expires-at"] == launch.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     kube = k8s.client_from_settings()
     nodes = kube.nodes_list(f"clusterweb.io/request={launch.pk}")
@@ -48,19 +54,26 @@ def test_an_approved_request_gets_its_own_tagged_labelled_tainted_nodes_and_work
     assert len(pods) == 2
     assert sorted(p.spec.node_name for p in pods) == sorted(n.name for n in nodes)
 
+    # Running means registered: the Spark master lists both workers, from their pods' IPs.
+    status = kube.service_proxy_json("spark", "spark-master", "http", "json/")
+    alive = {w["host"] for w in status["workers"] if w["state"] == "ALIVE"}
+    assert {p.status.pod_ip for p in pods} <= alive
+
     steps = [(s.name, s.state) for s in launch.steps.all()]
-    assert steps[:5] == [
+    assert steps == [
         ("Room", "done"),
         ("Join credentials", "done"),
         ("Capacity", "done"),
         ("Join", "done"),
         ("Workload", "done"),
+        ("Workers registered", "done"),
     ]
+    assert request_json(launch)["urls"] == {"spark_ui": "http://127.0.0.1:8003/"}
 
 
 def test_a_stop_removes_workload_instances_and_token_and_records_the_cost(launches):
     launch = launches.request(count=1)
-    launch = launches.drive(launch.pk, phase_is(execution.REGISTER))
+    launch = launches.drive(launch.pk, state_is("running"))
     token_id = LaunchExecution.objects.get(request=launch).token_id
     execution.launch_stop(launch.pk, by=launches.bob)
     launch = launches.drive(launch.pk, state_is("stopped", "failed"))
@@ -74,3 +87,19 @@ def test_a_stop_removes_workload_instances_and_token_and_records_the_cost(launch
     done = LaunchExecution.objects.get(request=launch)
     assert done.actual_cost is not None
     assert Node.objects.get(request=str(launch.pk)).state == "terminated"
+    outcome = request_json(launch)["outcome"]
+    assert outcome["actual_cost"] == str(done.actual_cost)
+    assert outcome["expected_cost"] == str(launch.approved_expected_cost)
+    assert any("ran 0.0 h of the 2 h quoted" in r for r in outcome["reasons"]), outcome
+    # The workers left the master when their pods went.
+    status = k8s.client_from_settings().service_proxy_json("spark", "spark-master", "http", "json/")
+    assert not [w for w in status["workers"] if w["state"] == "ALIVE"]
+
+
+def test_a_stop_while_launching_removes_what_was_launched(launches):
+    launch = launches.request(count=1)
+    launch = launches.drive(launch.pk, phase_is(execution.JOIN))
+    execution.launch_stop(launch.pk, by=launches.alice)
+    launch = launches.drive(launch.pk, state_is("stopped"))
+    assert launch.stop_reason == "admin"
+    assert {i.state for i in launches.instances(launch.pk)} == {"terminated"}

@@ -19,8 +19,9 @@ from provisioning.launches import execution
 from provisioning.launches.models import LaunchRequest
 from sandbox.aws import wire
 from sandbox.services.celery_worker import CeleryWorker
+from tests.fixtures.personas import logged_in_client
 from tests.fixtures.services import SHARED_WORKERS, _worker_env
-from tests.provisioning.execution.conftest import phase_is, state_is
+from tests.provisioning.execution.conftest import state_is
 
 pytestmark = [pytest.mark.simulator_only, pytest.mark.django_db(transaction=True)]
 
@@ -132,23 +133,17 @@ def test_a_worker_killed_at_a_step_boundary_recovers_to_one_set_of_instances(
     # The dead worker's lease lapses; the sweeper (beat's job, run here) enqueues the request.
     time.sleep(settings.LAUNCH_LEASE_SECONDS + 0.5)
     wait_for(lambda: tasks.launches_sweep()["enqueued"] >= 1, "the sweep", workers)
-    done = phase_is(execution.REGISTER)
-    wait_for(
-        lambda: reached(launch.pk, lambda r: done(r) or r.state == "running"),
-        "the launch",
-        workers,
-        launches=launches,
-    )
+    wait_for(lambda: reached(launch.pk, state_is("running")), "running", workers, launches=launches)
 
     instances = launches.instances(launch.pk)
     assert len(instances) == 2
     tokens = run_instances_tokens(launches, since, launch.pk)
     assert len(tokens) == 1, tokens  # one launch reached EC2: recovery found it by its tag
-    assert LaunchRequest.objects.get(pk=launch.pk).state in ("launching", "running")
+    assert LaunchRequest.objects.get(pk=launch.pk).state == "running"
 
 
-def test_redis_down_loses_no_launch_and_no_stop(launches, workers, redis, client):
-    client.force_login(launches.alice)
+def test_redis_down_loses_no_launch_and_no_stop(launches, workers, redis, alice):
+    client = logged_in_client(alice)
     redis.stop()
     launch = launches.request(count=1)  # the enqueue after the commit fails: logged, not raised
     assert client.get("/nodes/").status_code == 200
@@ -156,7 +151,7 @@ def test_redis_down_loses_no_launch_and_no_stop(launches, workers, redis, client
     redis.start()
     workers.start()
     assert tasks.launches_sweep()["enqueued"] == 1
-    wait_for(lambda: reached(launch.pk, phase_is(execution.REGISTER)), "the launch", workers)
+    wait_for(lambda: reached(launch.pk, state_is("running")), "running", workers, launches=launches)
 
     redis.stop()
     stopped = execution.launch_stop(launch.pk, by=launches.bob)
