@@ -62,6 +62,9 @@ class SparkLaunchForm(forms.Form):
         self.owner_user: Any = None
         self.room = selectors.pool_room(pool)
         self.fields["instance_type"].choices = [(t, t) for t in pool.instance_types]
+        self.fields["instance_type"].error_messages["invalid_choice"] = (
+            f"%(value)s is not allowed in pool {pool.slug}: one of {', '.join(pool.instance_types)}"
+        )
         if pool.instance_types:
             self.fields["instance_type"].initial = pool.instance_types[0]
         # Bounds for the browser; ``clean`` checks them with the service's words.
@@ -71,8 +74,12 @@ class SparkLaunchForm(forms.Form):
         if pool.lifecycle != Lifecycle.SPOT:
             self.fields["capacity_type"].choices = [(Lifecycle.ON_DEMAND, "On-demand")]
             self.fields["capacity_type"].initial = Lifecycle.ON_DEMAND
+        # Not disabled where the pool forbids a fallback: asking for one anyway (the CLI's
+        # flag, a forged form) must be refused with the reason, not dropped.
         if not pool.on_demand_fallback:
-            self.fields["allow_on_demand_fallback"].disabled = True
+            self.fields[
+                "allow_on_demand_fallback"
+            ].help_text = f"Pool {pool.slug} does not allow a fallback to on-demand."
         # Not a disabled field: a collaborator's form naming someone else must be refused
         # (and said so), not quietly launched for them.
         self.fields["owner"].initial = getattr(user, "username", "")
