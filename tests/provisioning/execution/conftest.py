@@ -20,14 +20,33 @@ from clusterweb.integrations import aws as adapter
 from provisioning.launches import execution, services
 from provisioning.launches.models import LaunchRequest
 from provisioning.models import Pool
+from provisioning.services import pool_spec_clean, pools_store
 from sandbox.kube import CloudBridge
 from sandbox.kube.cluster import SPARK_NAMESPACE, spark_master_manifests
-from sandbox.pools import sandbox_pools_seed
+from sandbox.pools import launch_template_ensure, sandbox_pool_data
 from tests.billing.conftest import spot_point, spot_record
 from tests.fixtures.personas import user_for
 from tests.provisioning.conftest import Cloud
 
 TIMEOUT = 20.0
+IMAGE_ID = "ami-12c6146b"  # one of moto's built-in Amazon images
+
+
+def pools_with_templates() -> dict[str, Pool]:
+    """The sandbox's pools, the burst ones with a launch template each (as `sandbox_seed` makes
+    them, minus its search of moto's image catalogue, which takes seconds; a launch brings its
+    own user data)."""
+    specs = [pool_spec_clean(d) for d in sandbox_pool_data("eu-west-1")]
+    stored = [
+        pool_spec_clean(
+            {**spec.as_dict(), "launch_template_id": launch_template_ensure(spec, IMAGE_ID)}
+        )
+        if spec.kind == "burst"
+        else spec
+        for spec in specs
+    ]
+    pools_store(stored, username="test")
+    return {pool.slug: pool for pool in Pool.objects.all()}
 
 
 @dataclass
@@ -99,7 +118,7 @@ def launches(cloud: Cloud, settings, alice, bob) -> Launches:
     kube = cloud.kube
     kube.controllers()
     bridge = kube.cloud_bridge("sandbox", aws_env=cloud.aws.env(), interval=0.1).start()
-    pools = {pool.slug: pool for pool in sandbox_pools_seed()}
+    pools = pools_with_templates()
     at = clock.now() - timedelta(minutes=30)
     spot_record(*(spot_point("m5.xlarge", "0.08", at, f"eu-west-1{zone}") for zone in "abc"))
     # The Spark master, on an admin node, as `make run` has it (sandbox/kube/cluster.py).
