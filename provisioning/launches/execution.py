@@ -304,6 +304,7 @@ def _step_end(run: Run, state: str, detail: str = "") -> None:
 def _room(run: Run) -> float:
     models = _models()
     request = run.request
+    failpoint("launch.before_room")
     with transaction.atomic():
         # The pool's row lock serialises every room claim of the pool: two approved requests
         # cannot both see the same free nodes (PostgreSQL row lock; SQLite locks the database).

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from kubernetes.client.exceptions import ApiException
 
 from clusterweb import clock
@@ -24,8 +26,10 @@ from provisioning.services import pool_spec_clean, pools_store
 from sandbox.kube import CloudBridge
 from sandbox.kube.cluster import SPARK_NAMESPACE, spark_master_manifests
 from sandbox.pools import launch_template_ensure, sandbox_pool_data
+from sandbox.services.celery_worker import CeleryWorker
 from tests.billing.conftest import spot_point, spot_record
 from tests.fixtures.personas import user_for
+from tests.fixtures.services import SHARED_WORKERS, _worker_env
 from tests.provisioning.conftest import Cloud
 
 TIMEOUT = 20.0
@@ -129,3 +133,42 @@ def launches(cloud: Cloud, settings, alice, bob) -> Launches:
     kube.apps.create_namespaced_deployment(SPARK_NAMESPACE, deployment)
     kube.core.create_namespaced_service(SPARK_NAMESPACE, service)
     return Launches(cloud, bridge, pools, user_for(alice), user_for(bob))
+
+
+class Workers:
+    """Workers of this test, with the simulator's kubeconfig; the session's shared worker (if a
+    test before started it) is paused meanwhile so it cannot take these tasks."""
+
+    def __init__(self, folder: Path, env: dict[str, str]) -> None:
+        self.folder = folder
+        self.env = env
+        self.started: list[CeleryWorker] = []
+
+    def start(self) -> CeleryWorker:
+        worker = CeleryWorker(self.folder / f"worker-{len(self.started)}", self.env).start()
+        self.started.append(worker)
+        return worker
+
+    def stop(self) -> None:
+        for worker in self.started:
+            worker.stop()
+
+
+@pytest.fixture
+def workers(launches, redis, tmp_path) -> Iterator[Workers]:
+    paused = [w for w in SHARED_WORKERS if w.running()]
+    for worker in paused:
+        worker.stop()
+    env = {
+        **_worker_env(),
+        "REDIS_URL": settings.REDIS_URL,
+        "CLUSTERWEB_TEST_KUBECONFIG": str(launches.cloud.kube.kubeconfig_path),
+        "CLUSTER_NAME": "sandbox",
+        "KUBE_REQUEST_TIMEOUT": "5",
+        "S3_BUCKETS": "",
+    }
+    found = Workers(tmp_path, env)
+    yield found
+    found.stop()
+    for worker in paused:
+        worker.start()

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -18,53 +16,12 @@ from provisioning import tasks
 from provisioning.launches import execution
 from provisioning.launches.models import LaunchRequest
 from sandbox.aws import wire
-from sandbox.services.celery_worker import CeleryWorker
 from tests.fixtures.personas import logged_in_client
-from tests.fixtures.services import SHARED_WORKERS, _worker_env
-from tests.provisioning.execution.conftest import state_is
+from tests.provisioning.execution.conftest import Workers, state_is
 
 pytestmark = [pytest.mark.simulator_only, pytest.mark.django_db(transaction=True)]
 
 WAIT = 45.0
-
-
-class Workers:
-    """Workers of this test, with the simulator's kubeconfig; the session's shared worker (if a
-    test before started it) is paused meanwhile so it cannot take these tasks."""
-
-    def __init__(self, folder: Path, env: dict[str, str]) -> None:
-        self.folder = folder
-        self.env = env
-        self.started: list[CeleryWorker] = []
-
-    def start(self) -> CeleryWorker:
-        worker = CeleryWorker(self.folder / f"worker-{len(self.started)}", self.env).start()
-        self.started.append(worker)
-        return worker
-
-    def stop(self) -> None:
-        for worker in self.started:
-            worker.stop()
-
-
-@pytest.fixture
-def workers(launches, redis, tmp_path) -> Iterator[Workers]:
-    paused = [w for w in SHARED_WORKERS if w.running()]
-    for worker in paused:
-        worker.stop()
-    env = {
-        **_worker_env(),
-        "REDIS_URL": settings.REDIS_URL,
-        "CLUSTERWEB_TEST_KUBECONFIG": str(launches.cloud.kube.kubeconfig_path),
-        "CLUSTER_NAME": "sandbox",
-        "KUBE_REQUEST_TIMEOUT": "5",
-        "S3_BUCKETS": "",
-    }
-    found = Workers(tmp_path, env)
-    yield found
-    found.stop()
-    for worker in paused:
-        worker.start()
 
 
 def _recording_size(launches) -> int:
