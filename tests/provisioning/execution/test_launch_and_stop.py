@@ -4,6 +4,7 @@ everything it launched (against the AWS layer and the simulator, steps driven he
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -103,3 +104,24 @@ def test_a_stop_while_launching_removes_what_was_launched(launches):
     launch = launches.drive(launch.pk, state_is("stopped"))
     assert launch.stop_reason == "admin"
     assert {i.state for i in launches.instances(launch.pk)} == {"terminated"}
+
+
+def test_a_launch_s_cost_appears_in_the_month_s_figures(launches, shared_clock, capsys):
+    import json
+
+    from django.core.management import call_command
+
+    launch = launches.request(count=1, hours=2)
+    launch = launches.drive(launch.pk, state_is("running"))
+    shared_clock.advance(3600)  # an hour of running
+    execution.launch_stop(launch.pk, by=launches.bob)
+    launch = launches.drive(launch.pk, state_is("stopped"))
+    actual = LaunchExecution.objects.get(request=launch).actual_cost
+    # About an hour at the recorded spot price ($0.08/h), give or take the seconds around it.
+    assert Decimal("0.07") <= actual <= Decimal("0.09"), actual
+    call_command("cost", "--json")
+    month = json.loads(capsys.readouterr().out)
+    assert Decimal(month["by_owner"]["bob"]) >= actual
+    assert Decimal(month["by_pool"]["spark"]) >= actual
+    reasons = request_json(launch)["outcome"]["reasons"]
+    assert any("ran 1.0 h of the 2 h quoted" in r for r in reasons), reasons
