@@ -62,7 +62,9 @@ def launches_sweep() -> dict:
 
     ids = execution.launches_sweep()
     sent = sum(enqueue(launch_advance, request_id) for request_id in ids)
-    return {"overdue": len(ids), "enqueued": sent}
+    untold = execution.launches_unnotified()
+    mails = sum(enqueue(launch_ended_notify, request_id) for request_id in untold)
+    return {"overdue": len(ids), "enqueued": sent, "emails_enqueued": mails}
 
 
 @shared_task(name="provisioning.tasks.launch_ended_notify", bind=True, max_retries=5)

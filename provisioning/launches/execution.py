@@ -179,6 +179,20 @@ def launches_sweep(*, now: datetime | None = None) -> list[int]:
     )
 
 
+def launches_unnotified(*, now: datetime | None = None) -> list[int]:
+    """Launches that ended (stopped or failed) in the last day whose requester was not told yet
+    (the email's task was lost with the broker): the sweeper enqueues the email again."""
+    now = now or clock.now()
+    models = _models()
+    ended = (models.LaunchState.STOPPED, models.LaunchState.FAILED)
+    return list(
+        models.LaunchRequest.objects.filter(state__in=ended, ended_at__gte=now - timedelta(days=1))
+        .exclude(notified_state=F("state"))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
 # --- The engine ----------------------------------------------------------------------------------
 def _advance(request_id: int) -> float | None:
     models = _models()
