@@ -60,11 +60,18 @@ def launch_advance(request_id: int) -> None:
 def launches_sweep() -> dict:
     from provisioning.launches import execution
 
+    # Time limits first: a launch past its hours begins stopping, and the sweep below finds it.
+    ended = execution.launches_time_limit()
     ids = execution.launches_sweep()
     sent = sum(enqueue(launch_advance, request_id) for request_id in ids)
     untold = execution.launches_unnotified()
     mails = sum(enqueue(launch_ended_notify, request_id) for request_id in untold)
-    return {"overdue": len(ids), "enqueued": sent, "emails_enqueued": mails}
+    return {
+        "time_limit": len(ended),
+        "overdue": len(ids),
+        "enqueued": sent,
+        "emails_enqueued": mails,
+    }
 
 
 @shared_task(name="provisioning.tasks.launch_ended_notify", bind=True, max_retries=5)

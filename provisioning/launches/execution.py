@@ -179,6 +179,29 @@ def launches_sweep(*, now: datetime | None = None) -> list[int]:
     )
 
 
+def launches_time_limit(*, now: datetime | None = None) -> list[int]:
+    """Running launches past their time limit (``expires_at``) begin stopping with
+    ``stop_reason`` ``time_limit`` (CONVENTIONS: they end ``stopped``, not ``expired``).
+    Returns their ids; the caller enqueues their stop steps."""
+    now = now or clock.now()
+    models = _models()
+    ids = []
+    for pk in models.LaunchRequest.objects.filter(
+        state=models.LaunchState.RUNNING, expires_at__lte=now
+    ).values_list("pk", flat=True):
+        if _services().transition(
+            pk,
+            [models.LaunchState.RUNNING],
+            models.LaunchState.STOPPING,
+            source="task",
+            detail={"stop_reason": "time_limit"},
+            now=now,
+            stop_reason=models.StopReason.TIME_LIMIT,
+        ):
+            ids.append(pk)
+    return ids
+
+
 def launches_unnotified(*, now: datetime | None = None) -> list[int]:
     """Launches that ended (stopped or failed) in the last day whose requester was not told yet
     (the email's task was lost with the broker): the sweeper enqueues the email again."""
@@ -638,7 +661,11 @@ def _join(run: Run) -> float:
     return settings.LAUNCH_POLL_SECONDS
 
 
-def _workload(run: Run) -> float:
+def _workload(run: Run) -> float | None:
+    if run.request.kind != "spark":
+        # GPU nodes and Jupyter servers bring their own workload (later issues): their nodes
+        # being Ready is what running means here.
+        return _running(run, f"{run.count} node(s) Ready")
     _step_begin(run)
     applied = _kube().deployment_apply(
         spark.NAMESPACE, spark.worker_deployment(run.request.pk, run.count)

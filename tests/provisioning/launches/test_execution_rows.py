@@ -107,3 +107,19 @@ def test_a_failed_launch_tells_what_went_wrong_in_plain_words(
     assert "failed" in message.subject
     assert "What went wrong: AWS had no capacity for this launch" in message.text()
     assert "everything it had started was removed" in message.text()
+
+
+def test_a_launch_past_its_hours_begins_stopping_with_time_limit(
+    pools, spot_prices, alice_user, bob_user
+):
+    launch = approved(alice_user, bob_user, 1)
+    assert services.transition(launch.pk, ["approved"], "launching", source="task")
+    now = clock.now()
+    assert services.transition(
+        launch.pk, ["launching"], "running", source="task", expires_at=now + timedelta(hours=3)
+    )
+    assert execution.launches_time_limit(now=now + timedelta(hours=2)) == []
+    assert execution.launches_time_limit(now=now + timedelta(hours=3)) == [launch.pk]
+    launch.refresh_from_db()
+    assert launch.state == "stopping" and launch.stop_reason == "time_limit"
+    assert launch.pk in execution.launches_sweep(now=now + timedelta(hours=3))
