@@ -80,7 +80,7 @@ def test_a_worker_killed_at_a_step_boundary_recovers_to_one_set_of_instances(
     launches, workers, failpoints, point
 ):
     since = _recording_size(launches)
-    failpoints.arm(point, "crash")
+    failpoints.arm(point, "kill")  # SIGKILL, sent by the worker to itself at that point
     first = workers.start()
     launch = launches.request(count=2)  # approved: enqueued after the commit
     wait_for(lambda: not first.running(), f"the worker dying at {point}", workers)
