@@ -13,6 +13,7 @@ from provisioning.launches import execution
 from provisioning.launches.execution_models import LaunchExecution
 from provisioning.launches.selectors import request_json
 from provisioning.models import Node
+from tests.fixtures.kube import pod_manifest, wait_until
 from tests.provisioning.execution.conftest import phase_is, state_is
 
 pytestmark = [pytest.mark.django_db, pytest.mark.simulator_only]
@@ -54,6 +55,19 @@ def test_an_approved_request_gets_its_own_tagged_labelled_tainted_nodes_and_work
     ).items
     assert len(pods) == 2
     assert sorted(p.spec.node_name for p in pods) == sorted(n.name for n in nodes)
+
+    # Nothing else runs there: a pod aimed at the launch's nodes without its toleration stays
+    # Pending, refused by their taint.
+    ns = launches.cloud.kube.namespace()
+    intruder = pod_manifest("intruder")
+    intruder["spec"]["nodeSelector"] = {"clusterweb.io/request": str(launch.pk)}
+    launches.cloud.kube.core.create_namespaced_pod(ns, intruder)
+    found = wait_until(
+        launches.cloud.kube.core.list_namespaced_pod,
+        ns,
+        until=lambda p: "untolerated taint" in str(p.get("intruder", {}).get("status")),
+    )
+    assert found["intruder"]["spec"].get("nodeName") is None
 
     # Running means registered: the Spark master lists both workers, from their pods' IPs.
     status = kube.service_proxy_json("spark", "spark-master", "http", "json/")
