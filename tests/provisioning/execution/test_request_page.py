@@ -50,3 +50,16 @@ def test_a_stop_without_csrf_changes_nothing(launches, bob):
     assert forged.post(f"/launches/{launch.pk}/stop/").status_code == 403
     launch.refresh_from_db()
     assert launch.state == "running"
+
+
+def test_the_nodes_page_offers_stop_on_a_launch_s_nodes(launches, bob, alice):
+    launch = launches.request(count=1)
+    launch = launches.drive(launch.pk, state_is("running"))
+    [instance] = launches.instances(launch.pk)
+    html = logged_in_client(bob).get("/nodes/").content.decode()
+    assert f'id="stop-{instance.instance_id}"' in html
+    assert f'action="/launches/{launch.pk}/stop/"' in html
+    response = logged_in_client(alice).post(f"/launches/{launch.pk}/stop/")
+    assert response.status_code == 302
+    launch.refresh_from_db()
+    assert launch.state == "stopping" and launch.stop_reason == "admin"
