@@ -427,7 +427,7 @@ def _load(request_id: Any) -> LaunchRequest:
 
 
 def _not_pending(launch: LaunchRequest, verb: str) -> LaunchStateError:
-    launch.refresh_from_db(fields=["state", "decided_by_username"])
+    launch.refresh_from_db(fields=["state", "decided_by_username", "decided_at"])
     who = f" by {launch.decided_by_username}" if launch.decided_by_username else ""
     return LaunchStateError(
         f"request {launch.pk} is {launch.state}{who if launch.decided_at else ''}: only a "
