@@ -133,7 +133,8 @@ def _request_context(request: HttpRequest, launch: LaunchRequest) -> dict[str, A
         "poll_seconds": POLL_SECONDS,
         "can_cancel": launch.state in services.CANCELLABLE_STATES
         and (own or is_admin(request.user)),
-        "decision": _decision(launch) if is_admin(request.user) else None,
+        # An admin's decision part quotes again: on the full page only, never on each poll.
+        "decision": _decision(launch) if is_admin(request.user) and not request.htmx else None,
         "approval_deadline": launch.created_at + timedelta(hours=settings.LAUNCH_APPROVAL_HOURS),
         # Issue 18: instances, Stop, cost so far, quote against actual, how to use the workers.
         **execution_context(request, launch),
