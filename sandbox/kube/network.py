@@ -6,8 +6,10 @@ the node's ``spec.podCIDR``, one /24 per node, ``.1`` for the ``cni0`` bridge; "
 Networking", "The Kubernetes network model": every pod gets its own cluster-wide unique IP). Here
 the ranges are carved from **127.0.0.0/8**, which Linux routes to the loopback interface with no
 set-up, so a stand-in process of a pod (see ``runtime.py``) can bind the pod's own address and
-anything on the machine can connect to it: node *k* gets ``127.X.Y.0/24`` (from ``127.1.0.0``
-on; ``127.0.0.0/16`` is left to the machine's own services), pods get ``.2``-``.254``. An
+anything on the machine can connect to it: each node gets a ``127.X.Y.0/24`` (anywhere from
+``127.1.0.0``; ``127.0.0.0/16`` is left to the machine's own services), reserved machine-wide
+so that two simulators on one machine never share one (``LOCK_DIR``), and its pods get
+``.2``-``.254``. An
 address is unique among live pods and is released when the pod is deleted or has finished
 (phase Succeeded or Failed: the CNI's DEL runs when the pod sandbox is torn down). A pod with
 ``hostNetwork: true`` uses its node's address, as on a real node.
@@ -24,8 +26,12 @@ A Service without a selector, or one whose pods are none of them ready, has no e
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import ipaddress
+import os
 import random
+import tempfile
 from typing import Any
 
 from . import errors as E
@@ -38,6 +44,11 @@ _FIRST_BLOCK = 256
 _LAST_BLOCK = 65535  # 127.255.255.0/24
 _FIRST_HOST = 2  # .1 is the node's cni0 bridge
 _LAST_HOST = 254
+# Loopback is one for the whole machine: several simulators (make run, test runs in other
+# checkouts) must not hand out the same addresses. A node's /24 is reserved machine-wide by an
+# exclusive flock on a file named after it, held while the range is in use and released with the
+# descriptor (also when the process dies).
+LOCK_DIR = os.path.join(tempfile.gettempdir(), "clusterweb-kube-sim-pod-ranges")
 
 
 def is_loopback_pod_ip(ip: str) -> bool:
@@ -54,24 +65,44 @@ class PodNetwork:
 
     def __init__(self) -> None:
         self._blocks: dict[str, int] = {}  # node -> block index
-        self._free_blocks: list[int] = []
-        self._next_block = _FIRST_BLOCK
+        self._locks: dict[int, int] = {}  # block index -> the descriptor holding its flock
+        # Start somewhere random, so that two simulators rarely even try the same ranges.
+        self._next_block = random.randrange(_FIRST_BLOCK, _LAST_BLOCK + 1)
         self._by_pod: dict[tuple[str, str], str] = {}  # (namespace, name) -> ip
         self._used: dict[str, set[int]] = {}  # node -> host numbers in use
+        self._gone: set[str] = set()  # deleted nodes whose range still has addresses in use
 
     def clear(self) -> None:
+        """Forget every address and give every range back."""
+        for fd in self._locks.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
         self.__init__()  # type: ignore[misc]
+
+    def _reserve(self, block: int) -> bool:
+        os.makedirs(LOCK_DIR, exist_ok=True)
+        path = os.path.join(LOCK_DIR, f"127.{block >> 8}.{block & 255}.0-24")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._locks[block] = fd
+        return True
 
     def _block(self, node: str) -> int:
         block = self._blocks.get(node)
         if block is None:
-            if self._free_blocks:
-                block = self._free_blocks.pop(0)
+            size = _LAST_BLOCK - _FIRST_BLOCK + 1
+            for _ in range(size):
+                candidate = self._next_block
+                self._next_block = _FIRST_BLOCK + (candidate + 1 - _FIRST_BLOCK) % size
+                if candidate not in self._locks and self._reserve(candidate):
+                    block = candidate
+                    break
             else:
-                if self._next_block > _LAST_BLOCK:
-                    raise RuntimeError("the simulated pod network has no /24 left for a node")
-                block = self._next_block
-                self._next_block += 1
+                raise RuntimeError("the simulated pod network has no /24 left for a node")
             self._blocks[node] = block
         return block
 
@@ -113,16 +144,22 @@ class PodNetwork:
         for node, node_block in self._blocks.items():
             if node_block == block:
                 self._used.get(node, set()).discard(octets[3])
+                if node in self._gone:
+                    self.node_gone(node)
                 break
 
     def node_gone(self, node: str) -> None:
         """A deleted node's range is free again once none of its addresses is in use."""
         if self._used.get(node):
+            self._gone.add(node)
             return
+        self._gone.discard(node)
         block = self._blocks.pop(node, None)
         self._used.pop(node, None)
-        if block is not None:
-            self._free_blocks.append(block)
+        fd = self._locks.pop(block, None) if block is not None else None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def address_of(self, key: tuple[str, str]) -> str | None:
         return self._by_pod.get(key)

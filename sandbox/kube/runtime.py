@@ -46,7 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .standins import standin_for
+from .standins import resolves_services, standin_for
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +106,10 @@ class Runtime:
         self.on_change = on_change
         self.probe_interval = probe_interval
         self.probe_period = probe_period
-        # Extra environment for every stand-in (the simulator's resolver, timing controls).
+        # Extra environment for every stand-in (the API's address, timing controls), and for
+        # those that resolve Service names only (the simulator's resolver and its token).
         self.environment: dict[str, str] = {}
+        self.resolver_environment: dict[str, str] = {}
         self._lock = threading.Lock()
         self._processes: dict[tuple[str, str, str], Process] = {}
         self._dir: str | None = None
@@ -175,6 +177,7 @@ class Runtime:
             "HOME": directory,
             "LANG": "C.UTF-8",
             **self.environment,
+            **(self.resolver_environment if resolves_services(argv) else {}),
             **env,
         }
         log_path = os.path.join(directory, f"{key[0]}_{key[1]}_{name}.log")

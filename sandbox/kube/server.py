@@ -861,13 +861,12 @@ class KubeSimulator:
             controllers = Controllers(self.store, options, **timings)
             # What a pod finds in its environment about the API (the "kubernetes" Service),
             # and the stand-ins' way to resolve Service names through the simulator.
-            controllers.kubelet.runtime.environment.update(
-                {
-                    "KUBERNETES_SERVICE_HOST": self.host,
-                    "KUBERNETES_SERVICE_PORT": str(self._port),
-                    "CLUSTERWEB_KUBE_API": self.url,
-                    "CLUSTERWEB_KUBE_TOKEN": self.token,
-                }
+            runtime = controllers.kubelet.runtime
+            runtime.environment.update(
+                {"KUBERNETES_SERVICE_HOST": self.host, "KUBERNETES_SERVICE_PORT": str(self._port)}
+            )
+            runtime.resolver_environment.update(
+                {"CLUSTERWEB_KUBE_API": self.url, "CLUSTERWEB_KUBE_TOKEN": self.token}
             )
             self.controllers = controllers.start()
         return self.controllers

@@ -194,6 +194,7 @@ class Kubelet(Controller):
 
     def stop(self) -> None:
         self.runtime.stop_all()
+        self.network.clear()  # the node ranges go back to the machine
 
     def resync(self) -> None:
         entries = self.store.list_entries(PODS, "").items
@@ -775,6 +776,7 @@ class Kubelet(Controller):
             )
             out["restartCount"] = int(old.get("restartCount", 0)) + 1
             out["lastState"] = {"terminated": terminated}
+            out["containerID"] = "containerd://" + _digest(f"{uid}/{name}/{crash.runs}")
             image = c.get("image", "")
             events += [
                 ("Normal", "Pulled", f'Container image "{image}" already present on machine'),

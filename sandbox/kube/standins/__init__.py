@@ -67,3 +67,9 @@ def standin_for(container: dict[str, Any]) -> list[str] | None:
             if arg == SPARK_WORKER_CLASS:
                 return [str(SPARK), "worker", *argv[index + 1 :]]
     return None
+
+
+def resolves_services(argv: list[str]) -> bool:
+    """Whether the stand-in looks Service names up through the simulator (its workers do; it
+    then gets the simulator's URL and a token for ``/_simulator/resolve``)."""
+    return bool(argv) and argv[0] == str(SPARK)

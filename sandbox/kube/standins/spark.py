@@ -25,17 +25,17 @@ timeout, ``timeOutDeadWorkers``); it is then ``DEAD`` (no longer counted in ``al
 A heartbeat from a worker it dropped asks it to register again (``ReconnectWorker``); a second
 registration of a live worker id is refused (``Duplicate worker ID``).
 
-**Worker** (``deploy/worker/Worker.scala``, ``WorkerArguments.scala``): registers with the
-master named on its command line (several ``spark://`` URLs separated by commas: the first that
-answers), resolving a Service name (``NAME``, ``NAME.NAMESPACE``, ``NAME.NAMESPACE.svc``,
-``...svc.cluster.local``) through the simulator as cluster DNS and kube-proxy would: to a ready
-pod behind the Service (``CLUSTERWEB_KUBE_API``, ``/_simulator/resolve``). It retries
-registration at Spark's intervals (6 attempts about 10 s apart, then about 60 s apart; 16 in all,
-then "All masters are unresponsive! Giving up." and exit 1), scaled by ``spark.worker.timeout /
-60``, and heartbeats every quarter of the timeout. Cores: ``--cores``/``SPARK_WORKER_CORES``,
-else the container's CPU limit (rounded up) or its node's CPUs, as the JVM sees its cgroup;
-memory: ``--memory``/``SPARK_WORKER_MEMORY``, else that memory less 1 GiB (at least 512 MiB),
-as ``Utils.inferDefaultMemory``. Its own web UI (``--webui-port``, 8081) serves ``/json`` as
+**Worker** (``deploy/worker/Worker.scala``, ``WorkerArguments.scala``): registers with the master
+named on its command line (several ``spark://`` URLs separated by commas: the first that answers),
+resolving a Service name (``NAME``, ``NAME.NAMESPACE``, ``NAME.NAMESPACE.svc``,
+``...svc.cluster.local``) through the simulator as cluster DNS and kube-proxy would: to a ready pod
+behind the Service (``CLUSTERWEB_KUBE_API``, ``/_simulator/resolve``). It retries registration at
+Spark's intervals (6 attempts about 10 s apart, then about 60 s apart; 16 in all, then "All masters
+are unresponsive! Giving up." and exit 1), scaled by ``spark.worker.timeout / 60`` (at least 0.1),
+and heartbeats every quarter of the timeout. Cores: ``--cores`` or ``SPARK_WORKER_CORES``, else the
+container's CPU limit (rounded up) or its node's CPUs, as the JVM sees its cgroup; memory:
+``--memory``/``SPARK_WORKER_MEMORY``, else that memory less 1 GiB (at least 512 MiB), as
+``Utils.inferDefaultMemory``. Its own web UI (``--webui-port``, 8081) serves ``/json`` as
 ``writeWorkerState``.
 
 ``spark.worker.timeout`` comes from ``-Dspark.worker.timeout=N`` in ``SPARK_MASTER_OPTS`` /
@@ -484,8 +484,10 @@ class Worker:
         }
 
     def interval(self, attempt: int) -> float:
-        """Worker.scala's registration retry intervals, scaled by timeout / 60."""
-        scale = self.timeout / DEFAULT_TIMEOUT
+        """Worker.scala's registration retry intervals, scaled by timeout / 60 (but never below
+        a tenth of them: a short timeout in tests must not make a worker give up on a master
+        that is a little slow to start)."""
+        scale = max(self.timeout / DEFAULT_TIMEOUT, 0.1)
         base = 10 if attempt < INITIAL_REGISTRATION_RETRIES else 60
         return base * scale * random.uniform(0.5, 1.5)
 

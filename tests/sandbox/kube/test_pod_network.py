@@ -136,3 +136,21 @@ def test_addresses_stay_unique_among_live_pods_whatever_the_order(
         assert len(set(ips)) == len(ips)
         for pod_node, ip in live.values():
             assert ipaddress.ip_address(ip) in ipaddress.ip_network(network.subnet(pod_node))
+    network.clear()  # give the node ranges back to the machine
+
+
+def test_two_simulators_on_one_machine_never_share_a_node_range() -> None:
+    first, second = PodNetwork(), PodNetwork()
+    try:
+        first_ranges = {first.subnet(f"a{i}") for i in range(20)}
+        second_ranges = {second.subnet(f"b{i}") for i in range(20)}
+        assert len(first_ranges) == len(second_ranges) == 20
+        assert not first_ranges & second_ranges
+        octets = [int(part) for part in first.subnet("a0").split("/")[0].split(".")]
+        block = (octets[1] << 8) + octets[2]
+        assert not second._reserve(block)  # held by the first
+        first.node_gone("a0")  # no address in use: the range goes back to the machine
+        assert second._reserve(block)
+    finally:
+        first.clear()
+        second.clear()

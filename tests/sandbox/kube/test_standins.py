@@ -231,7 +231,7 @@ def test_a_killed_worker_is_dropped_at_once_and_its_restarted_container_register
 def test_a_silent_worker_is_dropped_after_the_heartbeat_timeout_and_rejoins_when_it_speaks(
     kube: Kube,
 ) -> None:
-    kube.controllers(spark_worker_timeout=0.5)
+    kube.controllers(spark_worker_timeout=1.0)
     kube.node(allocatable={"cpu": "8", "memory": "32Gi", "pods": "110"})
     ns = kube.namespace()
     master = spark_cluster(kube, ns, workers=1, master_url=f"spark://spark-master.{ns}.svc:7077")
@@ -318,6 +318,11 @@ def test_a_killed_container_restarts_with_its_exit_recorded_then_backs_off(kube:
     wait_until(kube.core.list_namespaced_pod, ns, until=lambda p: is_ready(p.get("master", {})))
     assert kube.simulator is not None
     first_pid = kube.simulator.container_pid(ns, "master", "spark-master")
+    first_id = (
+        kube.core.read_namespaced_pod("master", ns, _request_timeout=TIMEOUT)
+        .status.container_statuses[0]
+        .container_id
+    )
 
     assert kube.simulator.kill_container(ns, "master", "spark-master")
 
@@ -330,8 +335,9 @@ def test_a_killed_container_restarts_with_its_exit_recorded_then_backs_off(kube:
     )["master"]
     status = container_status(pod)
     last = status["lastState"]["terminated"]
-    assert (last["exitCode"], last["reason"]) == (137, "Error")
+    assert (last["exitCode"], last["reason"], last["containerID"]) == (137, "Error", first_id)
     assert "running" in status["state"]
+    assert status["containerID"] != first_id  # another container
     assert kube.simulator.container_pid(ns, "master", "spark-master") not in (None, first_pid)
     assert not pid_alive(first_pid)
     counts = event_counts(kube, ns, "master")
@@ -581,3 +587,97 @@ def test_a_notebook_answers_the_hubs_check_on_its_pod_address_and_sends_browsers
     assert "client_id=jupyterhub-user-bob" in location
     assert "redirect_uri=%2Fuser%2Fbob%2Foauth_callback" in location
     connection.close()
+
+
+def master_pod(node: str, ns: str, name: str = "master", **probes: Any) -> dict[str, Any]:
+    deployment, _ = spark_master_manifests(ns)
+    container = copy.deepcopy(deployment["spec"]["template"]["spec"]["containers"][0])
+    container.update(probes)
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {"nodeName": node, "containers": [container]},
+    }
+
+
+def test_a_container_failing_its_liveness_probe_is_killed_and_restarted(kube: Kube) -> None:
+    kube.controllers()
+    node = kube.node()
+    ns = kube.namespace()
+    probe = {"httpGet": {"path": "/no/such/page", "port": 8080}, "failureThreshold": 1}
+    kube.core.create_namespaced_pod(
+        ns, master_pod(node, ns, livenessProbe=probe), _request_timeout=TIMEOUT
+    )
+
+    pod = wait_until(
+        kube.core.list_namespaced_pod,
+        ns,
+        until=lambda p: container_status(p.get("master", {})).get("restartCount", 0) >= 1,
+    )["master"]
+
+    assert container_status(pod)["lastState"]["terminated"]["exitCode"] == 137
+    found = events_of(kube, ns, "master")
+    assert (
+        "Unhealthy",
+        f'Liveness probe failed: Get "http://{pod["status"]["podIP"]}:8080/no/such/page": failed',
+    ) in found
+    assert ("Killing", "Container spark-master failed liveness probe, will be restarted") in found
+
+
+def test_a_ready_container_whose_readiness_probe_keeps_failing_becomes_unready_and_recovers(
+    kube: Kube,
+) -> None:
+    kube.controllers()
+    node = kube.node()
+    ns = kube.namespace()
+    probe = {"httpGet": {"path": "/json/", "port": "http"}, "timeoutSeconds": 1}
+    kube.core.create_namespaced_pod(
+        ns, master_pod(node, ns, readinessProbe=probe), _request_timeout=TIMEOUT
+    )
+    wait_until(kube.core.list_namespaced_pod, ns, until=lambda p: is_ready(p.get("master", {})))
+    assert kube.simulator is not None
+    pid = kube.simulator.container_pid(ns, "master", "spark-master")
+    assert pid is not None
+
+    os.kill(pid, signal.SIGSTOP)  # the port still accepts (backlog), nothing answers
+    try:
+        pod = wait_until(
+            kube.core.list_namespaced_pod,
+            ns,
+            until=lambda p: not is_ready(p["master"]),
+            timeout=20,
+        )["master"]
+        assert container_status(pod)["restartCount"] == 0  # unready, not restarted
+        assert any(r == "Unhealthy" for r, _ in events_of(kube, ns, "master"))
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+    wait_until(kube.core.list_namespaced_pod, ns, until=lambda p: is_ready(p["master"]))
+
+
+def test_a_stand_in_can_be_killed_over_http_by_another_process(kube: Kube) -> None:
+    kube.controllers()
+    node = kube.node()
+    ns = kube.namespace()
+    kube.core.create_namespaced_pod(ns, master_pod(node, ns), _request_timeout=TIMEOUT)
+    wait_until(kube.core.list_namespaced_pod, ns, until=lambda p: is_ready(p.get("master", {})))
+
+    status, _, _ = kube.request(
+        "POST",
+        "/_simulator/kill-container",
+        {"namespace": ns, "pod": "master", "container": "spark-master"},
+    )
+    missing, _, body = kube.request(
+        "POST",
+        "/_simulator/kill-container",
+        {"namespace": ns, "pod": "nobody", "container": "spark-master"},
+    )
+
+    assert status == 200
+    assert missing == 404 and body["reason"] == "NotFound"
+    wait_until(
+        kube.core.list_namespaced_pod,
+        ns,
+        until=lambda p: container_status(p["master"]).get("restartCount") == 1,
+    )
