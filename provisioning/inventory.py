@@ -571,17 +571,19 @@ def instances_record(
         except IntegrityError:  # the sync created it between our read and our insert
             _instance_record(instance, Node.objects.get(instance_id=instance.instance_id), now)
         kube_node = by_instance.get(instance.instance_id)
-        if kube_node is None:
-            continue
         with transaction.atomic():
             node = Node.objects.select_for_update().get(instance_id=instance.instance_id)
-            values: dict[str, Any] = {
-                "node_name": kube_node.name,
-                "ready": kube_node.ready,
-                "cpu": kube_node.cpu.quantize(CPU_PLACES),
-                "memory_bytes": kube_node.memory,
-                "gpus": kube_node.gpu,
-            }
+            if kube_node is None:
+                # No node (yet, or any more): as the sync records a node that left the cluster.
+                values: dict[str, Any] = {"ready": None}
+            else:
+                values = {
+                    "node_name": kube_node.name,
+                    "ready": kube_node.ready,
+                    "cpu": kube_node.cpu.quantize(CPU_PLACES),
+                    "memory_bytes": kube_node.memory,
+                    "gpus": kube_node.gpu,
+                }
             changed = [k for k, v in values.items() if getattr(node, k) != v]
             if not changed:
                 continue
@@ -596,5 +598,6 @@ def instances_record(
                     _readiness(old),
                     _readiness(node.ready),
                     now,
-                    f"Kubernetes node {node.node_name}",
+                    f"Kubernetes node {node.node_name}"
+                    + (" left the cluster" if node.ready is None else ""),
                 )

@@ -852,8 +852,13 @@ def _terminated(run: Run) -> float:
         aws.instances_terminate(again)
         _step_note(run, f"{len(left)} instance(s) not terminated yet")
         return settings.LAUNCH_POLL_SECONDS
+    if nodes and not _past(run.execution.deadline):
+        # The cloud controller deletes a terminated instance's Node shortly after: wait for it,
+        # so the launch leaves no Node behind (past the deadline, the inventory records the rest).
+        _step_note(run, f"{len(nodes)} node(s) still registered")
+        return settings.LAUNCH_POLL_SECONDS
     if run.goto(STOP_CREDENTIALS, deadline=None):
-        _step_end(run, "done", f"{len(instances)} instance(s) terminated")
+        _step_end(run, "done", f"{len(instances)} instance(s) terminated, their nodes gone")
     return 0
 
 

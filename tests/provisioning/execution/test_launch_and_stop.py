@@ -101,7 +101,9 @@ def test_a_stop_removes_workload_instances_and_token_and_records_the_cost(launch
     assert f"bootstrap-token-{token_id}" not in {s.metadata.name for s in secrets}
     done = LaunchExecution.objects.get(request=launch)
     assert done.actual_cost is not None
-    assert Node.objects.get(request=str(launch.pk)).state == "terminated"
+    row = Node.objects.get(request=str(launch.pk))
+    assert row.state == "terminated" and row.ready is None  # its Node left the cluster
+    assert k8s.client_from_settings().nodes_list(f"clusterweb.io/request={launch.pk}") == []
     outcome = request_json(launch)["outcome"]
     assert outcome["actual_cost"] == str(done.actual_cost)
     assert outcome["expected_cost"] == str(launch.approved_expected_cost)
