@@ -14,12 +14,19 @@ REPO = Path(__file__).resolve().parents[2]
 
 class CeleryWorker:
     def __init__(
-        self, workdir: Path, env: dict[str, str], *, beat: bool = False, concurrency: int = 1
+        self,
+        workdir: Path,
+        env: dict[str, str],
+        *,
+        beat: bool = False,
+        concurrency: int = 1,
+        queues: str = "",
     ) -> None:
         self.dir = Path(workdir)
         self.env = env
         self.beat = beat
         self.concurrency = concurrency
+        self.queues = queues  # "a,b": consume these queues only (default: Celery's "celery")
         self.process: ManagedProcess | None = None
 
     def start(self, timeout: float = 30.0) -> CeleryWorker:
@@ -44,6 +51,8 @@ class CeleryWorker:
             if self.concurrency == 1
             else ["-P", "prefork", "-c", str(self.concurrency)]
         )
+        if self.queues:
+            argv += ["-Q", self.queues]
         if self.beat:
             argv += ["--beat", "--schedule", str(self.dir / "beat-schedule")]
         self.process = ManagedProcess(

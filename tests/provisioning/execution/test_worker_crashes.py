@@ -12,8 +12,7 @@ import pytest
 from django.conf import settings
 
 from clusterweb.tasking import enqueue
-from provisioning import tasks
-from provisioning.launches import execution
+from provisioning.launches import execution, tasks
 from provisioning.launches.models import LaunchRequest
 from sandbox.aws import wire
 from tests.fixtures.personas import logged_in_client
