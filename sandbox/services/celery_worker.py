@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -70,8 +71,11 @@ class CeleryWorker:
             while time.monotonic() < deadline:
                 if self.process and not self.process.running():
                     raise RuntimeError("celery worker exited:\n" + self.process.log_tail())
-                if app.control.ping(timeout=0.2):
-                    return
+                # Right after a Redis restart a pooled connection raises (redis and kombu have
+                # their own types): ask again until the deadline.
+                with contextlib.suppress(Exception):
+                    if app.control.ping(timeout=0.2):
+                        return
             raise TimeoutError(
                 "celery worker not ready:\n" + (self.process.log_tail() if self.process else "")
             )

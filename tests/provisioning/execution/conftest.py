@@ -147,9 +147,9 @@ class Workers:
     def start(self) -> CeleryWorker:
         worker = CeleryWorker(
             self.folder / f"worker-{len(self.started)}", self.env, queues="celery,launches"
-        ).start()
-        self.started.append(worker)
-        return worker
+        )
+        self.started.append(worker)  # first: one that fails to answer is still stopped after
+        return worker.start()
 
     def stop(self) -> None:
         for worker in self.started:
