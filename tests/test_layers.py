@@ -34,7 +34,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     # The launch requests' models are the app's models (one migrations folder): the costs'
     # forecast counts approved launches from them.
-    ("inventory", ("provisioning", "provisioning.launches.models")),
+    (
+        "inventory",
+        ("provisioning", "provisioning.launches.models", "provisioning.launches.execution_models"),
+    ),
     ("costs", ("billing.costs",)),
     # Launch requests: quotes use prices and costs; their commands sit with them.
     (
@@ -47,6 +50,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "provisioning.management.commands.approve",
             "provisioning.management.commands.reject",
             "provisioning.management.commands.cancel",
+            "provisioning.management.commands.stop",
             "provisioning.management.commands.approval-policy",
         ),
     ),

@@ -109,6 +109,8 @@ TABLE = [
     ("launches:detail",    "POST", LOGIN, LOGIN, 405, 405),
     ("launches:cancel",    "GET",  LOGIN, LOGIN, 405, 405),
     ("launches:cancel",    "POST", LOGIN, LOGIN, 404, 404),
+    ("launches:stop",      "GET",  LOGIN, LOGIN, 405, 405),
+    ("launches:stop",      "POST", LOGIN, LOGIN, 404, 404),
     ("launches:approve",   "GET",  LOGIN, LOGIN, 405, 405),
     ("launches:approve",   "POST", LOGIN, LOGIN, 403, 404),
     ("launches:reject",    "GET",  LOGIN, LOGIN, 405, 405),
@@ -130,6 +132,7 @@ KWARGS: dict[str, dict] = {
     "provisioning:pool_edit": {"slug": "no-such-pool"},
     "launches:detail": {"pk": 999999},
     "launches:cancel": {"pk": 999999},
+    "launches:stop": {"pk": 999999},
     "launches:approve": {"pk": 999999},
     "launches:reject": {"pk": 999999},
 }

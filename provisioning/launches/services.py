@@ -395,8 +395,17 @@ def request_launch(
                 approved_expected_cost=quote.expected_cost,
                 approved_max_cost=quote.max_cost,
             )
+            _execution_enqueue(launch.pk)
     launch.refresh_from_db()
     return launch
+
+
+def _execution_enqueue(request_id: int) -> None:
+    """An approved request is carried out by the execution's steps (issue 18), after the
+    commit; if the broker is down, the launch sweeper starts it later."""
+    from provisioning.launches import tasks
+
+    enqueue_on_commit(tasks.launch_advance, request_id)
 
 
 # --- Decisions ----------------------------------------------------------------------------------
@@ -503,6 +512,7 @@ def approve(
         if not claimed:
             raise _not_pending(launch, "approved")
         enqueue_on_commit(_tasks().launch_requester_notify, launch.pk)
+        _execution_enqueue(launch.pk)
     launch.refresh_from_db()
     return launch
 

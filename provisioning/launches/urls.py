@@ -3,7 +3,7 @@
 
 from django.urls import path
 
-from provisioning.launches import views
+from provisioning.launches import execution_views, views
 
 app_name = "launches"
 urlpatterns = [
@@ -14,6 +14,7 @@ urlpatterns = [
     path("policy/", views.policy, name="policy"),
     path("<int:pk>/", views.detail, name="detail"),
     path("<int:pk>/cancel/", views.cancel, name="cancel"),
+    path("<int:pk>/stop/", execution_views.stop, name="stop"),
     path("<int:pk>/approve/", views.approve, name="approve"),
     path("<int:pk>/reject/", views.reject, name="reject"),
 ]

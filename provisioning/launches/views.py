@@ -20,6 +20,7 @@ from django_htmx.http import HttpResponseStopPolling
 from clusterweb.accounts.directory.selectors import usernames_with_a_role
 from clusterweb.permissions import admin_required, is_admin, member_required
 from provisioning.launches import quotes, selectors, services
+from provisioning.launches.execution_views import execution_context
 from provisioning.launches.forms import (
     ApprovalPolicyForm,
     ApproveForm,
@@ -137,6 +138,8 @@ def _request_context(request: HttpRequest, launch: LaunchRequest) -> dict[str, A
         # An admin's decision part quotes again: on the full page only, never on each poll.
         "decision": _decision(launch) if is_admin(request.user) and not request.htmx else None,
         "approval_deadline": launch.created_at + timedelta(hours=settings.LAUNCH_APPROVAL_HOURS),
+        # Issue 18: instances, Stop, cost so far, quote against actual, how to use the workers.
+        **execution_context(request, launch),
     }
 
 

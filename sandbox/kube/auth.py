@@ -41,6 +41,10 @@ PRODUCT_RULES: tuple[dict[str, Any], ...] = (
         "verbs": ["create", "delete", "get", "update"],
     },
     {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["patch"]},
+    # Launches (issue 18): a bootstrap token Secret per launch in kube-system, and the Spark
+    # master's JSON status read through the API server's service proxy.
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "delete"]},
+    {"apiGroups": [""], "resources": ["services/proxy"], "verbs": ["get"]},
 )
 
 # zero-to-jupyterhub's hub Role (namespaced: the hub's own namespace).

@@ -307,10 +307,15 @@ def account_disable(
         from provisioning.launches.services import cancel_pending_for
 
         launches = cancel_pending_for(uid, actor=actor, source=_source(request, source))
+        # Their launches that run stop (``disabled``): the stop steps run after the commit.
+        from provisioning.launches.execution import launches_stop_for
+
+        stopping = launches_stop_for(uid, actor=actor, source=_source(request, source))
     detail = {
         "groups": record.groups,
         "sessions_ended": ended,
         "launches_cancelled": launches,
+        "launches_stopped": stopping,
         "reason": reason[:200],
     }
     if unreachable is not None:
