@@ -84,6 +84,8 @@ SIZE_BACKFILL = timedelta(days=45)
 # Daily points are asked for at most hourly per file system or bucket (S3 publishes one a day;
 # EFS's day average moves slowly): 24 GetMetricStatistics calls a day instead of 1,440.
 SIZE_READ_INTERVAL = timedelta(hours=1)
+# EC2 reports a modification's StartTime to the second.
+STARTTIME_PRECISION = timedelta(seconds=1)
 
 
 # --- Results -------------------------------------------------------------------------------------
@@ -413,17 +415,17 @@ def _left_behind(
 SPEC_FIELDS = ("size_gib", "volume_type", "iops", "throughput")
 
 
-def _spec_changes(rows: list[Volume], now: datetime) -> dict[str, datetime]:
-    """When each changed volume's new size, type or performance took effect: the StartTime of
-    EC2's latest modification record newer than its current spec, else ``now`` (EC2 keeps these
-    records for a limited time, and a layer may lack them: the sync's time is the fallback)."""
+def _spec_changes(rows: list[Volume], now: datetime) -> dict[str, tuple[datetime, datetime]]:
+    """When each changed volume's new size, type or performance took effect, with the StartTime
+    of EC2's modification record that says so: its latest record, unless that one already dated
+    the current spec or is older than it. Volumes without such a record are left out: the
+    caller dates them ``now`` (EC2 keeps these records for a limited time, and a layer may lack
+    them)."""
     if not rows:
         return {}
-    latest = {
-        v.volume_id: v.specs.order_by("-since").values_list("since", flat=True).first()
-        for v in rows
+    latest: dict[str, VolumeSpec | None] = {
+        v.volume_id: v.specs.order_by("-since").first() for v in rows
     }
-    found: dict[str, datetime] = {}
     try:
         modifications = aws.volume_modifications([v.volume_id for v in rows])
     except IntegrationError as exc:
@@ -432,12 +434,25 @@ def _spec_changes(rows: list[Volume], now: datetime) -> dict[str, datetime]:
         # change is dated when the sync saw it, and says so.
         logger.warning("volume modifications unreadable, dated by the sync: %s", exc)
         return {}
+    newest: dict[str, datetime] = {}
     for modification in modifications:
+        started = _utc(modification.started_at)
+        newest[modification.volume_id] = max(started, newest.get(modification.volume_id, started))
+    found: dict[str, tuple[datetime, datetime]] = {}
+    for volume_id, started in newest.items():
+        spec = latest.get(volume_id)
         # AWS's clock may run a little ahead of ours: a start "after now" is now.
-        started = min(_utc(modification.started_at), now)
-        since = latest.get(modification.volume_id)
-        if since is None or started > since:
-            found[modification.volume_id] = started
+        since = min(started, now)
+        if spec is not None:
+            if spec.modification_started_at == started:
+                continue  # the record that dated the current spec
+            # StartTime comes in whole seconds: a record up to a second older than the
+            # current spec may still be newer; it cannot have started before the sync that
+            # recorded that spec.
+            if started <= spec.since - STARTTIME_PRECISION:
+                continue
+            since = max(since, spec.recorded_at, spec.since)
+        found[volume_id] = (since, started)
     return found
 
 
@@ -498,15 +513,20 @@ def _volumes_record(volumes: list[aws.Volume], alive: set[int], now: datetime) -
             for name in changed:
                 setattr(row, name, values[name])
             row.save(update_fields=changed)
-            since = dated.get(row.volume_id)
-            _spec_add(row, since or now, SpecSource.MODIFICATION if since else SpecSource.SEEN, now)
+            if row.volume_id in dated:
+                since, started = dated[row.volume_id]
+                _spec_add(row, since, SpecSource.MODIFICATION, now, started)
+            else:
+                _spec_add(row, now, SpecSource.SEEN, now)
     Volume.objects.filter(deleted_at__isnull=True).exclude(
         volume_id__in=[v.volume_id for v in volumes]
     ).update(deleted_at=now)
     return {"volumes": len(volumes), "left_behind": left}
 
 
-def _spec_add(row: Volume, since: datetime, source: str, now: datetime) -> None:
+def _spec_add(
+    row: Volume, since: datetime, source: str, now: datetime, started: datetime | None = None
+) -> None:
     """A new spec from ``since`` (never before the volume existed, never before its latest
     spec: history is only ever added to)."""
     latest = row.specs.order_by("-since").first()
@@ -514,7 +534,10 @@ def _spec_add(row: Volume, since: datetime, source: str, now: datetime) -> None:
     if latest is not None and latest.since == since:
         # Two changes dated at one moment: the newer figures win at that moment.
         VolumeSpec.objects.filter(pk=latest.pk).update(
-            **{name: getattr(row, name) for name in SPEC_FIELDS}, source=source, recorded_at=now
+            **{name: getattr(row, name) for name in SPEC_FIELDS},
+            source=source,
+            modification_started_at=started,
+            recorded_at=now,
         )
         return
     VolumeSpec.objects.create(
@@ -522,6 +545,7 @@ def _spec_add(row: Volume, since: datetime, source: str, now: datetime) -> None:
         since=since,
         **{name: getattr(row, name) for name in SPEC_FIELDS},
         source=source,
+        modification_started_at=started,
         recorded_at=now,
     )
 

@@ -206,6 +206,10 @@ class VolumeSpec(models.Model):
     iops = models.PositiveIntegerField(null=True, blank=True)
     throughput = models.PositiveIntegerField(null=True, blank=True)
     source = models.CharField(max_length=16, choices=SpecSource.choices)
+    # The StartTime of the modification record that dated it (EC2 gives whole seconds; ``since``
+    # may be later, never earlier than the sync that saw the previous spec): that record is
+    # never used again.
+    modification_started_at = models.DateTimeField(null=True, blank=True)
     recorded_at = models.DateTimeField()
 
     class Meta:

@@ -126,6 +126,7 @@ class Migration(migrations.Migration):
                         max_length=16,
                     ),
                 ),
+                ("modification_started_at", models.DateTimeField(blank=True, null=True)),
                 ("recorded_at", models.DateTimeField()),
                 (
                     "volume",

@@ -51,7 +51,28 @@ def test_a_modified_volume_gets_a_new_spec_dated_at_the_modification(cloud):
         (100, "gp3", 3000, "created"),
         (200, "gp3", 4000, "modification"),
     ], (records, list(VolumeSpec.objects.values_list("since", flat=True)), clock.now())
-    assert VolumeSpec.objects.get(source="modification").since == started
+    created, modified = VolumeSpec.objects.order_by("since")
+    assert modified.modification_started_at == started
+    # Dated at its StartTime (whole seconds), never before the sync that saw the old figures.
+    assert modified.since == max(started, created.recorded_at)
+
+
+def test_each_change_is_dated_by_its_own_modification_record(cloud, shared_clock):
+    ec2 = adapter.client("ec2")
+    volume_id = ec2.create_volume(
+        Size=100, VolumeType="gp3", AvailabilityZone="eu-west-1a", TagSpecifications=TAGS
+    )["VolumeId"]
+    synced()
+    first = ec2.modify_volume(VolumeId=volume_id, Size=200)["VolumeModification"]["StartTime"]
+    synced()
+    shared_clock.advance(3600)  # the second one an hour later (the layer reads this clock)
+    ec2.modify_volume(VolumeId=volume_id, Size=300)
+    synced()
+
+    assert [s[0] for s in specs(volume_id)] == [100, 200, 300]
+    starts = dict(VolumeSpec.objects.values_list("size_gib", "modification_started_at"))
+    assert starts[200] == first and starts[300] > first + timedelta(minutes=59)
+    assert VolumeSpec.objects.get(size_gib=300).since == starts[300]
 
 
 def test_without_a_modification_record_the_change_is_dated_when_the_sync_saw_it(cloud):
