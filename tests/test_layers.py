@@ -30,10 +30,16 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "billing.apps",
             "billing.migrations",
             "billing.templatetags",
+            # The budget's rows are billing's models like the others (imported by
+            # billing.models); the budget's logic is its own layer above the costs.
+            "billing.budgets.models",
         ),
     ),
     ("inventory", ("provisioning",)),
     ("costs", ("billing.costs",)),
+    # Budgets read the costs and act through the launches (issue 20); the launch request
+    # service asks billing.budgets.services.freeze_state() through its refusal hook.
+    ("budgets", ("billing.budgets",)),
     (
         "billing's jobs and pages",
         ("billing.tasks", "billing.views", "billing.urls", "billing.forms", "billing.management"),

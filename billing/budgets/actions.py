@@ -1,0 +1,143 @@
+"""The action links of a budget alert: stop all spot Spark workers, stop all GPU launches, freeze
+new launches until the 1st. A link opens a confirmation page (GET never acts); an admin's POST
+runs ``action_run``, the one function the pages and tests go through.
+
+Stopping goes through the launch stop path (issue 18's stop service), so a stopped launch is a
+launch request stopped with ``stop_reason`` ``budget``, its nodes terminated by the same task
+as any other stop. Until that service exists the two stop actions refuse plainly (nothing is
+stopped behind the launches' back) and the confirmation page says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
+
+from billing.budgets import services
+from clusterweb.audit.services import audit_record
+from provisioning.models import BILLED_STATES, Node
+
+FREEZE, STOP_SPOT_SPARK, STOP_GPU = "freeze", "stop-spot-spark", "stop-gpu"
+
+
+@dataclass(frozen=True)
+class Action:
+    slug: str
+    title: str
+    explanation: str
+
+
+ACTIONS = {
+    a.slug: a
+    for a in (
+        Action(
+            STOP_SPOT_SPARK,
+            "Stop all spot Spark workers",
+            "Every running Spark launch's spot workers are stopped through the launch stop "
+            "path (reason: budget). On-demand nodes and the always-on base pools are not "
+            "touched.",
+        ),
+        Action(
+            STOP_GPU,
+            "Stop all GPU launches",
+            "Every running GPU launch (and GPU Jupyter server) is stopped through the launch "
+            "stop path (reason: budget).",
+        ),
+        Action(
+            FREEZE,
+            "Freeze new launches until the 1st",
+            "Collaborators' new launch requests are refused with the reason below until the "
+            "1st of next month or until an admin lifts the freeze. Running launches go on; an "
+            "admin's own launch is still allowed (and recorded as such).",
+        ),
+    )
+}
+
+
+class ActionUnavailable(RuntimeError):
+    """The action cannot run in this build (its service does not exist yet)."""
+
+
+@dataclass
+class ActionOutcome:
+    action: str
+    done: bool
+    message: str
+    stopped: list[str] = field(default_factory=list)
+
+
+def action_targets(slug: str) -> list[Node]:
+    """What a stop action would stop, as the inventory sees it now (for the confirmation page):
+    the billed nodes of the spark pool on spot, or of the gpu pool."""
+    nodes = Node.objects.filter(state__in=BILLED_STATES)
+    if slug == STOP_SPOT_SPARK:
+        return list(nodes.filter(pool="spark", capacity_type="spot").order_by("launched_at"))
+    if slug == STOP_GPU:
+        return list(nodes.filter(pool="gpu").order_by("launched_at"))
+    return []
+
+
+def stop_service() -> Callable[..., Any] | None:
+    """Issue 18's stop path for many launches, or None while it does not exist in this build."""
+    try:
+        from provisioning.launches import services as launches
+    except ImportError:
+        return None
+    return getattr(launches, "launches_stop_for_budget", None)
+
+
+def action_run(
+    *,
+    slug: str,
+    actor: Any,
+    reason: str = "",
+    request: HttpRequest | None = None,
+    source: str = "",
+) -> ActionOutcome:
+    """Run one action as ``actor`` (admins only). Raises PermissionDenied, BudgetInputError
+    (a freeze without a reason), KeyError (no such action) or ActionUnavailable."""
+    action = ACTIONS[slug]
+    if getattr(actor, "role", None) != "admin":
+        raise PermissionDenied("Only admins may act on a budget alert.")
+    if slug == FREEZE:
+        budget = services.budget_freeze(actor=actor, reason=reason, request=request, source=source)
+        return ActionOutcome(
+            slug,
+            True,
+            f"New launches are frozen until {budget.frozen_until:%Y-%m-%d %H:%M} UTC: "
+            f"{budget.frozen_reason}",
+        )
+    stop = stop_service()
+    if stop is None:
+        audit_record(
+            action="budget.action_unavailable",
+            actor=actor,
+            target=slug,
+            detail={"why": "the launch stop path (issue 18) is not in this build"},
+            request=request,
+            source=source,
+        )
+        raise ActionUnavailable(
+            f"{action.title}: the launch stop path (issue 18) is not in this build yet, so "
+            "nothing was stopped. Stop the nodes from the Nodes page or the AWS console."
+        )
+    stopped = stop(
+        actor=actor,
+        kind="spark" if slug == STOP_SPOT_SPARK else "gpu",
+        spot_only=slug == STOP_SPOT_SPARK,
+        reason="budget",
+    )
+    ids = [str(getattr(item, "pk", item)) for item in stopped]
+    audit_record(
+        action="budget.action",
+        actor=actor,
+        target=slug,
+        detail={"stopped": ids},
+        request=request,
+        source=source,
+    )
+    return ActionOutcome(slug, True, f"{action.title}: {len(ids)} launch(es) stopping.", ids)
