@@ -226,8 +226,9 @@ def budget_action(request: HttpRequest, action: str) -> HttpResponse:
         initial={"reason": budget_selectors.freeze_reason_suggested(alert)},
     )
     error = ""
-    if request.method == "POST":
-        reason = form.data.get("reason", "") if chosen.slug == budget_actions.FREEZE else ""
+    freezing = chosen.slug == budget_actions.FREEZE
+    if request.method == "POST" and (form.is_valid() or not freezing):
+        reason = form.cleaned_data.get("reason", "") if freezing else ""
         try:
             outcome = budget_actions.action_run(
                 slug=chosen.slug, actor=request.user, reason=reason, request=request
@@ -245,8 +246,7 @@ def budget_action(request: HttpRequest, action: str) -> HttpResponse:
         "form": form,
         "error": error,
         "targets": budget_actions.action_targets(chosen.slug),
-        "available": chosen.slug == budget_actions.FREEZE
-        or budget_actions.stop_service() is not None,
+        "available": freezing or budget_actions.stop_service() is not None,
         "freeze": budget_selectors.freeze_state(),
     }
     return render(request, "billing/budget_action.html", context, status=409 if error else 200)
