@@ -36,6 +36,7 @@ app.autodiscover_tasks(
         "clusterweb.accounts.directory",
         "clusterweb.accounts.selfservice",
         "provisioning",
+        "provisioning.launches",
         "billing",
     ]
 )
@@ -116,6 +117,13 @@ def beat_schedule() -> dict[str, dict]:
         "budget-evaluate": {
             "task": "billing.tasks.budget_evaluate",
             "schedule": float(BUDGET_EVALUATE_SECONDS),
+        },
+        # The launch request sweeper: a request nobody decided within LAUNCH_APPROVAL_HOURS
+        # becomes `expired` and its requester is told, so no stale request is approved days
+        # later at a price nobody looked at. Every few minutes: expiry is measured in hours.
+        "launch-expire": {
+            "task": "provisioning.launches.tasks.launch_expire",
+            "schedule": float(settings.LAUNCH_EXPIRE_SWEEP_SECONDS),
         },
         # The daily cleanup: expired sessions, rate-limit rows whose window has passed, and audit
         # events older than AUDIT_RETENTION_DAYS. Daily is enough: nothing reads those rows, they

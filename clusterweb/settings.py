@@ -749,6 +749,22 @@ SIGNUP_SWEEP_SECONDS = env_int(
     maximum=MAX_INTERVAL_SECONDS,
 )
 
+# --- Launch requests ------------------------------------------------------------------------------
+LAUNCH_APPROVAL_HOURS = env_int(
+    "LAUNCH_APPROVAL_HOURS",
+    24,
+    "How long a launch request may wait for an admin's decision before it expires.",
+    minimum=1,
+    maximum=MAX_INTERVAL_HOURS,
+)
+LAUNCH_EXPIRE_SWEEP_SECONDS = env_int(
+    "LAUNCH_EXPIRE_SWEEP_SECONDS",
+    300,
+    "Interval of the sweeper that expires launch requests nobody decided in time.",
+    minimum=10,
+    maximum=MAX_INTERVAL_SECONDS,
+)
+
 # --- Prices -------------------------------------------------------------------------------------
 # The catalog (bundled tables, bulk price list imports, admin overrides) and the spot price points
 # the spot price sync records. A spot figure is used only while the region's last successful sync

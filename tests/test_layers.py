@@ -31,14 +31,31 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "billing.migrations",
             "billing.templatetags",
             # The budget's rows are billing's models like the others (imported by
-            # billing.models); the budget's logic is its own layer above the costs.
+            # billing.models), and the freeze flag on them is what the launch request
+            # service asks (its refusal hook); the budget's logic is its own layer.
             "billing.budgets.models",
+            "billing.budgets.freeze",
         ),
     ),
-    ("inventory", ("provisioning",)),
+    # The launch requests' models are the app's models (one migrations folder): the costs'
+    # forecast counts approved launches from them.
+    ("inventory", ("provisioning", "provisioning.launches.models")),
     ("costs", ("billing.costs",)),
-    # Budgets read the costs and act through the launches (issue 20); the launch request
-    # service asks billing.budgets.services.freeze_state() through its refusal hook.
+    # Launch requests: quotes use prices and costs; their commands sit with them.
+    (
+        "launches",
+        (
+            "provisioning.launches",
+            "provisioning.management.commands.launch",
+            "provisioning.management.commands.requests",
+            "provisioning.management.commands.request",
+            "provisioning.management.commands.approve",
+            "provisioning.management.commands.reject",
+            "provisioning.management.commands.cancel",
+            "provisioning.management.commands.approval-policy",
+        ),
+    ),
+    # Budgets read the costs and act through the launches (issue 20: the alert's stop links).
     ("budgets", ("billing.budgets",)),
     (
         "billing's jobs and pages",

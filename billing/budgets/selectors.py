@@ -13,8 +13,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
+from billing.budgets.freeze import NOT_FROZEN, FreezeState, freeze_state
 from billing.budgets.models import CLUSTER_KEY, Budget, BudgetAlert
 from billing.costs import costing, forecasting
 from billing.costs.charts import DailyChart, daily_chart
@@ -34,48 +35,9 @@ from provisioning.models import PoolKind
 TOP = 5  # drivers listed per kind in an alert
 
 
-class FreezeState(NamedTuple):
-    """``frozen, reason, by, at`` (and until when): what a launch request asks before it is
-    created."""
-
-    frozen: bool
-    reason: str
-    by: str
-    at: datetime | None
-    until: datetime | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "frozen": self.frozen,
-            "reason": self.reason or None,
-            "by": self.by or None,
-            "at": self.at.isoformat() if self.at else None,
-            "until": self.until.isoformat() if self.until else None,
-        }
-
-
-NOT_FROZEN = FreezeState(False, "", "", None, None)
-
-
 def budget_current() -> Budget | None:
     """The cluster's budget row, if anybody ever set one (reads never create it)."""
     return Budget.objects.filter(key=CLUSTER_KEY).first()
-
-
-def freeze_state(now: datetime | None = None) -> FreezeState:
-    """Whether new launches are frozen now, why, by whom and since when. A freeze ends at the
-    start of the next month (``frozen_until``) or when an admin lifts it."""
-    now = clock.now() if now is None else now
-    budget = budget_current()
-    if budget is None or not budget.frozen_at_time(now):
-        return NOT_FROZEN
-    return FreezeState(
-        True,
-        budget.frozen_reason,
-        budget.frozen_by_username,
-        budget.frozen_at,
-        budget.frozen_until,
-    )
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ from django.db.models import F
 from django.http import HttpRequest
 from django.urls import reverse
 
-from billing.budgets import selectors
+from billing.budgets import freeze
+from billing.budgets.freeze import FreezeState
 from billing.budgets.models import (
     CLUSTER_KEY,
     DEFAULT_FORECAST_THRESHOLDS,
@@ -41,7 +42,6 @@ from billing.budgets.models import (
 )
 from billing.budgets.selectors import (
     BudgetOverview,
-    FreezeState,
     budget_overview,
     crossed,
     statement_of,
@@ -76,9 +76,9 @@ class BudgetInputError(ValueError):
 
 
 def freeze_state(now: datetime | None = None) -> FreezeState:
-    """(frozen, reason, by, at): the launch request service asks this before it creates a
-    collaborator's request (issue 17's refusal hook)."""
-    return selectors.freeze_state(now)
+    """(frozen, reason, by, at, until). The launch request service asks it through
+    ``billing.budgets.freeze.freeze_refusals`` (issue 17's refusal hook)."""
+    return freeze.freeze_state(now)
 
 
 def _require_admin(actor: Any, what: str) -> None:

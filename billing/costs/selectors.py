@@ -33,6 +33,7 @@ from billing.models import (
 from billing.money import amount
 from billing.prices.pricebook import PriceBook
 from clusterweb import clock
+from provisioning.launches.models import RESERVING_STATES, LaunchRequest
 from provisioning.models import (
     BILLED_STATES,
     ElasticAddress,
@@ -540,18 +541,50 @@ def running_items(at: datetime) -> list[RunningItem]:
     return items
 
 
+def planned_launches(at: datetime) -> list[forecasting.PlannedLaunch]:
+    """Approved launch requests that run nothing yet, as the forecast's planned launches: each
+    starts at ``at`` for its granted hours, at the hourly price it was quoted (approved) at. A
+    request with a billed node already is counted by its nodes, not here."""
+    started = set(
+        Node.objects.filter(state__in=BILLED_STATES)
+        .exclude(request="")
+        .values_list("request", flat=True)
+    )
+    planned = []
+    for launch in LaunchRequest.objects.filter(state__in=RESERVING_STATES).order_by("pk"):
+        if str(launch.pk) in started or launch.instance_type is None:
+            continue
+        planned.append(
+            forecasting.PlannedLaunch(
+                label=f"launch {launch.pk}",
+                instance_type=launch.instance_type,
+                lifecycle=launch.capacity_type,
+                count=launch.granted_count,
+                start=at,
+                hours=Decimal(launch.granted_hours),
+                hourly=launch.approved_hourly
+                if launch.approved_hourly is not None
+                else launch.hourly,
+            )
+        )
+    return planned
+
+
 def month_forecast(
     estimate: MonthEstimate,
     *,
     now: datetime,
-    planned: Iterable[forecasting.PlannedLaunch] = (),
+    planned: Iterable[forecasting.PlannedLaunch] | None = None,
 ) -> Forecast:
     """The forecast of ``estimate``'s month: from the estimate's "as of" (or now, when there is
-    none yet) to the month's end. A past month's forecast is its estimate."""
+    none yet) to the month's end. A past month's forecast is its estimate. ``planned``: the
+    launches to add; by default the approved launch requests that run nothing yet."""
     if now >= estimate.end:
         return _over(estimate)
     at = estimate.as_of or now
     at = max(min(at, now), estimate.start)
+    if planned is None:
+        planned = planned_launches(at)
     return forecasting.forecast_month(
         at=at, month_to_date=estimate.total, running=running_items(at), planned=planned
     )

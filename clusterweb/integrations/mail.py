@@ -135,3 +135,29 @@ def statement_send(
 ) -> None:
     """Last month's statement with its CSV (a collaborator's own, or the whole cluster's)."""
     _send("statement", to, context, message_id=message_id, attachments=[attachment])
+
+
+def launch_review_request_send(
+    *, to: str, launch: Any, request_url: str, approvals_url: str
+) -> None:
+    """To one admin: a launch request waits for approval (its quote and why it waits)."""
+    _send(
+        "launch-review",
+        [to],
+        {
+            "launch": launch,
+            "request_url": request_url,
+            "approvals_url": approvals_url,
+            "cluster": settings.CLUSTER_NAME,
+        },
+    )
+
+
+def launch_decision_send(*, to: Sequence[str], launch: Any, request_url: str) -> None:
+    """To the requester (and the owner): approved, approved smaller (with the approver's note),
+    rejected, or expired without a decision."""
+    _send(
+        "launch-decision",
+        to,
+        {"launch": launch, "request_url": request_url, "cluster": settings.CLUSTER_NAME},
+    )

@@ -1,0 +1,168 @@
+"""Reads of launch requests: a pool's room, what a user may see, the request JSON of
+CONVENTIONS.md, and the pending count of the nav badge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from billing.money import amount_str, rate_str
+from clusterweb.permissions import is_admin
+from provisioning.launches.models import (
+    RESERVING_STATES,
+    LaunchRequest,
+    LaunchState,
+)
+from provisioning.models import Node, NodeState, Pool
+
+
+def pool_room(pool: Pool, *, exclude_request: int | None = None) -> int:
+    """How many more nodes ``pool`` may take now: its maximum nodes minus its running nodes (any
+    not terminated) minus the counts of its approved requests that run nothing yet. A node of an
+    approved (launching) request is counted once, as the request. ``exclude_request``: leave
+    that request out (an approval re-checks the room its own request would take)."""
+    reserving = LaunchRequest.objects.filter(pool=pool, state__in=RESERVING_STATES)
+    if exclude_request is not None:
+        reserving = reserving.exclude(pk=exclude_request)
+    reserved_ids = [str(pk) for pk in reserving.values_list("pk", flat=True)]
+    reserved = sum(request.granted_count for request in reserving)
+    nodes = (
+        Node.objects.filter(pool=pool.slug)
+        .exclude(state=NodeState.TERMINATED)
+        .exclude(request__in=reserved_ids)
+        .count()
+    )
+    return max(pool.max_nodes - nodes - reserved, 0)
+
+
+def requests_visible_to(user: Any) -> QuerySet[LaunchRequest]:
+    """Admins see every request; anyone else their own (owned or asked for by them)."""
+    requests = LaunchRequest.objects.select_related("pool", "owner", "requested_by", "decided_by")
+    if is_admin(user):
+        return requests
+    if not getattr(user, "is_authenticated", False):
+        return requests.none()
+    return requests.filter(Q(owner=user) | Q(requested_by=user))
+
+
+def request_for(user: Any, request_id: int) -> LaunchRequest | None:
+    """The request if ``user`` may see it, else None (a page answers 404)."""
+    return requests_visible_to(user).filter(pk=request_id).first()
+
+
+def requests_pending() -> QuerySet[LaunchRequest]:
+    """What waits for an admin, oldest first (the Approvals page)."""
+    return (
+        LaunchRequest.objects.filter(state=LaunchState.PENDING_APPROVAL)
+        .select_related("pool", "owner", "requested_by")
+        .order_by("created_at", "pk")
+    )
+
+
+def pending_count() -> int:
+    """The nav badge admins see."""
+    return LaunchRequest.objects.filter(state=LaunchState.PENDING_APPROVAL).count()
+
+
+# --- JSON ----------------------------------------------------------------------------------------
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _amount(value: Any) -> str | None:
+    return None if value is None else amount_str(value)
+
+
+def _rate(value: Any) -> str | None:
+    return None if value is None else rate_str(value)
+
+
+def approval_json(request: LaunchRequest) -> dict[str, Any] | None:
+    """CONVENTIONS.md's ``approval``: null until approved, else ``{by, at, note, self}`` (plus
+    ``auto`` for a request the policy let through, and what was granted)."""
+    if request.decided_at is None or request.state in (
+        LaunchState.REJECTED,
+        LaunchState.CANCELLED,
+        LaunchState.EXPIRED,
+    ):
+        return None
+    return {
+        "by": request.decided_by_username or None,
+        "at": _iso(request.decided_at),
+        "note": request.decision_note,
+        "self": request.self_approved,
+        "auto": request.auto_approved,
+        "count": request.granted_count,
+        "hours": request.granted_hours,
+        "smaller": request.approved_smaller,
+        "expected_cost": _amount(request.approved_expected_cost),
+        "max_cost": _amount(request.granted_max_cost),
+    }
+
+
+def _decision_json(request: LaunchRequest) -> dict[str, Any] | None:
+    if request.state not in (LaunchState.REJECTED,):
+        return None
+    return {
+        "by": request.decided_by_username or None,
+        "at": _iso(request.decided_at),
+        "note": request.decision_note,
+    }
+
+
+def _urls(request: LaunchRequest) -> dict[str, str]:
+    """What the owner opens through the tunnel; filled in by the execution (issue 18)."""
+    return {}
+
+
+def request_json(request: LaunchRequest) -> dict[str, Any]:
+    """A request as CONVENTIONS.md has it (``request ID --json``, every write, the pages)."""
+    instances = list(
+        Node.objects.filter(request=str(request.pk))
+        .order_by("launched_at", "instance_id")
+        .values_list("instance_id", flat=True)
+    )
+    return {
+        "id": request.pk,
+        "kind": request.kind,
+        "jupyter_profile": request.jupyter_profile or None,
+        "state": request.state,
+        "owner": request.owner.username,
+        "requested_by": request.requested_by.username,
+        "pool": request.pool.slug,
+        "instance_type": request.instance_type,
+        "count": request.count,
+        "capacity_type": request.capacity_type,
+        "allow_on_demand_fallback": request.allow_on_demand_fallback,
+        "hours": request.hours,
+        "hourly": _rate(request.hourly),
+        "hourly_source": request.hourly_source,
+        "on_demand_hourly": _rate(request.on_demand_hourly),
+        "expected_cost": _amount(request.expected_cost),
+        "max_cost": _amount(request.max_cost),
+        "quoted_at": _iso(request.quoted_at),
+        "approval_reason": request.approval_reason or None,
+        "approval": approval_json(request),
+        "rejection": _decision_json(request),
+        "created_at": _iso(request.created_at),
+        "decided_at": _iso(request.decided_at),
+        "running_at": _iso(request.running_at),
+        "expires_at": _iso(request.expires_at),
+        "ended_at": _iso(request.ended_at),
+        "instances": instances,
+        "urls": _urls(request),
+        "steps": [
+            {
+                "name": step.name,
+                "state": step.state,
+                "started_at": _iso(step.started_at),
+                "finished_at": _iso(step.finished_at),
+                "detail": step.detail,
+            }
+            for step in request.steps.all()
+        ],
+        "stop_reason": request.stop_reason,
+        "error": request.error or None,
+        "attempt": request.attempt,
+    }
