@@ -34,6 +34,20 @@ def pools():
 
 
 @pytest.fixture
+def spot_prices(db):
+    """Spot prices of m5.xlarge in the spark pool's zones, as the launch request tests have
+    them (a spot launch is quoted from them)."""
+    from datetime import timedelta
+
+    from clusterweb import clock
+    from tests.billing.conftest import spot_point, spot_record
+    from tests.provisioning.launches.conftest import SPOT
+
+    moment = clock.now() - timedelta(minutes=30)
+    spot_record(*(spot_point("m5.xlarge", price, moment, zone) for zone, price in SPOT.items()))
+
+
+@pytest.fixture
 def people():
     """alice (admin) and bob (collaborator) as users, as a login leaves them."""
     return {uid: user_for(BY_UID[uid]) for uid in ("alice", "bob")}

@@ -13,7 +13,6 @@ from clusterweb.audit.models import AuditEvent
 from provisioning.launches import services as launches
 from provisioning.launches.models import LaunchRequest
 from tests.billing.budgets.conftest import at
-from tests.provisioning.launches.conftest import spot_prices  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.django_db
 
