@@ -246,6 +246,7 @@ def budget_action(request: HttpRequest, action: str) -> HttpResponse:
         "form": form,
         "error": error,
         "targets": budget_actions.action_targets(chosen.slug),
+        "launches": budget_actions.action_launches(chosen.slug),
         "available": freezing or budget_actions.stop_service() is not None,
         "freeze": budget_selectors.freeze_state(),
     }

@@ -2,10 +2,10 @@
 new launches until the 1st. A link opens a confirmation page (GET never acts); an admin's POST
 runs ``action_run``, the one function the pages and tests go through.
 
-Stopping goes through the launch stop path (issue 18's stop service), so a stopped launch is a
-launch request stopped with ``stop_reason`` ``budget``, its nodes terminated by the same task
-as any other stop. Until that service exists the two stop actions refuse plainly (nothing is
-stopped behind the launches' back) and the confirmation page says so.
+Stopping goes through the launch stop path (issue 18's ``launch_stop``) for each launch request
+concerned, so a stopped launch is a request stopped with ``stop_reason`` ``budget``, its nodes
+removed by the same task as any other stop. In a build without that path the two stop actions
+refuse plainly (nothing is stopped behind the launches' back) and the confirmation page says so.
 """
 
 from __future__ import annotations
@@ -15,11 +15,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import HttpRequest
 
 from billing.budgets import services
 from clusterweb.audit.services import audit_record
-from provisioning.models import BILLED_STATES, Node
+from provisioning.launches.models import (
+    JupyterProfile,
+    LaunchKind,
+    LaunchRequest,
+    LaunchState,
+    StopReason,
+)
+from provisioning.models import BILLED_STATES, Lifecycle, Node
 
 FREEZE, STOP_SPOT_SPARK, STOP_GPU = "freeze", "stop-spot-spark", "stop-gpu"
 
@@ -70,8 +78,29 @@ class ActionOutcome:
     stopped: list[str] = field(default_factory=list)
 
 
+# A stop action stops launches that cost or are about to: approved ones not started yet are
+# cancelled by the stop path, launching and running ones stopped. Pending ones wait for an
+# admin's decision anyway.
+STOPPABLE = (LaunchState.APPROVED, LaunchState.LAUNCHING, LaunchState.RUNNING)
+
+
+def action_launches(slug: str) -> list[LaunchRequest]:
+    """The launch requests a stop action stops: Spark launches on spot, or GPU launches (a GPU
+    Jupyter server included)."""
+    launches = LaunchRequest.objects.filter(state__in=STOPPABLE).select_related("owner")
+    if slug == STOP_SPOT_SPARK:
+        chosen = launches.filter(kind=LaunchKind.SPARK, capacity_type=Lifecycle.SPOT)
+    elif slug == STOP_GPU:
+        chosen = launches.filter(
+            Q(kind=LaunchKind.GPU) | Q(kind=LaunchKind.JUPYTER, jupyter_profile=JupyterProfile.GPU)
+        )
+    else:
+        return []
+    return list(chosen.order_by("created_at", "pk"))
+
+
 def action_targets(slug: str) -> list[Node]:
-    """What a stop action would stop, as the inventory sees it now (for the confirmation page):
+    """What a stop action would stop as the inventory sees it now (for the confirmation page):
     the billed nodes of the spark pool on spot, or of the gpu pool."""
     nodes = Node.objects.filter(state__in=BILLED_STATES)
     if slug == STOP_SPOT_SPARK:
@@ -82,12 +111,13 @@ def action_targets(slug: str) -> list[Node]:
 
 
 def stop_service() -> Callable[..., Any] | None:
-    """Issue 18's stop path for many launches, or None while it does not exist in this build."""
+    """Issue 18's stop path for one launch (``launch_stop(id, *, by, reason, request,
+    source)``), or None while this build does not have it."""
     try:
-        from provisioning.launches import services as launches
+        from provisioning.launches.execution import launch_stop
     except ImportError:
         return None
-    return getattr(launches, "launches_stop_for_budget", None)
+    return launch_stop
 
 
 def action_run(
@@ -125,12 +155,10 @@ def action_run(
             f"{action.title}: the launch stop path (issue 18) is not in this build yet, so "
             "nothing was stopped. Stop the nodes from the Nodes page or the AWS console."
         )
-    stopped = stop(
-        actor=actor,
-        kind="spark" if slug == STOP_SPOT_SPARK else "gpu",
-        spot_only=slug == STOP_SPOT_SPARK,
-        reason="budget",
-    )
+    stopped = [
+        stop(launch.pk, by=actor, reason=StopReason.BUDGET, request=request, source=source)
+        for launch in action_launches(slug)
+    ]
     ids = [str(getattr(item, "pk", item)) for item in stopped]
     audit_record(
         action="budget.action",
