@@ -30,7 +30,7 @@ from billing.costs.selectors import (
 from billing.models import CostExplorerRead, ResourceKind
 from billing.money import amount, amount_str
 from clusterweb import clock
-from provisioning.models import PoolKind
+from provisioning.models import Node, PoolKind
 
 TOP = 5  # drivers listed per kind in an alert
 
@@ -161,22 +161,43 @@ class RunningLaunch:
 
 
 def running_launches(overview: CostOverview, now: datetime) -> list[RunningLaunch]:
-    """The most expensive burst nodes running now, from the forecast (which knows each one's
-    time limit): before launch requests exist as rows, a running node is what a launch is."""
+    """The most expensive launches running now, from the forecast (which knows each node's time
+    limit): its burst node lines grouped by the launch they carry (``clusterweb:request``; a node
+    without one stands alone), with their owner and what they will still cost."""
+    lines = [
+        line
+        for line in overview.forecast.lines
+        if line.group == forecasting.BURST and line.key.startswith("node:") and not line.node
+    ]
+    nodes = {
+        n.instance_id: n
+        for n in Node.objects.filter(instance_id__in=[line.key[5:] for line in lines])
+    }
+    groups: dict[str, list] = defaultdict(list)
+    for line in lines:
+        node = nodes.get(line.key[5:])
+        groups[(node.request if node and node.request else line.key)].append((line, node))
     found = []
-    for line in overview.forecast.lines:
-        if line.group != forecasting.BURST or not line.key.startswith("node:") or line.node:
-            continue
+    for key, members in groups.items():
+        node = members[0][1]
+        types = sorted({n.instance_type for _, n in members if n is not None})
+        hourly = [line.hourly for line, _ in members]
+        ends_at = max(line.end for line, _ in members)
+        label = (
+            f"launch {key} ({len(members)} × {', '.join(types)})"
+            if node is not None and node.request
+            else members[0][0].label
+        )
         found.append(
             RunningLaunch(
-                label=line.label,
-                pool="",
-                owner="",
-                hourly=line.hourly,
-                to_come=line.cost,
-                ends_at=line.end,
-                remaining=max(line.end - now, timedelta(0)),
-                limited=line.limit is not None and not line.overdue,
+                label=label,
+                pool=node.pool if node else "",
+                owner=node.owner if node else "",
+                hourly=None if None in hourly else sum(hourly, Decimal(0)),
+                to_come=sum((line.cost for line, _ in members), ZERO),
+                ends_at=ends_at,
+                remaining=max(ends_at - now, timedelta(0)),
+                limited=all(line.limit is not None and not line.overdue for line, _ in members),
             )
         )
     found.sort(key=lambda r: (-(r.hourly or Decimal(0)), r.label))

@@ -5,13 +5,14 @@ Every test runs on the shared clock: the subprocesses see the same time."""
 
 from __future__ import annotations
 
-import json
+import multiprocessing
+import re
 import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 
 from billing.budgets import services
 from billing.budgets.models import BudgetAlert, DeliveryState
@@ -72,7 +73,8 @@ def test_each_crossed_threshold_is_mailed_once_with_figures_drivers_and_links(mi
         and f"Budget:        ${alert.budget_amount}" in text
     )
     assert "By owner:\n    bob: $" in text and "By pool:\n    spark: $" in text
-    assert "m5.xlarge on-demand" in text  # the running launch, with its hourly rate
+    # The running launch, with its owner, hourly rate and what it will still cost.
+    assert "launch r-1 (1 × m5.xlarge) of bob in spark: $0.214/h" in text
     for slug in ("stop-spot-spark", "stop-gpu", "freeze"):
         link = f"http://127.0.0.1:8000/billing/budgets/actions/{slug}/?alert={alert.pk}"
         assert link in text and f'href="{link}"' in html
@@ -111,15 +113,37 @@ def test_ten_evaluations_at_once_in_threads_send_each_threshold_once(mid_month, 
     assert BudgetAlert.objects.filter(state=DeliveryState.SENT).count() == 3
 
 
-def test_ten_evaluation_processes_at_once_send_each_threshold_once(mid_month, mailbox):
-    processes = [manage("budget", "evaluate", "--json") for _ in range(10)]
-    outputs = [p.communicate(timeout=120) for p in processes]
+def _evaluate_in_a_child(start, results) -> None:
+    """One evaluation in a forked process (its own database connection and SMTP session)."""
+    try:
+        start.wait()
+        results.put(budget_evaluate().as_json())
+    except Exception as exc:  # the parent reports it
+        results.put({"error": repr(exc)})
+    finally:
+        connections.close_all()
 
-    assert [p.returncode for p in processes] == [0] * 10, [err for _, err in outputs]
-    results = [json.loads(out)["evaluation"] for out, _ in outputs]
-    assert all(r["crossed"] == CROSSED for r in results)
-    assert sorted(k for r in results for k in r["claimed"]) == CROSSED  # each claimed once
-    assert sum(len(r["sent"]) for r in results) == 3
+
+def test_ten_evaluation_processes_at_once_send_each_threshold_once(mid_month, mailbox):
+    # Forked from this process, so they start in milliseconds on a loaded machine; each opens
+    # its own connection (none is inherited: they are closed before the fork).
+    context = multiprocessing.get_context("fork")
+    start, results = context.Barrier(10), context.Queue()
+    connections.close_all()
+    processes = [
+        context.Process(target=_evaluate_in_a_child, args=(start, results)) for _ in range(10)
+    ]
+    for process in processes:
+        process.start()
+    outcomes = [results.get(timeout=90) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+
+    assert [p.exitcode for p in processes] == [0] * 10
+    assert all("error" not in o for o in outcomes), outcomes
+    assert all(o["crossed"] == CROSSED for o in outcomes)
+    assert sorted(k for o in outcomes for k in o["claimed"]) == CROSSED  # each claimed once
+    assert sum(len(o["sent"]) for o in outcomes) == 3
     mailbox.wait_for(3)
     assert len(alert_mails(mailbox)) == 3
     assert len({m.message["Message-ID"] for m in alert_mails(mailbox)}) == 3
@@ -139,19 +163,15 @@ def test_a_worker_killed_between_claim_and_send_sends_after_the_lease_once(
     assert BudgetAlert.objects.filter(attempts=0).count() == 2  # claimed, never taken
     failpoints.clear()
 
-    soon = manage("budget", "evaluate", "--json")
-    out, err = soon.communicate(timeout=120)
+    soon = budget_evaluate()  # another worker, right after
 
-    assert soon.returncode == 0, err
-    sent = [s["what"] for s in json.loads(out)["evaluation"]["sent"]]
-    assert sent == ["alert actual-80", "alert forecast-100"]  # the taken one waits its lease
+    assert [s["what"] for s in soon.sent] == ["alert actual-80", "alert forecast-100"]
+    assert soon.claimed == []  # the taken one waits for its lease to end
     shared_clock.advance((SEND_LEASE + timedelta(minutes=1)).total_seconds())
 
-    later = manage("budget", "evaluate", "--json")
-    out, err = later.communicate(timeout=120)
+    later = budget_evaluate()
 
-    assert later.returncode == 0, err
-    assert [s["what"] for s in json.loads(out)["evaluation"]["sent"]] == ["alert actual-50"]
+    assert [s["what"] for s in later.sent] == ["alert actual-50"]
     mailbox.wait_for(3)
     assert len(alert_mails(mailbox)) == 3
     assert BudgetAlert.objects.get(threshold="actual-50").attempts == 2
@@ -235,4 +255,7 @@ def test_the_forecast_alert_fires_on_day_3_with_a_gpu_sized_launch_running(
     assert Decimal(result.forecast) >= Decimal("30")
     (mail,) = mailbox.wait_for(1)
     assert "100 % of the forecast" in mail.subject
-    assert gpu.name in mail.text() and "left (ends 2027-03-04 00:00 UTC)" in mail.text()
+    text = mail.text()
+    assert f"launch {gpu.request} (1 × g5.xlarge) of bob in gpu: $1.123/h" in text
+    # 23 hours left of its 24 (give or take the seconds the test takes).
+    assert re.search(r"(23 h|22 h 59 min) left \(ends 2027-03-04 00:00 UTC\)", text)
