@@ -30,6 +30,7 @@ from billing.costs.selectors import (
 from billing.models import CostExplorerRead, ResourceKind
 from billing.money import amount, amount_str
 from clusterweb import clock
+from provisioning.launches.models import LaunchRequest
 from provisioning.models import Node, PoolKind
 
 TOP = 5  # drivers listed per kind in an alert
@@ -430,16 +431,25 @@ class StatementData:
         return rows
 
 
-def _owner_lines(estimate: MonthEstimate, owner: str) -> list[StatementLine]:
-    """Per launch: the items of one owner grouped by launch request (a node without one is its
-    own line). Before launch requests exist as rows, this comes from the cost rows' request
-    tag (issue 20's note)."""
+def launch_kinds(estimate: MonthEstimate) -> dict[str, str]:
+    """The kind (spark, gpu, jupyter) of each launch request the month's cost rows name."""
+    ids = {i.request for i in estimate.items if i.request.isdigit()}
+    if not ids:
+        return {}
+    rows = LaunchRequest.objects.filter(pk__in=[int(i) for i in ids]).values_list("pk", "kind")
+    return {str(pk): kind for pk, kind in rows}
+
+
+def _owner_lines(estimate: MonthEstimate, owner: str, kinds: dict[str, str]) -> list[StatementLine]:
+    """Per launch: the items of one owner grouped by the launch request their nodes carry
+    (``clusterweb:request``, on the cost rows); a node without one is its own line. The kind
+    is the launch request's, else the pool's."""
     groups: dict[tuple[str, str], list] = defaultdict(list)
     for item in estimate.items:
         if item.owner != owner:
             continue
         launch = item.request or item.resource_id
-        groups[(launch, item.pool or "no pool")].append(item)
+        groups[(launch, kinds.get(item.request) or item.pool or "no pool")].append(item)
     lines = []
     for (launch, kind), items in sorted(groups.items()):
         described = ", ".join(sorted({i.label for i in items}))[:300]
@@ -463,7 +473,8 @@ def statement_of(month: date, *, owner: str | None) -> StatementData:
     estimate = month_estimate(costing.midnight(month))
     final = CostExplorerRead.objects.filter(month=month, final=True).exists()
     owners = [owner] if owner else sorted({i.owner for i in estimate.items if i.owner})
-    lines = [line for uid in owners for line in _owner_lines(estimate, uid)]
+    kinds = launch_kinds(estimate)
+    lines = [line for uid in owners for line in _owner_lines(estimate, uid, kinds)]
     if owner is None:
         unowned = [i for i in estimate.items if not i.owner]
         base = [i for i in unowned if i.kind == ResourceKind.NODE and i.pool_kind == PoolKind.BASE]
