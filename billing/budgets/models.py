@@ -135,6 +135,6 @@ class Statement(Delivery):
 
 
 def backoff(attempts: int) -> timedelta:
-    """How long after a failed attempt to try again: 1, 2, 4 ... minutes, at most an hour (the
-    beat evaluation every 15 minutes also retries what is due)."""
-    return timedelta(minutes=min(2 ** max(attempts - 1, 0), 60))
+    """How long after a failed attempt to try again: 1, 2, 4, 8, then 15 minutes (the beat
+    evaluation every 15 minutes is what retries, so a longer wait would gain nothing)."""
+    return timedelta(minutes=min(2 ** max(attempts - 1, 0), 15))
