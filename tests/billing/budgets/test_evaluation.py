@@ -5,20 +5,25 @@ Every test runs on the shared clock: the subprocesses see the same time."""
 
 from __future__ import annotations
 
-import multiprocessing
+import json
+import os
 import re
+import subprocess
+import sys
 import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from billing.budgets import services
 from billing.budgets.models import BudgetAlert, DeliveryState
 from billing.budgets.services import SEND_LEASE, budget_evaluate
 from sandbox.services.base import free_port
 from tests.billing.budgets.conftest import (
+    ROOT,
     at,
     base_node,
     budget_for,
@@ -113,34 +118,72 @@ def test_ten_evaluations_at_once_in_threads_send_each_threshold_once(mid_month, 
     assert BudgetAlert.objects.filter(state=DeliveryState.SENT).count() == 3
 
 
-def _evaluate_in_a_child(start, results) -> None:
-    """One evaluation in a forked process (its own database connection and SMTP session)."""
-    try:
-        start.wait()
-        results.put(budget_evaluate().as_json())
-    except Exception as exc:  # the parent reports it
-        results.put({"error": repr(exc)})
-    finally:
+# Ten evaluation processes from one fresh Python with Django set up: it forks them (it runs no
+# thread, so forking is safe), each opens its own database connection and SMTP session, and all
+# wait for the go so they evaluate at the same moment. One Django start instead of ten keeps the
+# test quick on a loaded machine.
+FORKER = """
+import json, os, sys, time
+import django
+django.setup()
+from django.db import connections
+from billing.budgets.services import budget_evaluate
+connections.close_all()
+ready, go = sys.argv[1], sys.argv[2]
+children = []
+for _ in range(10):
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        while not os.path.exists(go):
+            time.sleep(0.002)
+        try:
+            out, code = json.dumps(budget_evaluate().as_json()), 0
+        except Exception as exc:
+            out, code = json.dumps({"error": repr(exc)}), 1
+        os.write(write, out.encode())
         connections.close_all()
+        os._exit(code)
+    os.close(write)
+    children.append((pid, read))
+open(ready, "w").close()
+results = []
+for pid, read in children:
+    data = b""
+    while chunk := os.read(read, 65536):
+        data += chunk
+    _, status = os.waitpid(pid, 0)
+    results.append({"pid": pid, "exit": os.waitstatus_to_exitcode(status), "out": json.loads(data)})
+print(json.dumps(results))
+"""
 
 
-def test_ten_evaluation_processes_at_once_send_each_threshold_once(mid_month, mailbox):
-    # Forked from this process, so they start in milliseconds on a loaded machine; each opens
-    # its own connection (none is inherited: they are closed before the fork).
-    context = multiprocessing.get_context("fork")
-    start, results = context.Barrier(10), context.Queue()
-    connections.close_all()
-    processes = [
-        context.Process(target=_evaluate_in_a_child, args=(start, results)) for _ in range(10)
-    ]
-    for process in processes:
-        process.start()
-    outcomes = [results.get(timeout=90) for _ in processes]
-    for process in processes:
-        process.join(timeout=30)
+def test_ten_evaluation_processes_at_once_send_each_threshold_once(mid_month, mailbox, tmp_path):
+    from tests.fixtures.services import _worker_env
 
-    assert [p.exitcode for p in processes] == [0] * 10
-    assert all("error" not in o for o in outcomes), outcomes
+    ready, go = tmp_path / "ready", tmp_path / "go"
+    forker = subprocess.Popen(
+        [sys.executable, "-c", FORKER, str(ready), str(go)],
+        cwd=ROOT,
+        env={**os.environ, **_worker_env()},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 90
+    while not ready.exists():
+        assert forker.poll() is None, forker.communicate()
+        assert time.monotonic() < deadline, "the evaluation processes did not start"
+        time.sleep(0.02)
+    go.touch()
+    out, err = forker.communicate(timeout=90)
+
+    assert forker.returncode == 0, err
+    children = json.loads(out)
+    assert len({c["pid"] for c in children}) == 10
+    assert [c["exit"] for c in children] == [0] * 10, children
+    outcomes = [c["out"] for c in children]
     assert all(o["crossed"] == CROSSED for o in outcomes)
     assert sorted(k for o in outcomes for k in o["claimed"]) == CROSSED  # each claimed once
     assert sum(len(o["sent"]) for o in outcomes) == 3
