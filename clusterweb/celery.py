@@ -118,6 +118,13 @@ def beat_schedule() -> dict[str, dict]:
             "task": "billing.tasks.budget_evaluate",
             "schedule": float(BUDGET_EVALUATE_SECONDS),
         },
+        # The launch sweeper: enqueues again launches and stops that no task carries (a lost
+        # message, a worker killed mid-step, Redis down when they were enqueued). The database
+        # is the truth, the queue a hint; every minute, so a stuck launch resumes quickly.
+        "launch-sweep": {
+            "task": "provisioning.tasks.launches_sweep",
+            "schedule": float(settings.LAUNCH_SWEEP_SECONDS),
+        },
         # The launch request sweeper: a request nobody decided within LAUNCH_APPROVAL_HOURS
         # becomes `expired` and its requester is told, so no stale request is approved days
         # later at a price nobody looked at. Every few minutes: expiry is measured in hours.

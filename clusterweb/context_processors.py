@@ -11,8 +11,8 @@ from django.urls import NoReverseMatch, reverse
 NAVIGATION = [
     ("Dashboard", "home", False),
     ("Nodes", "provisioning:nodes", False),
-    ("Launch", "provisioning:launch", False),
-    ("Approvals", "provisioning:approvals", True),
+    ("Launches", "launches:mine", False),
+    ("Approvals", "launches:approvals", True),
     ("Pools", "provisioning:pools", True),
     ("Estimate", "billing:estimate", False),
     ("Prices", "billing:prices", True),
@@ -22,6 +22,17 @@ NAVIGATION = [
     ("Profile", "accounts:profile", False),
     ("Mail", "sandbox:mail", True),
 ]
+
+
+def _pending_launches() -> int:
+    from provisioning.launches.selectors import pending_count
+
+    return pending_count()
+
+
+# Counts shown beside a nav entry (admins only see these entries). Callables: a template calls
+# them when it renders the nav, so an htmx fragment (no nav) never runs the query.
+BADGES = {"launches:approvals": _pending_launches}
 
 
 def navigation(request: HttpRequest) -> dict[str, Any]:
@@ -36,6 +47,9 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
             url = reverse(name)
         except NoReverseMatch:
             continue
-        items.append({"label": label, "url": url, "active": request.path == url})
+        item = {"label": label, "url": url, "active": request.path == url}
+        if name in BADGES:
+            item["badge"] = BADGES[name]
+        items.append(item)
     # Sandbox-only buttons (Simulate spot interruption) show for admins of a sandbox only.
     return {"nav": items, "sandbox_controls": settings.SANDBOX and user.role == "admin"}

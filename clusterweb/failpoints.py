@@ -7,12 +7,14 @@ so a test can arm a failpoint in a worker that is already running. Actions:
 
 - ``raise``: raise ``FailpointError`` (a task sees an ordinary exception);
 - ``crash``: end the process at once with exit status 70, as a killed worker would;
+- ``kill``: the process sends itself SIGKILL (a worker killed at exactly that point);
 - ``sleep:SECONDS``: pause, then carry on.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 from django.conf import settings
@@ -62,6 +64,8 @@ def failpoint(name: str) -> None:
         raise FailpointError(f"failpoint {name} fired")
     if action == "crash":
         os._exit(70)
+    if action == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
     if action.startswith("sleep:"):
         time.sleep(float(action.split(":", 1)[1]))
         return

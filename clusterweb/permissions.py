@@ -25,3 +25,16 @@ def admin_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def member_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """403 for anyone logged in who is neither an admin nor a collaborator (the middleware ends
+    such a session at its first request; this keeps the view safe without it)."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if getattr(request.user, "role", None) not in ("admin", "collaborator"):
+            raise PermissionDenied("Collaborators and admins only.")
+        return view(request, *args, **kwargs)
+
+    return wrapper

@@ -810,6 +810,52 @@ POOLS_FILE = env_str(
     "named. Empty: pools are edited on the Pools page only.",
 )
 
+# --- Launch execution (issue 18; docs/launches.md "Execution") ------------------------------------
+KUBE_JOIN_ENDPOINT = env_str(
+    "KUBE_JOIN_ENDPOINT",
+    "",
+    "host:port of the API server that new nodes join (`kubeadm join HOST:PORT`). Empty: the "
+    "address Clusterweb's own Kubernetes client talks to.",
+)
+KUBE_CA_CERT_HASH = env_str(
+    "KUBE_CA_CERT_HASH",
+    "",
+    "sha256:<hex> pin of the cluster CA's public key that join scripts pass to `kubeadm join` "
+    "(`kubeadm token create --print-join-command` prints it). Empty: launches fail, saying so.",
+)
+LAUNCH_JOIN_TIMEOUT_SECONDS = env_int(
+    "LAUNCH_JOIN_TIMEOUT_SECONDS",
+    900,
+    "How long a launch's instances may take to run and join as Ready nodes (and its workers to "
+    "register) before the launch fails and everything it started is removed. Also the lifetime "
+    "of the launch's bootstrap token.",
+    minimum=1,
+    maximum=7200,
+)
+LAUNCH_POLL_SECONDS = env_float(
+    "LAUNCH_POLL_SECONDS",
+    5.0,
+    "Seconds between two looks at a launch or stop in progress (each look is one short task).",
+    minimum=0.05,
+    maximum=300,
+)
+LAUNCH_LEASE_SECONDS = env_int(
+    "LAUNCH_LEASE_SECONDS",
+    120,
+    "How long a worker may hold a launch's step before another may take it over (a worker killed "
+    "mid-step delays its launch by at most this much). Longer than any one step takes.",
+    minimum=1,
+    maximum=3600,
+)
+LAUNCH_SWEEP_SECONDS = env_int(
+    "LAUNCH_SWEEP_SECONDS",
+    60,
+    "Interval of the launch sweeper, which enqueues again launches and stops that no task is "
+    "carrying (a lost message, a killed worker, Redis down when they were enqueued).",
+    minimum=1,
+    maximum=MAX_INTERVAL_SECONDS,
+)
+
 # --- Accounts -----------------------------------------------------------------------------------
 # Self-service (profile, password reset links) and administration (disable, enable, promote) of
 # directory accounts; rate limits of the forms strangers reach. See docs/accounts.md.

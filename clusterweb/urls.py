@@ -15,6 +15,7 @@ urlpatterns = [
     path("billing/", include("billing.urls")),
     path("", include("clusterweb.accounts.urls")),  # users/..., profile/...
     path("", include("provisioning.urls")),
+    path("launches/", include("provisioning.launches.urls")),
 ]
 
 if settings.SANDBOX:

@@ -550,3 +550,54 @@ def spot_price_targets() -> tuple[list[str], set[str] | None]:
     if not pools or any(not pool.zones for pool in pools):
         zones = None
     return sorted(types), zones
+
+
+# --- Launches record their own instances (issue 18) ----------------------------------------------
+def instances_record(
+    instances: list[aws.InventoryInstance], kube_nodes: list[k8s.Node], *, now: datetime
+) -> None:
+    """Record ``instances`` (and their Kubernetes nodes, matched by providerID) with the sync's
+    own upsert, keyed on the instance id, so the Nodes page shows a launch's nodes at once rather
+    than at the next sync. The same rules as the sync: a row changes only where a value changed,
+    and state changes become events. A sync running at the same moment writes the same values;
+    the row lock (``select_for_update``) orders the two, and a row the sync created first is
+    updated instead of created twice."""
+    by_instance = {instance_id_from_provider(n.provider_id): n for n in kube_nodes}
+    for instance in instances:
+        try:
+            _instance_record(
+                instance, Node.objects.filter(instance_id=instance.instance_id).first(), now
+            )
+        except IntegrityError:  # the sync created it between our read and our insert
+            _instance_record(instance, Node.objects.get(instance_id=instance.instance_id), now)
+        kube_node = by_instance.get(instance.instance_id)
+        with transaction.atomic():
+            node = Node.objects.select_for_update().get(instance_id=instance.instance_id)
+            if kube_node is None:
+                # No node (yet, or any more): as the sync records a node that left the cluster.
+                values: dict[str, Any] = {"ready": None}
+            else:
+                values = {
+                    "node_name": kube_node.name,
+                    "ready": kube_node.ready,
+                    "cpu": kube_node.cpu.quantize(CPU_PLACES),
+                    "memory_bytes": kube_node.memory,
+                    "gpus": kube_node.gpu,
+                }
+            changed = [k for k, v in values.items() if getattr(node, k) != v]
+            if not changed:
+                continue
+            old = node.ready
+            for name in changed:
+                setattr(node, name, values[name])
+            node.save(update_fields=changed)
+            if "ready" in changed:
+                _event(
+                    node,
+                    NodeEventKind.KUBERNETES,
+                    _readiness(old),
+                    _readiness(node.ready),
+                    now,
+                    f"Kubernetes node {node.node_name}"
+                    + (" left the cluster" if node.ready is None else ""),
+                )

@@ -266,6 +266,7 @@ class SyncClaim(models.Model):
 
 # Launch requests live in their own package; imported here so the app (and its one migrations
 # folder) holds them. At the end: they refer to Pool and Lifecycle above.
+from provisioning.launches.execution_models import LaunchExecution  # noqa: E402, F401
 from provisioning.launches.models import (  # noqa: E402, F401
     ApprovalPolicy,
     LaunchRequest,

@@ -112,7 +112,10 @@ class Sandbox:
             ).start()
         )
         say(f"JupyterHub on {hub.url} (servers' Pods in namespace jupyter)")
-        self.env.update({"KUBECONFIG": str(kubeconfig), **hub.env()})
+        # Launches join nodes to the simulator, pinning the sandbox's CA (docs/node-join.md).
+        self.env.update(
+            {"KUBECONFIG": str(kubeconfig), "KUBE_CA_CERT_HASH": CA_CERT_HASH, **hub.env()}
+        )
         self._write_env_file()
         child_env = {**os.environ, **self.env, "DJANGO_SETTINGS_MODULE": "clusterweb.settings"}
         for key in ("CLUSTERWEB_TEST", "CLUSTERWEB_SITE"):

@@ -14,6 +14,7 @@ import os
 import secrets
 import tempfile
 
+from sandbox.kube.join import CA_CERT_HASH
 from sandbox.services.base import free_port
 
 if not os.environ.get("CLUSTERWEB_TEST_RUN_DIR"):
@@ -40,6 +41,11 @@ _defaults = {
     "DATABASE_TIMEOUT": "10",
     "HEARTBEAT_INTERVAL_SECONDS": "60",
     "SIGNUP_RETRY_SECONDS": "1",
+    # Launches: the simulator's CA pin, a join timeout of seconds, quick looks.
+    "KUBE_CA_CERT_HASH": CA_CERT_HASH,
+    "LAUNCH_JOIN_TIMEOUT_SECONDS": "20",
+    "LAUNCH_POLL_SECONDS": "0.1",
+    "LAUNCH_LEASE_SECONDS": "3",
 }
 for _key, _value in _defaults.items():
     os.environ.setdefault(_key, _value)
@@ -50,6 +56,9 @@ from clusterweb.settings import *  # noqa: E402, F403
 from clusterweb.settings import DATABASES  # noqa: E402
 
 TESTING = True
+# A worker subprocess a test starts against the simulator gets its kubeconfig here (KUBECONFIG
+# itself is dropped above, so a developer's own cluster is never reached from tests).
+KUBE_CONFIG_PATH = os.environ.get("CLUSTERWEB_TEST_KUBECONFIG", "")
 # The shared clock offset and the armed failpoints, read by every process of the run.
 CLOCK_FILE = os.environ["CLUSTERWEB_CLOCK_FILE"]
 FAILPOINTS = os.environ["CLUSTERWEB_FAILPOINTS"]

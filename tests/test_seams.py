@@ -1,6 +1,7 @@
 """The test seams: the shared clock and named failpoints. Both are inert outside tests."""
 
 import os
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -51,6 +52,19 @@ def test_a_crash_failpoint_ends_the_process_like_a_kill(failpoints):
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 70
+    assert "survived" not in result.stdout
+
+
+def test_a_kill_failpoint_sigkills_the_process(failpoints):
+    failpoints.arm("demo.kill", "kill")
+    code = (
+        "import django; django.setup(); from clusterweb.failpoints import failpoint; "
+        "failpoint('demo.kill'); print('survived')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == -signal.SIGKILL
     assert "survived" not in result.stdout
 
 

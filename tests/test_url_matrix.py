@@ -105,6 +105,30 @@ TABLE = [
     ("provisioning:pool_add",  "POST", LOGIN, LOGIN, 403, 200),
     ("provisioning:pool_edit", "GET",  LOGIN, LOGIN, 403, 404),
     ("provisioning:pool_edit", "POST", LOGIN, LOGIN, 403, 404),
+    # Launches: collaborators and admins ask and see their own; admins see all, decide and set
+    # the policy. No pool exists here: the Spark form says so (200), a POST to it too. KWARGS
+    # name a request that does not exist (404, after the method and the role). An empty POST
+    # to the policy form is a form with errors (200).
+    ("launches:mine",      "GET",  LOGIN, LOGIN, 200, 200),
+    ("launches:mine",      "POST", LOGIN, LOGIN, 405, 405),
+    ("launches:all",       "GET",  LOGIN, LOGIN, 403, 200),
+    ("launches:all",       "POST", LOGIN, LOGIN, 405, 405),
+    ("launches:spark",     "GET",  LOGIN, LOGIN, 200, 200),
+    ("launches:spark",     "POST", LOGIN, LOGIN, 200, 200),
+    ("launches:approvals", "GET",  LOGIN, LOGIN, 403, 200),
+    ("launches:approvals", "POST", LOGIN, LOGIN, 405, 405),
+    ("launches:policy",    "GET",  LOGIN, LOGIN, 403, 200),
+    ("launches:policy",    "POST", LOGIN, LOGIN, 403, 200),
+    ("launches:detail",    "GET",  LOGIN, LOGIN, 404, 404),
+    ("launches:detail",    "POST", LOGIN, LOGIN, 405, 405),
+    ("launches:cancel",    "GET",  LOGIN, LOGIN, 405, 405),
+    ("launches:cancel",    "POST", LOGIN, LOGIN, 404, 404),
+    ("launches:stop",      "GET",  LOGIN, LOGIN, 405, 405),
+    ("launches:stop",      "POST", LOGIN, LOGIN, 404, 404),
+    ("launches:approve",   "GET",  LOGIN, LOGIN, 405, 405),
+    ("launches:approve",   "POST", LOGIN, LOGIN, 403, 404),
+    ("launches:reject",    "GET",  LOGIN, LOGIN, 405, 405),
+    ("launches:reject",    "POST", LOGIN, LOGIN, 403, 404),
 ]
 # fmt: on
 # Arguments for URL patterns that take them: {url name: kwargs for reverse()}.
@@ -121,6 +145,11 @@ KWARGS: dict[str, dict] = {
     "accounts:user_reset_link": {"uid": "no-such-user"},
     "provisioning:pool_edit": {"slug": "no-such-pool"},
     "billing:budget_action": {"action": "freeze"},
+    "launches:detail": {"pk": 999999},
+    "launches:cancel": {"pk": 999999},
+    "launches:stop": {"pk": 999999},
+    "launches:approve": {"pk": 999999},
+    "launches:reject": {"pk": 999999},
 }
 MATRIX = {name: {} for name, *_ in TABLE}
 for _name, _method, *_outcomes in TABLE:

@@ -761,3 +761,121 @@ def ec2_on_demand_products(region: str, instance_type: str) -> PriceListAnswer:
         if not token:
             return PriceListAnswer(products=products, requests=requests)
         params["NextToken"] = token
+
+
+# --- Launches (issue 18) -------------------------------------------------------------------------
+# A launch request's instances are found by their tags, never by ids remembered somewhere else:
+# the tags are written by the same RunInstances call that creates the instances, so a process
+# that dies right after the call still finds them (EC2 applies TagSpecifications atomically with
+# the launch: "Tag your Amazon EC2 resources › Tag your resources on creation").
+REQUEST_TAG = "clusterweb:request"
+EXPIRES_TAG = "clusterweb:expires-at"
+# RunInstances' errors after which a spot launch may be retried on-demand: no spot capacity for
+# the type in the zone, or AWS's price or count limits for spot ("Error codes for the Amazon EC2
+# API"). The first two are CapacityError, the last LimitError; SpotMaxPriceTooLow is permanent
+# for the same spot request, but an on-demand launch is not affected by it.
+SPOT_FALLBACK_CODES = frozenset(
+    {
+        "InsufficientInstanceCapacity",
+        "UnfulfillableCapacity",
+        "SpotMaxPriceTooLow",
+        "MaxSpotInstanceCountExceeded",
+    }
+)
+# EC2's limit on a ClientToken ("a unique, case-sensitive string of up to 64 ASCII characters").
+CLIENT_TOKEN_MAX = 64
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """One RunInstances call for a launch: ``count`` instances (all or none: MinCount =
+    MaxCount) of ``instance_type`` from the pool's launch template, spot or on-demand."""
+
+    launch_template_id: str
+    instance_type: str
+    count: int
+    capacity_type: str  # "spot" or "on-demand"
+    user_data: str
+    tags: Mapping[str, str]
+    client_token: str
+    zone: str = ""
+    subnet_id: str = ""
+
+
+@translated()
+def request_instances(cluster_name: str, request_id: str) -> list[InventoryInstance]:
+    """The instances tagged with the cluster and ``clusterweb:request=<request_id>``, in every
+    state, oldest launch first (one call per page)."""
+    filters = [
+        {"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster_name]},
+        {"Name": f"tag:{REQUEST_TAG}", "Values": [str(request_id)]},
+    ]
+    paginator = client("ec2").get_paginator("describe_instances")
+    found = [
+        _inventory_instance(raw)
+        for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": _PAGE_SIZE})
+        for reservation in page["Reservations"]
+        for raw in reservation["Instances"]
+    ]
+    return sorted(found, key=lambda i: (i.launch_time, i.instance_id))
+
+
+def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": key, "Value": value} for key, value in sorted(tags.items())]
+
+
+@translated()
+def instances_launch(spec: LaunchSpec) -> list[Instance]:
+    """Launch ``spec`` with one RunInstances call carrying its ClientToken: the same call made
+    again (a retry after a timeout, a second delivery of the task) returns the first call's
+    instances instead of launching more (EC2 "Ensuring idempotency"). Errors are translated:
+    :class:`CapacityError`, :class:`LimitError`, ``PermanentError(code="SpotMaxPriceTooLow")``..."""
+    if spec.capacity_type not in ("spot", "on-demand"):
+        raise ValueError(f"capacity_type must be spot or on-demand, not {spec.capacity_type!r}")
+    if not 0 < len(spec.client_token) <= CLIENT_TOKEN_MAX:
+        raise ValueError(f"a ClientToken has 1 to {CLIENT_TOKEN_MAX} characters")
+    params: dict[str, Any] = {
+        "LaunchTemplate": {"LaunchTemplateId": spec.launch_template_id},
+        "InstanceType": spec.instance_type,
+        "MinCount": spec.count,
+        "MaxCount": spec.count,
+        "UserData": spec.user_data,  # boto3 encodes it in base64
+        "ClientToken": spec.client_token,
+        "TagSpecifications": [
+            {"ResourceType": "instance", "Tags": _tag_list(spec.tags)},
+            {"ResourceType": "volume", "Tags": _tag_list(spec.tags)},
+        ],
+    }
+    if spec.capacity_type == "spot":
+        # No MaxPrice: AWS then caps the price at the on-demand price, which is what the quote's
+        # maximum assumes. One-time, terminated on interruption: nothing restarts by itself.
+        params["InstanceMarketOptions"] = {
+            "MarketType": "spot",
+            "SpotOptions": {
+                "SpotInstanceType": "one-time",
+                "InstanceInterruptionBehavior": "terminate",
+            },
+        }
+    if spec.subnet_id:
+        params["SubnetId"] = spec.subnet_id
+    elif spec.zone:
+        params["Placement"] = {"AvailabilityZone": spec.zone}
+    answer = client("ec2").run_instances(**params)
+    return [_instance(raw) for raw in answer["Instances"]]
+
+
+@translated()
+def instances_terminate(instance_ids: Sequence[str]) -> None:
+    """Terminate ``instance_ids`` (terminating one already shutting down or terminated is a
+    no-op on EC2). Nothing to terminate: no call."""
+    ids = list(dict.fromkeys(instance_ids))
+    if ids:
+        client("ec2").terminate_instances(InstanceIds=ids)
+
+
+@translated()
+def instances_tag(instance_ids: Sequence[str], tags: Mapping[str, str]) -> None:
+    """Set ``tags`` on ``instance_ids`` (CreateTags overwrites a tag with the same key)."""
+    ids = list(dict.fromkeys(instance_ids))
+    if ids and tags:
+        client("ec2").create_tags(Resources=ids, Tags=_tag_list(tags))

@@ -21,8 +21,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import pydantic
 import urllib3
@@ -42,6 +44,9 @@ INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 ZONE_LABEL = "topology.kubernetes.io/zone"
 GPU_RESOURCE = "nvidia.com/gpu"
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+# Bootstrap tokens ("Authenticating with Bootstrap Tokens"): Secrets of this type in kube-system.
+TOKEN_TYPE = "bootstrap.kubernetes.io/token"  # noqa: S105 (a Secret type, not a secret)
+TOKEN_NAMESPACE = "kube-system"  # noqa: S105 (a namespace)
 
 # A read-modify-write of a node's taints loses a race only when something else writes the node in
 # between; three fresh attempts make that vanishingly rare without hiding a real hot loop.
@@ -120,6 +125,7 @@ class Pod:
     phase: str
     ready: bool
     labels: Mapping[str, str] = field(default_factory=dict)
+    ip: str = ""  # status.podIP, "" until the pod has one
 
 
 @dataclass(frozen=True)
@@ -213,6 +219,11 @@ ACCESSES: tuple[Access, ...] = (
     Access("update", "apps", "deployments"),
     Access("delete", "apps", "deployments"),
     Access("patch", "apps", "deployments", "scale"),
+    # Launches (issue 18): a bootstrap token per launch, and the Spark master's status read
+    # through the API server's service proxy.
+    Access("create", "", "secrets"),
+    Access("delete", "", "secrets"),
+    Access("get", "", "services", "proxy"),
 )
 
 
@@ -601,6 +612,100 @@ class Kubernetes:
             stream.stop()
         return resource_version
 
+    def pods_list(self, namespace: str, label_selector: str) -> list[Pod]:
+        """The pods matching ``label_selector`` in ``namespace``, sorted by name."""
+        listed = self._call(
+            f"list pods {label_selector!r} in {namespace}",
+            self.core.list_namespaced_pod,
+            namespace,
+            label_selector=label_selector,
+        )
+        return sorted((_pod(p) for p in listed.items), key=lambda p: p.name)
+
+    # -- bootstrap tokens (docs/node-join.md) --------------------------------------------------
+
+    def bootstrap_token_create(
+        self, token: str, expiration: datetime, *, description: str = ""
+    ) -> bool:
+        """Store ``token`` ("id.secret") as its ``bootstrap.kubernetes.io/token`` Secret in
+        ``kube-system``, valid for joining until ``expiration`` (as ``kubeadm token create``
+        does). Returns False if the Secret existed already (success: same name, same token)."""
+        token_id, _, secret = token.partition(".")
+        string_data = {
+            "token-id": token_id,
+            "token-secret": secret,
+            "expiration": expiration.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "usage-bootstrap-authentication": "true",
+            "usage-bootstrap-signing": "true",
+            "auth-extra-groups": "system:bootstrappers:kubeadm:default-node-token",
+        }
+        if description:
+            string_data["description"] = description
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": f"bootstrap-token-{token_id}", "namespace": TOKEN_NAMESPACE},
+            "type": TOKEN_TYPE,
+            # The API server encodes stringData into data; nothing here is logged.
+            "stringData": string_data,
+        }
+        what = f"create bootstrap token {token_id}"
+        try:
+            self.core.create_namespaced_secret(
+                TOKEN_NAMESPACE, body, _request_timeout=self.request_timeout
+            )
+        except ApiException as exc:
+            if _is(exc, 409, "AlreadyExists"):
+                return False
+            raise translate(exc, what) from exc
+        except _CLIENT_ERRORS as exc:
+            raise translate(exc, what) from exc
+        return True
+
+    def bootstrap_token_delete(self, token_id: str) -> bool:
+        """Delete the token's Secret; False if it was gone already (success too)."""
+        name = f"bootstrap-token-{token_id}"
+        try:
+            self.core.delete_namespaced_secret(
+                name, TOKEN_NAMESPACE, _request_timeout=self.request_timeout
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise translate(exc, f"delete bootstrap token {token_id}") from exc
+        except _CLIENT_ERRORS as exc:
+            raise translate(exc, f"delete bootstrap token {token_id}") from exc
+        return True
+
+    def api_server_endpoint(self) -> str:
+        """``host:port`` of the API server this client talks to (what a join script names when
+        no other endpoint is configured)."""
+        parts = urlsplit(self.api_client.configuration.host)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return f"{parts.hostname}:{port}"
+
+    # -- services ------------------------------------------------------------------------------
+
+    def service_proxy_json(self, namespace: str, service: str, port: str, path: str) -> Any:
+        """GET ``path`` of ``service``'s ``port`` (a name or number) through the API server's
+        service proxy (``/api/v1/namespaces/NS/services/NAME:PORT/proxy/PATH``), parsed as JSON.
+        Works from outside the cluster as from inside (RBAC: ``get services/proxy``). 503 (no
+        ready endpoint) is transient; an answer that is not JSON is permanent."""
+        what = f"read {service}:{port}/{path} in {namespace} through the service proxy"
+        raw = self._call(
+            what,
+            self.core.connect_get_namespaced_service_proxy_with_path,
+            f"{service}:{port}",
+            namespace,
+            path,
+            _preload_content=False,
+        )
+        try:
+            body = raw.data if hasattr(raw, "data") else raw
+            return json.loads(body)
+        except (TypeError, ValueError) as exc:
+            raise PermanentError(f"{what}: not JSON", system=SYSTEM, code="not_json") from exc
+
     def pod_evict(self, namespace: str, name: str) -> bool:
         """Evict a pod through the eviction subresource, honouring disruption budgets.
 
@@ -731,6 +836,7 @@ def _pod(model: Any) -> Pod:
         phase=(model.status.phase if model.status else None) or "",
         ready=_pod_ready(model),
         labels=dict(model.metadata.labels or {}),
+        ip=(model.status.pod_ip if model.status else None) or "",
     )
 
 

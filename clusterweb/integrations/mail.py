@@ -161,3 +161,18 @@ def launch_decision_send(*, to: Sequence[str], launch: Any, request_url: str) ->
         to,
         {"launch": launch, "request_url": request_url, "cluster": settings.CLUSTER_NAME},
     )
+
+
+def launch_ended_send(*, to: Sequence[str], launch: Any, outcome: Any, request_url: str) -> None:
+    """To the requester (and the owner): a launch ended, stopped or failed; its quote beside the
+    actual cost and what made them differ; in plain words what went wrong, if anything."""
+    _send(
+        "launch-ended",
+        to,
+        {
+            "launch": launch,
+            "outcome": outcome,
+            "request_url": request_url,
+            "cluster": settings.CLUSTER_NAME,
+        },
+    )

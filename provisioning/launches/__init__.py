@@ -9,4 +9,9 @@
   ``transition`` that every state change (issue 18's execution too) goes through.
 - ``forms.py``: input rules shared by the pages and the command line.
 - ``tasks.py``: the emails (after commit) and the beat entry that expires undecided requests.
+- ``execution.py`` (issue 18): carrying out an approved request in short, leased, re-scheduling
+  steps (room, join credentials, capacity, join, workload) and stopping it; its progress row
+  ``LaunchExecution`` is in ``execution_models.py``; ``spark.py`` is the Spark worker backend;
+  ``outcomes.py`` the quote against the actual cost (and the email when a launch ends);
+  ``execution_views.py`` the Stop view and the execution's part of the request page.
 """

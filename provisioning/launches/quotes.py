@@ -143,10 +143,11 @@ def launch_quote(
         maximum = max(maximum, expected)  # an override above on-demand is still the price
     start = costing.month_start(now)
     estimate = costs.month_estimate(start)
-    approved = costs.planned_launches(now)
-    forecast = costs.month_forecast(estimate, now=now, planned=approved).total
+    month = costs.month_forecast(estimate, now=now)  # approved launches included
     with_launch = None
     if hourly is not None and instance_type:
+        # This launch's part of the month, from the forecast's own moment (pure: no queries,
+        # so the page's live quote stays cheap).
         plan = forecasting.PlannedLaunch(
             label="this launch",
             instance_type=instance_type,
@@ -156,9 +157,11 @@ def launch_quote(
             hours=Decimal(hours),
             hourly=hourly,
         )
-        with_launch = costs.month_forecast(estimate, now=now, planned=[*approved, plan]).total
+        alone = forecasting.forecast_month(at=month.at, month_to_date=ZERO, planned=[plan])
+        with_launch = month.total + (alone.total if month.at < month.month_end else ZERO)
     elif hourly is not None:
-        with_launch = forecast
+        with_launch = month.total
+    forecast = month.total
     return Quote(
         at=now,
         instance_type=instance_type,

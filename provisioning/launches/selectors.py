@@ -112,8 +112,19 @@ def _decision_json(request: LaunchRequest) -> dict[str, Any] | None:
 
 
 def _urls(request: LaunchRequest) -> dict[str, str]:
-    """What the owner opens through the tunnel; filled in by the execution (issue 18)."""
+    """What the owner opens through the tunnel: a running Spark launch's master UI on the
+    tunnel's local port (CONVENTIONS: 127.0.0.1:8003)."""
+    from provisioning.launches import spark
+
+    if request.kind == "spark" and request.state == LaunchState.RUNNING:
+        return {"spark_ui": f"http://127.0.0.1:{spark.UI_PORT}/"}
     return {}
+
+
+def _outcome(request: LaunchRequest) -> dict[str, Any]:
+    from provisioning.launches.outcomes import outcome_of
+
+    return outcome_of(request).as_json()
 
 
 def request_json(request: LaunchRequest) -> dict[str, Any]:
@@ -164,5 +175,7 @@ def request_json(request: LaunchRequest) -> dict[str, Any]:
         ],
         "stop_reason": request.stop_reason,
         "error": request.error or None,
+        # Quote against actual (issue 18): the actual cost once the launch ended, and why.
+        "outcome": _outcome(request),
         "attempt": request.attempt,
     }

@@ -396,8 +396,17 @@ def request_launch(
                 approved_expected_cost=quote.expected_cost,
                 approved_max_cost=quote.max_cost,
             )
+            _execution_enqueue(launch.pk)
     launch.refresh_from_db()
     return launch
+
+
+def _execution_enqueue(request_id: int) -> None:
+    """An approved request is carried out by the execution's steps (issue 18), after the
+    commit; if the broker is down, the launch sweeper starts it later."""
+    from provisioning import tasks
+
+    enqueue_on_commit(tasks.launch_advance, request_id)
 
 
 # --- Decisions ----------------------------------------------------------------------------------
@@ -419,7 +428,7 @@ def _load(request_id: Any) -> LaunchRequest:
 
 
 def _not_pending(launch: LaunchRequest, verb: str) -> LaunchStateError:
-    launch.refresh_from_db(fields=["state", "decided_by_username"])
+    launch.refresh_from_db(fields=["state", "decided_by_username", "decided_at"])
     who = f" by {launch.decided_by_username}" if launch.decided_by_username else ""
     return LaunchStateError(
         f"request {launch.pk} is {launch.state}{who if launch.decided_at else ''}: only a "
@@ -504,6 +513,7 @@ def approve(
         if not claimed:
             raise _not_pending(launch, "approved")
         enqueue_on_commit(_tasks().launch_requester_notify, launch.pk)
+        _execution_enqueue(launch.pk)
     launch.refresh_from_db()
     return launch
 

@@ -10,7 +10,8 @@ list of PolicyRules (apiGroups, resources, verbs; ``*`` matches all; a subresour
 - ``clusterweb``: the product's ServiceAccount, bound to the ClusterRole :data:`PRODUCT_RULES`,
   exactly what ``clusterweb/integrations/k8s.py`` calls (``test_k8s.py`` checks the two agree).
 - ``jupyterhub``: the hub's ServiceAccount, bound to a Role in the ``jupyter`` namespace with
-  KubeSpawner's rules (zero-to-jupyterhub's hub Role).
+  KubeSpawner's rules (zero-to-jupyterhub's hub Role), and to the ClusterRole ``hub-nodes``
+  (nodes get, list) that the shipped configuration's hook needs to check a launch's nodes.
 
 ``SelfSubjectAccessReview`` (``authorization.k8s.io/v1``) answers for the caller from these
 rules, as the RBAC authorizer does: ``allowed: true`` with the reason
@@ -40,6 +41,10 @@ PRODUCT_RULES: tuple[dict[str, Any], ...] = (
         "verbs": ["create", "delete", "get", "update"],
     },
     {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["patch"]},
+    # Launches (issue 18): a bootstrap token Secret per launch in kube-system, and the Spark
+    # master's JSON status read through the API server's service proxy.
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "delete"]},
+    {"apiGroups": [""], "resources": ["services/proxy"], "verbs": ["get"]},
 )
 
 # zero-to-jupyterhub's hub Role (namespaced: the hub's own namespace).
@@ -50,6 +55,13 @@ HUB_RULES: tuple[dict[str, Any], ...] = (
         "verbs": ["get", "watch", "list", "create", "delete"],
     },
     {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "watch", "list"]},
+)
+
+# What the shipped hub configuration's pre-spawn hook reads beyond KubeSpawner's Role: the nodes
+# of a launch (``clusterweb.io/request=ID``), cluster-wide (a ClusterRole: nodes are not
+# namespaced).
+HUB_NODE_RULES: tuple[dict[str, Any], ...] = (
+    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list"]},
 )
 
 # The system:basic-user ClusterRole: every authenticated user may ask what it may do.
@@ -131,7 +143,13 @@ def default_identities(tokens: dict[str, str] | None = None) -> dict[str, Identi
             "jupyterhub",
             "system:serviceaccount:jupyter:hub",
             ("system:serviceaccounts", "system:serviceaccounts:jupyter", *_AUTHENTICATED),
-            (Binding("RoleBinding", "hub", "Role", "hub", HUB_RULES, namespace="jupyter"), _BASIC),
+            (
+                Binding("RoleBinding", "hub", "Role", "hub", HUB_RULES, namespace="jupyter"),
+                Binding(
+                    "ClusterRoleBinding", "hub-nodes", "ClusterRole", "hub-nodes", HUB_NODE_RULES
+                ),
+                _BASIC,
+            ),
             token=token("jupyterhub"),
         ),
     }

@@ -133,7 +133,8 @@ def system_daemonsets() -> list[dict[str, Any]]:
     - ``kube-system/kube-proxy`` (kubeadm's addon): tolerates everything, no requests (it still
       takes a pod slot);
     - ``kube-system/nvidia-device-plugin-daemonset`` (NVIDIA's nvidia-device-plugin.yml):
-      tolerates ``nvidia.com/gpu``; on a GPU node it makes ``nvidia.com/gpu`` allocatable.
+      tolerates ``nvidia.com/gpu`` and, unlike upstream, ``clusterweb.io/request`` (a launch's
+      own GPU node); on a GPU node it makes ``nvidia.com/gpu`` allocatable.
     """
     linux = {
         "nodeAffinity": {
@@ -196,8 +197,12 @@ def system_daemonsets() -> list[dict[str, Any]]:
         {"name": "nvidia-device-plugin-ds"},
         {
             "priorityClassName": "system-node-critical",
+            # NVIDIA's manifest tolerates nvidia.com/gpu only; a GPU node of one launch also
+            # carries clusterweb.io/request=ID:NoSchedule (CONVENTIONS.md), and without the
+            # plugin there its GPU never becomes allocatable. Clusterweb deploys it with both.
             "tolerations": [
-                {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+                {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+                {"key": "clusterweb.io/request", "operator": "Exists", "effect": "NoSchedule"},
             ],
             "containers": [
                 {

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import http.client
 import json
 import logging
+import re
 import select
+import signal
 import socket
 import threading
 import time
@@ -20,7 +23,7 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
@@ -28,8 +31,9 @@ from . import errors as E
 from .auth import Identity, authorize, default_identities
 from .controllers import ControllerOptions, Controllers
 from .errors import ApiError, SimulatorBug
+from .network import resolve, service_backend
 from .recorder import Recorder
-from .resources import BY_RESOURCE, NAMESPACES, TYPES, VERBS, ResourceType
+from .resources import BY_RESOURCE, NAMESPACES, PODS, TYPES, VERBS, ResourceType
 from .schema import KUBERNETES_VERSION, Schemas
 from .store import (
     CONTAINER_FAULTS,
@@ -44,6 +48,31 @@ from .store import (
 log = logging.getLogger(__name__)
 
 _JSON = "application/json"
+# The API server's proxy subresources: services/NAME[:PORT]/proxy[/PATH] and the same for pods.
+_PROXY_PATH = re.compile(r"^/api/v1/namespaces/([^/]+)/(services|pods)/([^/]+)/proxy(/.*)?$")
+_PROXY_VERBS = {
+    "GET": "get",
+    "POST": "create",
+    "PUT": "update",
+    "PATCH": "patch",
+    "DELETE": "delete",
+}
+# Hop-by-hop headers (RFC 9110 7.6.1) are not forwarded, nor the caller's credentials: the
+# authentication filter removes Authorization before the proxy sees the request.
+_NOT_FORWARDED = {
+    "authorization",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+}
+PROXY_TIMEOUT = 30.0  # seconds for the backend to answer
 
 
 def _dump(obj: Any) -> bytes:
@@ -153,6 +182,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         path = "/" + url.path.strip("/")
         try:
+            proxy = _PROXY_PATH.match(url.path)
+            if proxy is not None:
+                identity = sim._authenticate(self.headers.get("Authorization", ""))
+                if identity is None:
+                    raise E.unauthorized()
+                self.identity = identity
+                self._proxy(method, proxy, url.query)
+                return
             body = self._body() if method in ("POST", "PUT", "PATCH", "DELETE") else None
             identity = sim._authenticate(self.headers.get("Authorization", ""))
             if identity is None:
@@ -184,6 +221,81 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("simulator failure on %s %s", method, self.path)
             sim.store.bugs.append(f"{method} {self.path}: {exc!r}")
             self._send(500, _dump(E.internal(repr(exc)).status()))
+
+    # -- the proxy subresources ----------------------------------------------------------------
+
+    def _proxy(self, method: str, match: re.Match[str], query: str) -> None:
+        """``services/NAME[:PORT]/proxy/PATH`` and ``pods/NAME[:PORT]/proxy/PATH``: the request
+        goes to a ready pod behind the Service (its target port) or to the pod, and its answer
+        comes back as it is ("Access Clusters Using the Kubernetes API › Manually constructing
+        apiserver proxy URLs"; pkg/registry/core/service/storage ResourceLocation and
+        pkg/registry/core/pod/strategy.go ResourceLocation)."""
+        sim = self.server.simulator
+        namespace, kind, raw_name, raw_path = match.groups()
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        verb = _PROXY_VERBS.get(method)
+        if verb is None:
+            raise E.method_not_allowed()
+        sim.recorder.record(verb, "", f"{kind}/proxy", namespace, identity=self.identity.name)
+        # "[scheme:]name[:port]" (utilnet.SplitSchemeNamePort); only http is served here.
+        parts = unquote(raw_name).split(":")
+        if len(parts) == 3:
+            scheme, name, port = parts
+        elif len(parts) == 2:
+            scheme, (name, port) = "", parts
+        else:
+            scheme, name, port = "", parts[0], ""
+        if scheme not in ("", "http") or not name or len(parts) > 3:
+            raise E.bad_request(f"invalid service request {unquote(raw_name)!r}")
+        if kind == "services":
+            with sim.store.lock:
+                host, target = service_backend(sim.store, namespace, name, port)
+        else:
+            entry = sim.store.peek(PODS, namespace, name)
+            if entry is None:
+                raise E.not_found("pods", "", name)
+            pod = entry.obj
+            if not port:
+                for container in pod["spec"].get("containers") or ():
+                    if container.get("ports"):
+                        port = str(container["ports"][0]["containerPort"])
+                        break
+            host = (pod.get("status") or {}).get("podIP", "")
+            if not host:
+                raise E.bad_request("address not allowed")
+            if not port.isdigit():
+                raise E.bad_request(f"invalid port {port!r}")
+            target = int(port)
+        path = unquote(raw_path or "") or "/"
+        if query:
+            path = f"{path}?{query}"
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _NOT_FORWARDED}
+        connection = http.client.HTTPConnection(host, target, timeout=PROXY_TIMEOUT)
+        try:
+            connection.request(method, path, body=body or None, headers=headers)
+            response = connection.getresponse()
+            payload = response.read()
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            if isinstance(exc, ConnectionRefusedError):
+                reason = "connect: connection refused"
+            raise ApiError(
+                503,
+                "ServiceUnavailable",
+                f"error trying to reach service: dial tcp {host}:{target}: {reason}",
+                details={},
+            ) from None
+        finally:
+            connection.close()
+        self.send_response(response.status, response.reason)
+        for name_, value in response.getheaders():
+            if name_.lower() not in _NOT_FORWARDED:
+                self.send_header(name_, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if method != "HEAD":
+            self.wfile.write(payload)
 
     def _dispatch(self, method: str, route: _Route, body: Any) -> None:
         sim = self.server.simulator
@@ -548,6 +660,30 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/_simulator/container-faults" and method == "DELETE":
             sim.clear_container_faults()
             self._send(200, _dump(_success(200)))
+        elif path == "/_simulator/resolve" and method == "GET":
+            # What cluster DNS plus kube-proxy give a pod (network.resolve): the stand-ins'
+            # resolver for Service names.
+            try:
+                port = int(self.query.get("port", "0"))
+            except ValueError:
+                raise E.bad_request("port must be a number") from None
+            with sim.store.lock:
+                found = resolve(
+                    sim.store, self.query.get("host", ""), port, self.query.get("namespace", "")
+                )
+            if found is None:
+                raise E.ApiError(404, "NotFound", "no such host or no ready endpoint", details={})
+            self._send(200, _dump({"ip": found[0], "port": found[1]}))
+        elif path == "/_simulator/kill-container" and method == "POST":
+            body = body if isinstance(body, dict) else {}
+            killed = sim.kill_container(
+                str(body.get("namespace", "")),
+                str(body.get("pod", "")),
+                str(body.get("container", "")),
+            )
+            if not killed:
+                raise E.ApiError(404, "NotFound", "no such running stand-in container", details={})
+            self._send(200, _dump(_success(200)))
         elif path == "/_simulator/accesses" and method == "GET":
             identity = self.query.get("identity") or None
             accesses = [a.__dict__ for a in sim.recorder.accesses(identity)]
@@ -722,7 +858,17 @@ class KubeSimulator:
         :meth:`stop`. ``timings`` are :class:`~sandbox.kube.controllers.ControllerOptions`
         fields (``pod_start_delay=0.05``...). Starting them twice returns the running ones."""
         if self.controllers is None or not self.controllers.running:
-            self.controllers = Controllers(self.store, options, **timings).start()
+            controllers = Controllers(self.store, options, **timings)
+            # What a pod finds in its environment about the API (the "kubernetes" Service),
+            # and the stand-ins' way to resolve Service names through the simulator.
+            runtime = controllers.kubelet.runtime
+            runtime.environment.update(
+                {"KUBERNETES_SERVICE_HOST": self.host, "KUBERNETES_SERVICE_PORT": str(self._port)}
+            )
+            runtime.resolver_environment.update(
+                {"CLUSTERWEB_KUBE_API": self.url, "CLUSTERWEB_KUBE_TOKEN": self.token}
+            )
+            self.controllers = controllers.start()
         return self.controllers
 
     def stop_controllers(self) -> None:
@@ -780,6 +926,32 @@ class KubeSimulator:
         with self.store.lock:
             self.store.container_faults.clear()
             self.store.changed.notify_all()
+
+    def kill_container(
+        self, namespace: str, pod: str, container: str, sig: int = signal.SIGKILL
+    ) -> bool:
+        """Kill a stand-in container's process (SIGKILL by default, as the OOM killer or a
+        crash would end it): the kubelet sees it exit (137) and restarts it per the pod's
+        ``restartPolicy``. False when that container has no running stand-in."""
+        if self.controllers is None:
+            return False
+        return self.controllers.kubelet.runtime.kill((namespace, pod), container, sig)
+
+    def container_pid(self, namespace: str, pod: str, container: str) -> int | None:
+        """The PID of a stand-in container's current process, or None."""
+        if self.controllers is None:
+            return None
+        process = self.controllers.kubelet.runtime.process((namespace, pod), container)
+        return process.pid if process is not None and process.running else None
+
+    def container_log(self, namespace: str, pod: str, container: str) -> str:
+        """What a stand-in container has written so far (its runs appended), or ""."""
+        if self.controllers is None:
+            return ""
+        path = self.controllers.kubelet.runtime.log_path((namespace, pod), container)
+        if path is None or not Path(path).exists():
+            return ""
+        return Path(path).read_text(errors="replace")
 
     @property
     def bugs(self) -> list[str]:

@@ -172,7 +172,13 @@ BREAKS = {
         {"kubernetes.identity"},
         "KUBECONFIG",
     ),
-    "kube-role": (_kube_as_the_hub, KUBE_IDS, "ClusterRole"),
+    # The hub's identity may read nodes cluster-wide (its hook pins servers to a launch's nodes:
+    # ClusterRole hub-nodes), nothing else Clusterweb needs.
+    "kube-role": (
+        _kube_as_the_hub,
+        KUBE_IDS - {"kubernetes.get.core.nodes", "kubernetes.list.core.nodes"},
+        "ClusterRole",
+    ),
     "jupyterhub-scopes": (_a_users_token, {"jupyterhub"}, "lacks the scopes admin:users, servers"),
     "jupyterhub-token": (
         lambda d: setattr(d.settings, "JUPYTERHUB_API_TOKEN", "not-the-token"),

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -399,6 +400,15 @@ def test_the_product_role_is_exactly_what_the_adapter_uses(kube: Kube, tmp_path:
         product.pod_evict(ns, pods[0].name)
         product.deployment_delete(ns, "spark-worker")
         product.node_taint(name, Taint("a", "NoSchedule"))
+        # Launches: a bootstrap token, and a Service's answer through the service proxy (here
+        # the simulator's 503: no ready endpoint behind it, which is still a proxy GET).
+        product.bootstrap_token_create("abc123.0123456789abcdef", datetime(2031, 1, 1, tzinfo=UTC))
+        product.bootstrap_token_delete("abc123")
+        kube.core.create_namespaced_service(
+            ns, {"metadata": {"name": "nothing"}, "spec": {"ports": [{"port": 80}]}}
+        )
+        with pytest.raises(TransientError):
+            product.service_proxy_json(ns, "nothing", "80", "json/")
     finally:
         product.close()
     identity = kube.simulator.identities["clusterweb"]

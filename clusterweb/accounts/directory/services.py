@@ -302,7 +302,22 @@ def account_disable(
             state=SignupState.DISABLED, updated_at=now
         )
         enqueue_on_commit(_tasks().account_servers_stop, uid)
-    detail = {"groups": record.groups, "sessions_ended": ended, "reason": reason[:200]}
+        # Their launch requests that run nothing yet are cancelled (``disabled``) with the rest
+        # of the database side, so an admin cannot approve one for a person who is gone.
+        from provisioning.launches.services import cancel_pending_for
+
+        launches = cancel_pending_for(uid, actor=actor, source=_source(request, source))
+        # Their launches that run stop (``disabled``): the stop steps run after the commit.
+        from provisioning.launches.execution import launches_stop_for
+
+        stopping = launches_stop_for(uid, actor=actor, source=_source(request, source))
+    detail = {
+        "groups": record.groups,
+        "sessions_ended": ended,
+        "launches_cancelled": launches,
+        "launches_stopped": stopping,
+        "reason": reason[:200],
+    }
     if unreachable is not None:
         audit_record(
             action="account.disable_incomplete",

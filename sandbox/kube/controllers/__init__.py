@@ -91,6 +91,7 @@ class Controllers:
         if thread.is_alive():  # pragma: no cover - a pass stuck for 10 s is a bug
             self.store.bugs.append("the controllers did not stop within 10 s")
         self._thread = None
+        self.kubelet.stop()  # the stand-in processes: none is left running
         self.store.taint_new_nodes = False
 
     @property

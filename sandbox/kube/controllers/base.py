@@ -48,6 +48,14 @@ class ControllerOptions:
     retry_delay: float = 0.05
     # The longest the loop sleeps with nothing to do (a safety net; work is event-driven).
     idle_wakeup: float = 30.0
+    # Stand-in containers (runtime.py): how often a container that is not ready yet is
+    # checked, and how often a ready one's readiness and liveness probes run (periodSeconds
+    # defaults to 10 s on a real kubelet).
+    probe_interval: float = 0.2
+    probe_period: float = 10.0
+    # The Spark stand-ins' spark.worker.timeout (Spark's default is 60 s): a master drops a
+    # worker it has not heard from for this long; workers heartbeat every quarter of it.
+    spark_worker_timeout: float = 60.0
 
 
 def stamp(moment: datetime) -> str:

@@ -40,20 +40,38 @@ unready status: [C]``). The back-off's base is ``ControllerOptions.container_bac
 tests scale it down); messages always show the real durations. Once the fault is cleared the
 next attempt succeeds. Init containers do not fail.
 
-Pod IPs come from the node's ``spec.podCIDR`` when it has one, else from one /24 per node in
-100.64.0.0/16 (the bridge's EC2 nodes have no podCIDR: on EKS the VPC CNI hands out VPC
-addresses, often from a 100.64.0.0/10 secondary range; moto's VPC is elsewhere).
+Pod IPs come from the simulated CNI (``network.PodNetwork``): one 127.X.Y.0/24 per node, one
+address per live pod, released when the pod is deleted or finishes; a ``hostNetwork`` pod has
+its node's address.
+
+Stand-in containers (``runtime.py``, ``standins/``): a container whose image the runtime knows
+runs as a local process bound to the pod's IP. It is ready only when it answers (its readiness
+probe, else a connection to its first declared port), and the pod is Ready only when all its
+containers are. When the process exits (it crashed, or a test killed it: exit code 137 for
+SIGKILL), the container is terminated with that code and restarted per ``restartPolicy``
+(``Always``; ``OnFailure`` for a non-zero code; ``Never`` not at all): ``restartCount`` + 1,
+the exit in ``lastState.terminated``, events Pulled, Created and Started; the first restart
+happens at once, the next ones after the CrashLoopBackOff back-off above (event BackOff). A
+container that keeps failing its liveness probe is killed (events Unhealthy, Killing) and
+restarted the same way. A pod being deleted gets SIGTERM (event Killing ``Stopping container
+C``) and SIGKILL after its scaled grace period; a node that is deleted or stops posting status
+(its instance stopped or went away) takes its processes with it.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
-import ipaddress
+import re
+import threading
 import time
 from typing import Any
 
+from .. import quantity
 from ..errors import ApiError
-from ..resources import NODES, PODS
+from ..network import PodNetwork
+from ..resources import NODES, PODS, SECRETS
+from ..runtime import Process, Runtime
 from ..store import ContainerFault, Event, Key
 from .base import (
     Context,
@@ -123,6 +141,26 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+class _Crashes:
+    """The kubelet's back-off memory of one stand-in container that exits."""
+
+    def __init__(self) -> None:
+        self.step = 0  # exits counted towards the back-off
+        self.seen_pid = 0  # the run whose exit was last counted
+        self.restart_at = 0.0  # monotonic time the next run may start
+        self.reported_step = -1  # the step whose BackOff event was recorded
+        self.runs = 0  # runs started (one container id each)
+
+
+_VAR_REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def _expand(value: str, env: dict[str, str]) -> str:
+    """Kubernetes' ``$(VAR)`` expansion of earlier variables (``$$`` escapes a ``$``)."""
+    out = _VAR_REFERENCE.sub(lambda m: env.get(m.group(1), m.group(0)), value)
+    return out.replace("$$", "$")
+
+
 class Kubelet(Controller):
     name = COMPONENT
 
@@ -130,22 +168,75 @@ class Kubelet(Controller):
         super().__init__(ctx)
         self.dirty: set[Key] = set()
         self.due: dict[Key, float] = {}  # monotonic time a pod's containers are up
-        self._subnets: dict[str, ipaddress.IPv4Network] = {}
         self._unplugged: set[str] = set()  # nodes whose device plugin pod went away
-        self._next_host: dict[str, int] = {}
         self.failing: dict[Key, _Failing] = {}
+        self.network = PodNetwork()
+        self.runtime = Runtime(
+            self._runtime_report,
+            probe_interval=ctx.options.probe_interval,
+            probe_period=ctx.options.probe_period,
+        )
+        self.runtime.environment["CLUSTERWEB_SPARK_WORKER_TIMEOUT"] = str(
+            ctx.options.spark_worker_timeout
+        )
+        self.crashes: dict[tuple[str, str, str], _Crashes] = {}
+        self.runtime_dirty: set[Key] = set()  # pods whose stand-ins changed
+        self._inbox: set[Key] = set()  # filled by the runtime's monitor thread
+        self._inbox_lock = threading.Lock()
+        self._stopping: set[Key] = set()  # pods being deleted: Killing events to record
+
+    def _runtime_report(self, key: Key) -> None:
+        """Called on the runtime's monitor thread: something about the pod's processes
+        changed. The controllers' loop is woken to look at it."""
+        with self._inbox_lock:
+            self._inbox.add(key)
+        self.store.wake()
+
+    def stop(self) -> None:
+        self.runtime.stop_all()
+        self.network.clear()  # the node ranges go back to the machine
 
     def resync(self) -> None:
+        entries = self.store.list_entries(PODS, "").items
         self.dirty = {
             (e.obj["metadata"]["namespace"], e.obj["metadata"]["name"])
-            for e in self.store.list_entries(PODS, "").items
+            for e in entries
             if _needs_kubelet(e.obj)
         }
         self.due.clear()
         self.failing.clear()
+        self.crashes.clear()
+        self.runtime.forget_all()
+        self.network.clear()
+        self.runtime_dirty = set()
+        for entry in entries:
+            pod = entry.obj
+            key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+            status = pod.get("status") or {}
+            if _bound_and_live(pod) and status.get("podIP"):
+                self.network.adopt(pod["spec"]["nodeName"], key, status["podIP"])
+            if (
+                _bound_and_live(pod)
+                and status.get("phase") == "Running"
+                and any(self.runtime.knows(c) for c in pod["spec"].get("containers") or ())
+            ):
+                self.runtime_dirty.add(key)  # its processes are not running here: restart
 
     def observe(self, event: Event) -> None:
         if event.resource is PODS:
+            pod = event.entry.obj
+            if event.type == "DELETED" or is_terminal(pod):
+                self.network.release(event.key)
+                self.runtime.forget(event.key)
+                for crash_key in [k for k in self.crashes if k[:2] == event.key]:
+                    del self.crashes[crash_key]
+            elif pod["metadata"].get("deletionTimestamp") and (
+                event.old is None or not event.old.obj["metadata"].get("deletionTimestamp")
+            ):
+                grace = float(pod["metadata"].get("deletionGracePeriodSeconds", 0))
+                if self.runtime.processes(event.key):
+                    self._stopping.add(event.key)
+                self.runtime.stop_pod(event.key, grace * self.store.grace_scale)
             node_name = (event.entry.obj.get("spec") or {}).get("nodeName")
             if (
                 node_name
@@ -162,8 +253,15 @@ class Kubelet(Controller):
                 self.dirty.discard(event.key)
             else:
                 self.dirty.add(event.key)
-        elif event.resource is NODES and event.type != "DELETED":
+        elif event.resource is NODES and event.type == "DELETED":
+            # The machine is gone, and its containers with it.
+            self.runtime.kill_node(event.key[1])
+            self.network.node_gone(event.key[1])
+        elif event.resource is NODES:
             was = node_ready_status(event.old.obj) if event.old is not None else ""
+            if node_ready_status(event.entry.obj) == "Unknown" and was != "Unknown":
+                # The kubelet stopped posting status: here, its instance stopped or went away.
+                self.runtime.kill_node(event.key[1])
             if node_ready_status(event.entry.obj) == "True" and was != "True":
                 name = event.key[1]
                 for entry in self.store.list_entries(
@@ -174,8 +272,16 @@ class Kubelet(Controller):
                         self.dirty.add((meta["namespace"], meta["name"]))
 
     def sync(self) -> None:
+        with self._inbox_lock:
+            self.runtime_dirty |= self._inbox
+            self._inbox.clear()
         dirty, self.dirty = self.dirty, set()
         self.each(dirty, self._sync, self.dirty.add)
+        runtime_dirty, self.runtime_dirty = self.runtime_dirty, set()
+        self.each(runtime_dirty, self._sync_runtime, self.runtime_dirty.add)
+        stopping, self._stopping = self._stopping, set()
+        for key in stopping:
+            self._record_stopping(key)
         unplugged, self._unplugged = self._unplugged, set()
         for node_name in unplugged:
             self._advertise(node_name, healthy=False)
@@ -224,15 +330,19 @@ class Kubelet(Controller):
             if self.ctx.options.pod_start_delay > 0:
                 self.ctx.timers.after(self.ctx.options.pod_start_delay, lambda: self.dirty.add(key))
                 return
-        due = self.due.setdefault(key, time.monotonic() + self.ctx.options.pod_start_delay)
-        if due > time.monotonic():
-            self.ctx.timers.after(due - time.monotonic(), lambda: self.dirty.add(key))
-            return
+        if status.get("phase") != "Running":
+            due = self.due.setdefault(key, time.monotonic() + self.ctx.options.pod_start_delay)
+            if due > time.monotonic():
+                self.ctx.timers.after(due - time.monotonic(), lambda: self.dirty.add(key))
+                return
         faults = self._faults(pod)
         if faults:
             self._fail(key, pod, node.obj, faults)
             return
-        self._run(pod, node.obj)
+        if status.get("phase") == "Running":
+            self._refresh(key, pod, node.obj)
+        else:
+            self._run(pod, node.obj)
         self.due.pop(key, None)
         self.failing.pop(key, None)
 
@@ -364,10 +474,7 @@ class Kubelet(Controller):
             status["phase"] = "Failed"
         else:
             status["phase"] = "Running"
-            if not status.get("podIP"):
-                ip = self._pod_ip(node)
-                status["podIP"] = ip
-                status["podIPs"] = [{"ip": ip}]
+            self._assign_ip(pod, node)
         for type_ in ("PodReadyToStartContainers", "Initialized"):
             set_condition(status, type_, "True", now)
         for type_ in ("Ready", "ContainersReady"):
@@ -386,20 +493,21 @@ class Kubelet(Controller):
         addresses = (node.get("status") or {}).get("addresses") or ()
         return [a["address"] for a in addresses if a.get("type") == "InternalIP"]
 
-    def _pod_ip(self, node: dict[str, Any]) -> str:
-        name = node["metadata"]["name"]
-        subnet = self._subnets.get(name)
-        if subnet is None:
-            cidr = (node.get("spec") or {}).get("podCIDR")
-            if cidr:
-                subnet = ipaddress.ip_network(cidr, strict=False)  # type: ignore[assignment]
-            else:
-                subnet = ipaddress.ip_network(f"100.64.{len(self._subnets) % 256}.0/24")
-            self._subnets[name] = subnet  # type: ignore[assignment]
-        hosts = subnet.num_addresses - 2  # type: ignore[union-attr]
-        index = self._next_host.get(name, 0) % max(hosts - 1, 1)
-        self._next_host[name] = index + 1
-        return str(subnet.network_address + 2 + index)  # type: ignore[union-attr]
+    def _assign_ip(self, pod: dict[str, Any], node: dict[str, Any]) -> str:
+        """The pod's address (kept if it has one): its node's for a hostNetwork pod, else one
+        from the node's range of the simulated CNI."""
+        status = pod["status"]
+        if status.get("podIP"):
+            return str(status["podIP"])
+        meta = pod["metadata"]
+        host_ips = self._host_ips(node)
+        if pod["spec"].get("hostNetwork") and host_ips:
+            ip = host_ips[0]
+        else:
+            ip = self.network.allocate(node["metadata"]["name"], (meta["namespace"], meta["name"]))
+        status["podIP"] = ip
+        status["podIPs"] = [{"ip": ip}]
+        return ip
 
     def _accept(self, pod: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
         """What the kubelet reports when it admits the pod: started, containers being created."""
@@ -443,19 +551,47 @@ class Kubelet(Controller):
         return self.store.update(PODS, pod, subresource="status")
 
     def _run(self, pod: dict[str, Any], node: dict[str, Any]) -> None:
-        """Containers started: Running, with an IP, every condition true."""
+        """Containers started: Running, with an IP. Inert containers are ready at once; a
+        stand-in's process starts now and is ready when it answers (see :meth:`_refresh`)."""
         now = self.ctx.stamp()
         status = pod["status"]
-        was_running = status.get("phase") == "Running"
         status["phase"] = "Running"
-        if not status.get("podIP"):
-            ip = self._pod_ip(node)
-            status["podIP"] = ip
-            status["podIPs"] = [{"ip": ip}]
+        self._assign_ip(pod, node)
         spec = pod["spec"]
-        for type_ in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady"):
-            set_condition(status, type_, "True", now)
-        if spec.get("initContainers"):
+        self._init_statuses(pod, now)
+        status["containerStatuses"] = []
+        for c in spec.get("containers") or ():
+            ready = True
+            if self.runtime.knows(c):
+                process = self._start(pod, node, c)
+                ready = process is not None and process.ready
+            status["containerStatuses"].append(
+                self._container(
+                    c, {"running": {"startedAt": now}}, ready=ready, started=True, pod=pod
+                )
+            )
+        self._set_ready(status, now)
+        self.store.update(PODS, pod, subresource="status")
+        if is_device_plugin(pod):
+            self._advertise(node["metadata"]["name"], healthy=True)
+        for container in spec.get("containers") or ():
+            self.ctx.events.record(
+                pod,
+                "Normal",
+                "Started",
+                f"Started container {container['name']}",
+                COMPONENT,
+                host=node["metadata"]["name"],
+            )
+
+    def _init_statuses(self, pod: dict[str, Any], now: str) -> None:
+        spec, status = pod["spec"], pod["status"]
+        done = [
+            c
+            for c in status.get("initContainerStatuses") or ()
+            if "terminated" in (c.get("state") or {})
+        ]
+        if spec.get("initContainers") and len(done) < len(spec["initContainers"]):
             status["initContainerStatuses"] = [
                 self._container(
                     c,
@@ -473,40 +609,272 @@ class Kubelet(Controller):
                 )
                 for c in spec["initContainers"]
             ]
+
+    @staticmethod
+    def _set_ready(status: dict[str, Any], now: str) -> None:
+        """Pod conditions from the containers: Ready and ContainersReady only when all are."""
+        for type_ in ("PodReadyToStartContainers", "Initialized"):
+            set_condition(status, type_, "True", now)
+        unready = [c["name"] for c in status.get("containerStatuses") or () if not c.get("ready")]
+        for type_ in ("Ready", "ContainersReady"):
+            if unready:
+                set_condition(
+                    status,
+                    type_,
+                    "False",
+                    now,
+                    reason="ContainersNotReady",
+                    message=f"containers with unready status: [{' '.join(unready)}]",
+                )
+            else:
+                set_condition(status, type_, "True", now)
+
+    def _sync_runtime(self, key: Key) -> None:
+        """A stand-in of the pod changed (ready, unready, exited), or its back-off is over."""
+        entry = self.store.peek(PODS, *key)
+        if entry is None or not _bound_and_live(entry.obj):
+            return
+        if (entry.obj.get("status") or {}).get("phase") != "Running":
+            return  # not started yet: the pod's own start brings the processes up
+        node = self.store.peek(NODES, "", entry.obj["spec"]["nodeName"])
+        if node is None or node_ready_status(node.obj) != "True":
+            return  # no kubelet there: the node's return brings the pod back
+        if self._faults(entry.obj):
+            self.dirty.add(key)
+            return
+        self._refresh(key, entry.copy(), node.obj)
+
+    def _refresh(self, key: Key, pod: dict[str, Any], node: dict[str, Any]) -> None:
+        """Bring a Running pod's container statuses up to date: inert containers are running
+        and ready; a stand-in is as its process is, and one that exited is restarted per the
+        pod's ``restartPolicy`` and the back-off."""
+        now = self.ctx.stamp()
+        status = pod["status"]
+        spec = pod["spec"]
+        host = node["metadata"]["name"]
+        uid = pod["metadata"].get("uid", "")
+        self._init_statuses(pod, now)
         previous = {c["name"]: c for c in status.get("containerStatuses") or ()}
-        restarted = any("running" not in (c.get("state") or {}) for c in previous.values())
-        if not was_running or restarted:
-            status["containerStatuses"] = []
-            for c in spec.get("containers") or ():
+        events: list[tuple[str, str, str]] = []
+        statuses = []
+        finished: list[int] = []  # exit codes of containers that stay terminated
+        for c in spec.get("containers") or ():
+            name = c["name"]
+            old = previous.get(name) or {}
+            state = old.get("state") or {}
+            if not self.runtime.knows(c):
+                if "running" in state:
+                    out = dict(old, ready=True, started=True)
+                else:  # first status, or a restart after failing (a fault was cleared)
+                    out = self._container(
+                        c, {"running": {"startedAt": now}}, ready=True, started=True, pod=pod
+                    )
+                    if old:
+                        out["restartCount"] = int(old.get("restartCount", 0)) + 1
+                        last = state.get("terminated") or (old.get("lastState") or {}).get(
+                            "terminated"
+                        )
+                        if last:
+                            out["lastState"] = {"terminated": last}
+                statuses.append(out)
+                continue
+            process = self.runtime.process(key, name)
+            if process is not None and process.uid != uid:
+                process = None
+            if process is not None:
+                events += process.notes
+                process.notes = []
+            if process is not None and process.running:
+                if "running" in state:
+                    out = dict(old)
+                else:
+                    out = self._container(
+                        c, {"running": {"startedAt": now}}, ready=False, started=True, pod=pod
+                    )
+                out["ready"] = process.ready
+                out["started"] = True
+                statuses.append(out)
+                continue
+            # Exited, or not running here at all (the controllers restarted; its node was
+            # lost and came back).
+            exit_code = process.exit_code if process is not None else 255
+            terminated = {
+                "exitCode": exit_code,
+                "reason": (
+                    "Unknown" if process is None else ("Completed" if exit_code == 0 else "Error")
+                ),
+                "startedAt": (state.get("running") or {}).get("startedAt", now),
+                "finishedAt": now,
+                "containerID": old.get("containerID", self._container_id(pod, c)),
+            }
+            if "terminated" in state or "waiting" in state:
+                # Already recorded: keep the first record of this exit.
+                terminated = state.get("terminated") or (old.get("lastState") or {}).get(
+                    "terminated", terminated
+                )
+            policy = spec.get("restartPolicy", "Always")
+            if not (policy == "Always" or (policy == "OnFailure" and exit_code != 0)):
                 out = self._container(
-                    c, {"running": {"startedAt": now}}, ready=True, started=True, pod=pod
+                    c, {"terminated": terminated}, ready=False, started=False, pod=pod
                 )
-                old = previous.get(c["name"]) or {}
-                if "running" not in (old.get("state") or {}) and was_running:
-                    # A restart after failing: one more restart, the last exit kept.
-                    out["restartCount"] = int(old.get("restartCount", 0)) + 1
-                    last = (old.get("state") or {}).get("terminated") or (
-                        old.get("lastState") or {}
-                    ).get("terminated")
-                    if last:
-                        out["lastState"] = {"terminated": last}
-                status["containerStatuses"].append(out)
-        else:
-            for container_status in status.get("containerStatuses") or ():
-                container_status["ready"] = True
+                out["restartCount"] = int(old.get("restartCount", 0))
+                if old.get("lastState"):
+                    out["lastState"] = old["lastState"]
+                finished.append(exit_code)
+                statuses.append(out)
+                continue
+            crash = self.crashes.setdefault((*key, name), _Crashes())
+            pid = process.pid if process is not None else -1
+            if crash.seen_pid != pid:
+                crash.seen_pid = pid
+                ran = time.monotonic() - process.started_at if process is not None else 0.0
+                base = self.ctx.options.container_backoff
+                if ran > base * 60:  # ran 10 min (scaled) without trouble: back-off forgotten
+                    crash.step = 0
+                delay = 0.0 if crash.step == 0 else base * _backoff(crash.step - 1) / _REAL_BACKOFF
+                crash.restart_at = time.monotonic() + delay
+                crash.step += 1
+            wait = crash.restart_at - time.monotonic()
+            if wait > 0:
+                meta = pod["metadata"]
+                pod_ref = f"{meta['name']}_{meta['namespace']}({uid})"
+                real = _go_duration(_backoff(crash.step - 2))
+                out = self._container(
+                    c,
+                    {
+                        "waiting": {
+                            "reason": "CrashLoopBackOff",
+                            "message": f"back-off {real} restarting failed container={name} "
+                            f"pod={pod_ref}",
+                        }
+                    },
+                    ready=False,
+                    started=False,
+                    pod=pod,
+                )
+                out["restartCount"] = int(old.get("restartCount", 0))
+                out["lastState"] = {"terminated": terminated}
+                if crash.reported_step != crash.step:
+                    crash.reported_step = crash.step
+                    events.append(
+                        (
+                            "Warning",
+                            "BackOff",
+                            f"Back-off restarting failed container {name} in pod {pod_ref}",
+                        )
+                    )
+                self.ctx.timers.after(wait, lambda key=key: self.runtime_dirty.add(key))
+                statuses.append(out)
+                continue
+            started = self._start(pod, node, c)
+            out = self._container(
+                c,
+                {"running": {"startedAt": now}},
+                ready=started is not None and started.ready,
+                started=True,
+                pod=pod,
+            )
+            out["restartCount"] = int(old.get("restartCount", 0)) + 1
+            out["lastState"] = {"terminated": terminated}
+            out["containerID"] = "containerd://" + _digest(f"{uid}/{name}/{crash.runs}")
+            image = c.get("image", "")
+            events += [
+                ("Normal", "Pulled", f'Container image "{image}" already present on machine'),
+                ("Normal", "Created", f"Created container {name}"),
+                ("Normal", "Started", f"Started container {name}"),
+            ]
+            statuses.append(out)
+        status["containerStatuses"] = statuses
+        if finished and len(finished) == len(statuses):
+            status["phase"] = "Succeeded" if not any(finished) else "Failed"
+        self._set_ready(status, now)
         self.store.update(PODS, pod, subresource="status")
-        if is_device_plugin(pod):
-            self._advertise(node["metadata"]["name"], healthy=True)
-        if not was_running:
-            for container in spec.get("containers") or ():
-                self.ctx.events.record(
-                    pod,
-                    "Normal",
-                    "Started",
-                    f"Started container {container['name']}",
-                    COMPONENT,
-                    host=node["metadata"]["name"],
-                )
+        for type_, reason, message in events:
+            self.ctx.events.record(pod, type_, reason, message, COMPONENT, host=host)
+
+    def _record_stopping(self, key: Key) -> None:
+        """The kubelet's Killing event for each stand-in it is stopping (a pod being deleted)."""
+        entry = self.store.peek(PODS, *key)
+        if entry is None:
+            return
+        node = (entry.obj.get("spec") or {}).get("nodeName", "")
+        for process in self.runtime.processes(key):
+            self.ctx.events.record(
+                entry.obj,
+                "Normal",
+                "Killing",
+                f"Stopping container {process.container}",
+                COMPONENT,
+                host=node,
+            )
+
+    # -- stand-in processes ----------------------------------------------------------------------
+
+    def _start(
+        self, pod: dict[str, Any], node: dict[str, Any], container: dict[str, Any]
+    ) -> Process | None:
+        meta = pod["metadata"]
+        key = (meta["namespace"], meta["name"])
+        crash = self.crashes.setdefault((*key, container["name"]), _Crashes())
+        crash.runs += 1
+        ip = pod["status"].get("podIP", "")
+        return self.runtime.start(
+            pod,
+            container,
+            ip=ip,
+            node=node["metadata"]["name"],
+            env=self._environment(pod, node, container, ip),
+        )
+
+    def _environment(
+        self, pod: dict[str, Any], node: dict[str, Any], container: dict[str, Any], ip: str
+    ) -> dict[str, str]:
+        """The container's environment as a kubelet builds it: HOSTNAME, the ``env`` list
+        (values with ``$(VAR)`` expansion, ``fieldRef``, ``secretKeyRef``, ``configMapKeyRef``
+        is not served), plus what the stand-in needs to know about where it runs."""
+        meta = pod["metadata"]
+        status = pod.get("status") or {}
+        env: dict[str, str] = {"HOSTNAME": meta["name"]}
+        fields = {
+            "metadata.name": meta["name"],
+            "metadata.namespace": meta["namespace"],
+            "metadata.uid": meta.get("uid", ""),
+            "spec.nodeName": node["metadata"]["name"],
+            "spec.serviceAccountName": pod["spec"].get("serviceAccountName", ""),
+            "status.podIP": ip,
+            "status.hostIP": status.get("hostIP", ""),
+        }
+        for var in container.get("env") or ():
+            name = var["name"]
+            source = var.get("valueFrom") or {}
+            if "value" in var or not source:
+                env[name] = _expand(str(var.get("value", "")), env)
+            elif "fieldRef" in source:
+                path = source["fieldRef"].get("fieldPath", "")
+                label = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
+                if label:
+                    env[name] = (meta.get(label.group(1)) or {}).get(label.group(2), "")
+                else:
+                    env[name] = fields.get(path, "")
+            elif "secretKeyRef" in source:
+                ref = source["secretKeyRef"]
+                secret = self.store.peek(SECRETS, meta["namespace"], ref.get("name", ""))
+                data = (secret.obj.get("data") or {}) if secret is not None else {}
+                if ref.get("key") in data:
+                    env[name] = base64.b64decode(data[ref["key"]]).decode(errors="replace")
+        limits = (container.get("resources") or {}).get("limits") or {}
+        allocatable = (node.get("status") or {}).get("allocatable") or {}
+        cpu = limits.get("cpu") or allocatable.get("cpu") or "1"
+        memory = limits.get("memory") or allocatable.get("memory") or "1Gi"
+        return {
+            **env,
+            "CLUSTERWEB_POD_IP": ip,
+            "CLUSTERWEB_POD_NAME": meta["name"],
+            "CLUSTERWEB_POD_NAMESPACE": meta["namespace"],
+            "CLUSTERWEB_NODE_NAME": node["metadata"]["name"],
+            "CLUSTERWEB_CPU_LIMIT": str(quantity.value(cpu)),
+            "CLUSTERWEB_MEMORY_LIMIT": str(int(quantity.value(memory))),
+        }
 
     @staticmethod
     def _container_id(pod: dict[str, Any], container: dict[str, Any]) -> str:

@@ -195,14 +195,16 @@ def test_two_admins_approving_at_once_make_one_approval(
     launch = spark(bob_user)
     start = threading.Barrier(2)
     outcomes: list[str] = []
+    refusals: list[str] = []
 
     def decide(admin) -> None:
         try:
             start.wait()
             services.approve(launch.pk, by=admin, note=admin.username)
             outcomes.append("approved")
-        except services.LaunchStateError:
+        except services.LaunchStateError as exc:
             outcomes.append("refused")
+            refusals.append(str(exc))
         finally:
             connection.close()
 
@@ -216,6 +218,8 @@ def test_two_admins_approving_at_once_make_one_approval(
     assert AuditEvent.objects.filter(action="launch.approved").count() == 1
     launch.refresh_from_db()
     assert launch.decision_note == launch.decided_by_username
+    assert refusals == [f"request {launch.pk} is approved by {launch.decided_by_username}: only "
+                        "a pending request can be approved"]  # fmt: skip
 
 
 @pytest.mark.django_db(transaction=True)

@@ -10,6 +10,7 @@ import pytest
 from billing.costs import selectors as costs
 from billing.money import amount
 from provisioning.launches import quotes, services
+from provisioning.launches.models import LaunchRequest
 from tests.provisioning.launches.conftest import ON_DEMAND, SPOT_HIGHEST
 
 pytestmark = pytest.mark.django_db
@@ -106,3 +107,34 @@ def test_the_forecast_counts_approved_launches_not_yet_started(pools, spot_price
         f"launch {launch.pk}: 2 x m5.xlarge spot"
     ]
     assert after.total - before in (Decimal("0.16"), Decimal("0.00"))
+
+
+def test_the_live_quote_takes_as_many_queries_however_many_launches_are_approved(
+    pools, spot_prices, alice_user
+):
+    """The page re-quotes at each change of a field: its cost does not grow with the approved
+    launches the forecast counts."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def approve_one() -> None:
+        services.request_launch(
+            requested_by=alice_user,
+            owner=alice_user,
+            kind="spark",
+            pool="spark",
+            instance_type="m5.xlarge",
+            count=1,
+            hours=1,
+            capacity_type="spot",
+        )
+
+    counts = []
+    for launches in (1, 4):
+        while LaunchRequest.objects.count() < launches:
+            approve_one()
+        with CaptureQueriesContext(connection) as captured:
+            quote(pools["spark"])
+        counts.append(len(captured))
+
+    assert counts[0] == counts[1] and counts[0] < 50

@@ -224,16 +224,52 @@ def test_stopping_a_server_deletes_its_pod_before_the_hub_answers(jupyterhub, ku
     assert pod_names(kube) == []
 
 
-def test_the_stand_in_answers_through_the_proxy_and_reports_activity(jupyterhub):
+def hub_login(hub_url: str, user: str) -> requests.Session:
+    """A browser session logged in to the hub (the dummy authenticator takes any password)."""
+    session = requests.Session()
+    session.get(f"{hub_url}/hub/login", timeout=TIMEOUT)
+    response = session.post(
+        f"{hub_url}/hub/login",
+        data={"username": user, "password": "any", "_xsrf": session.cookies.get("_xsrf", "")},
+        timeout=TIMEOUT,
+    )
+    assert response.status_code == 200, response.text[:500]
+    return session
+
+
+def test_the_stand_in_needs_hub_login_and_then_reports_activity(jupyterhub):
     before = spawn_and_wait(jupyterhub, "alice")["last_activity"]
     time.sleep(0.01)
 
-    response = requests.get(f"{jupyterhub.url}/user/alice/lab", timeout=TIMEOUT)
+    anonymous = requests.get(f"{jupyterhub.url}/user/alice/lab", timeout=TIMEOUT)
+    # The stand-in sends a browser through the hub's OAuth, which asks it to log in first.
+    assert anonymous.history[0].status_code == 302
+    assert "/hub/api/oauth2/authorize?" in anonymous.history[0].headers["Location"]
+    assert anonymous.url.startswith(f"{jupyterhub.url}/hub/login")
+
+    session = hub_login(jupyterhub.url, "alice")
+    response = session.get(f"{jupyterhub.url}/user/alice/lab", timeout=TIMEOUT)
 
     assert response.status_code == 200
     assert response.json()["user"] == "alice"
-    after = jupyterhub.api("GET", "/users/alice").json()["servers"][""]["last_activity"]
-    assert datetime.fromisoformat(after) > datetime.fromisoformat(before)
+    # The stand-in's own cookie, set by its OAuth callback (HubOAuth: named after its client).
+    assert "jupyterhub-user-alice" in session.cookies
+
+    def moved():
+        after = jupyterhub.api("GET", "/users/alice").json()["servers"][""]["last_activity"]
+        return datetime.fromisoformat(after) > datetime.fromisoformat(before)
+
+    wait_until(moved, what="last_activity moved")
+
+
+def test_the_stand_in_refuses_another_user(jupyterhub):
+    spawn_and_wait(jupyterhub, "alice")
+
+    response = hub_login(jupyterhub.url, "bob").get(
+        f"{jupyterhub.url}/user/alice/lab", timeout=TIMEOUT
+    )
+
+    assert response.status_code == 403
 
 
 def test_a_pod_deleted_from_outside_stops_the_server(jupyterhub, kube):

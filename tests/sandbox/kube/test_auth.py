@@ -118,7 +118,14 @@ def test_the_hub_may_manage_pods_only_in_its_namespace(kube: Kube, tmp_path: Pat
         )
         assert _review(api, verb="create", resource="pods", namespace="spark").allowed is False
         assert _review(api, verb="list", resource="pods").allowed is False  # all namespaces
-        assert _review(api, verb="list", resource="nodes").allowed is False
+        # The shipped hub configuration's hook reads a launch's nodes, and nothing more of them.
+        nodes = _review(api, verb="list", resource="nodes")
+        assert nodes.allowed is True
+        assert nodes.reason == (
+            'RBAC: allowed by ClusterRoleBinding "hub-nodes" of ClusterRole "hub-nodes" '
+            'to ServiceAccount "hub/jupyter"'
+        )
+        assert _review(api, verb="patch", resource="nodes").allowed is False
     finally:
         api.close()
 

@@ -193,6 +193,30 @@ def test_gpus_appear_only_once_the_device_plugin_runs(kube: Kube) -> None:
     )
 
 
+@pytest.mark.simulator_only
+def test_the_device_plugin_runs_on_a_launchs_own_gpu_node(kube: Kube) -> None:
+    """A GPU node of one launch also carries clusterweb.io/request=ID:NoSchedule
+    (CONVENTIONS.md): the device plugin must tolerate it, or the node's GPU never becomes
+    allocatable and the launch's GPU pod waits for ever."""
+    assert kube.simulator is not None
+    kube.controllers()
+    request_taint = {"key": "clusterweb.io/request", "value": "42", "effect": "NoSchedule"}
+    gpu = kube.node("gpu", taints=[GPU_TAINT, request_taint])
+    kube.simulator.store.devices[gpu] = {"nvidia.com/gpu": 1}
+    plugin = next(d for d in system_daemonsets() if "nvidia" in d["metadata"]["name"])
+
+    kube.apps.create_namespaced_daemon_set("kube-system", plugin, _request_timeout=TIMEOUT)
+
+    wait_until(kube.core.list_namespaced_pod, "kube-system", until=lambda p: gpu in _running_on(p))
+    wait_until(
+        kube.core.list_node,
+        until=lambda n: n[gpu]["status"]["allocatable"].get("nvidia.com/gpu") == "1",
+    )
+    kube.apps.delete_namespaced_daemon_set(
+        plugin["metadata"]["name"], "kube-system", _request_timeout=TIMEOUT
+    )
+
+
 def test_an_extended_resource_request_without_a_limit_is_422(kube: Kube) -> None:
     """ValidateResourceRequirements: nvidia.com/gpu is not overcommitable, so it needs a limit."""
     ns = kube.namespace()

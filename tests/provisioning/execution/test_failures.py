@@ -1,0 +1,109 @@
+"""Launches that cannot go as asked: spot capacity refused on every attempt (on-demand when the
+request allows it, a clean failure when not), a join that never completes, the same step
+delivered twice at once."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from clusterweb.integrations import k8s
+from provisioning.launches import execution
+from provisioning.launches.execution_models import LaunchExecution
+from provisioning.launches.models import LaunchRequest
+from tests.provisioning.execution.conftest import phase_is, state_is
+
+pytestmark = pytest.mark.simulator_only
+
+
+def _nothing_left(launches, launch) -> None:
+    assert {i.state for i in launches.instances(launch.pk)} <= {"terminated"}
+    kube = launches.cloud.kube
+    names = {d.metadata.name for d in kube.apps.list_namespaced_deployment("spark").items}
+    assert f"spark-worker-{launch.pk}" not in names
+    secrets = {s.metadata.name for s in kube.core.list_namespaced_secret("kube-system").items}
+    token_id = execution.bootstrap_token(launch).split(".")[0]
+    assert f"bootstrap-token-{token_id}" not in secrets
+
+
+@pytest.mark.django_db
+def test_spot_refused_every_time_falls_back_to_on_demand_when_allowed(launches):
+    launches.cloud.aws.fault_inject(
+        "RunInstances",
+        "InsufficientInstanceCapacity",
+        times=None,
+        when={"InstanceMarketOptions.MarketType": "spot"},
+    )
+    launch = launches.request(count=2, allow_on_demand_fallback=True)
+    launch = launches.drive(launch.pk, phase_is(execution.REGISTER))
+    assert {i.lifecycle for i in launches.instances(launch.pk)} == {"on-demand"}
+    assert len(launches.instances(launch.pk)) == 2
+    row = LaunchExecution.objects.get(request=launch)
+    assert row.fell_back and "InsufficientInstanceCapacity" in row.fallback_reason
+    nodes = k8s.client_from_settings().nodes_list(f"clusterweb.io/request={launch.pk}")
+    assert {n.labels["clusterweb.io/capacity-type"] for n in nodes} == {"on-demand"}
+    capacity = [s for s in launch.steps.all() if s.name == "Capacity"]
+    assert "on-demand" in capacity[-1].detail
+
+
+@pytest.mark.django_db
+def test_spot_refused_without_fallback_fails_clearly_and_leaves_nothing(launches):
+    launches.cloud.aws.fault_inject("RunInstances", "InsufficientInstanceCapacity", times=None)
+    launch = launches.request(count=2)
+    launch = launches.drive(launch.pk, state_is("failed"))
+    assert launch.stop_reason == "failed"
+    assert "no spot capacity" in launch.error
+    assert "InsufficientInstanceCapacity" in launch.error
+    assert launches.instances(launch.pk) == []
+    _nothing_left(launches, launch)
+
+
+@pytest.mark.django_db
+def test_a_join_that_never_completes_fails_after_the_join_timeout(launches, settings):
+    settings.LAUNCH_JOIN_TIMEOUT_SECONDS = 2
+    launch = launches.request(count=1)
+    launch = launches.drive(launch.pk, phase_is(execution.CAPACITY))
+    # The token is gone before the instance boots: its join script cannot join (kubeadm join
+    # fails discovery), as with a token that expired or was never valid.
+    token_id = LaunchExecution.objects.get(request=launch).token_id
+    launches.cloud.kube.core.delete_namespaced_secret(f"bootstrap-token-{token_id}", "kube-system")
+    started = time.monotonic()
+    launch = launches.drive(launch.pk, state_is("failed"))
+    assert time.monotonic() - started >= 1.5
+    assert "did not join within 2 s" in launch.error
+    assert {i.state for i in launches.instances(launch.pk)} == {"terminated"}
+    _nothing_left(launches, launch)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_step_delivered_twice_at_once_launches_one_set(launches, failpoints):
+    launch = launches.request(count=2)
+    launch = launches.drive(launch.pk, phase_is(execution.CAPACITY))
+    # The first delivery pauses right before RunInstances for longer than its lease; the second
+    # arrives while the first is paused, once the lease has lapsed, and runs the same step.
+    failpoints.arm("launch.before_run_instances", "sleep:4")
+
+    def deliver() -> None:
+        from django.db import connection
+
+        try:
+            execution.launch_advance(request_id=launch.pk)
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=deliver)
+    first.start()
+    time.sleep(0.5)
+    assert execution.launch_advance(request_id=launch.pk) is None  # leased: nothing done
+    time.sleep(3)  # the lease (3 s in tests) lapses; the first is still paused
+    second = threading.Thread(target=deliver)
+    second.start()
+    first.join(30)
+    second.join(30)
+    failpoints.clear()
+    launches.drive(launch.pk, phase_is(execution.REGISTER))
+    instances = launches.instances(launch.pk)
+    assert len(instances) == 2, instances
+    assert LaunchRequest.objects.get(pk=launch.pk).state == "launching"

@@ -1,0 +1,100 @@
+"""The emails, over real SMTP: every admin for each pending request (quote, reason, link through
+the tunnel), the requester on the decision (approved, approved smaller with why, rejected) and
+on expiry. Queued after the commit; each sent once however often its task runs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from clusterweb import clock
+from provisioning.launches import services, tasks
+from provisioning.launches.models import LaunchRequest
+from tests.provisioning.launches.test_requests import spark
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_pending_request_is_queued_for_the_admins_after_the_commit_only(
+    pools, spot_prices, alice_user, bob_user, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as pending:
+        spark(bob_user)
+    with django_capture_on_commit_callbacks() as auto:
+        spark(alice_user, count=1)
+
+    # No admin mail for a request the policy approved: its one callback starts the execution.
+    assert len(pending) == 1 and len(auto) == 1
+
+
+def test_every_admin_is_emailed_the_quote_the_reason_and_the_link(
+    pools, spot_prices, bob_user, directory_server, mailbox, settings
+):
+    settings.DASHBOARD_BASE_URL = "http://127.0.0.1:8000"
+    launch = spark(bob_user)
+
+    tasks.launch_admins_notify.apply(args=[launch.pk])
+    tasks.launch_admins_notify.apply(args=[launch.pk])  # safe twice: one mail per admin
+
+    messages = mailbox.wait_for(1)
+    assert [m.recipients for m in messages] == [["alice@example.org"]]
+    message = messages[0]
+    assert "Launch to approve: 4 x m5.xlarge for bob, up to $8.56" in message.subject
+    text = message.text()
+    assert "Expected:     $3.20" in text and "Maximum:      $8.56" in text
+    assert "collaborators' spark requests always need an admin's approval" in text
+    assert f"http://127.0.0.1:8000/launches/{launch.pk}/" in text
+    assert f'href="http://127.0.0.1:8000/launches/{launch.pk}/"' in message.html()
+
+
+def test_the_requester_is_told_of_a_smaller_approval_and_why(
+    pools, spot_prices, alice_user, bob_user, mailbox
+):
+    launch = spark(bob_user, count=8, hours=20)
+    services.approve(launch.pk, by=alice_user, count=2, hours=5, note="try 2 first")
+
+    tasks.launch_requester_notify.apply(args=[launch.pk])
+    tasks.launch_requester_notify.apply(args=[launch.pk])  # told once
+
+    messages = mailbox.wait_for(1)
+    assert len(messages) == 1 and messages[0].recipients == ["bob@example.org"]
+    assert messages[0].subject.endswith(f"#{launch.pk} approved smaller")
+    text = messages[0].text()
+    assert "smaller than you asked: 2 x m5.xlarge for 5 h" in text
+    assert "It may cost at most $2.14" in text
+    assert "Note from alice: try 2 first" in text
+
+
+def test_the_requester_is_told_of_a_rejection(pools, spot_prices, alice_user, bob_user, mailbox):
+    launch = spark(bob_user)
+    services.reject(launch.pk, by=alice_user, note="the budget is spent")
+
+    tasks.launch_requester_notify.apply(args=[launch.pk])
+
+    message = mailbox.wait_for(1)[0]
+    assert message.subject.endswith(f"#{launch.pk} rejected")
+    assert "was rejected by alice" in message.text()
+    assert "the budget is spent" in message.html()
+
+
+def test_the_requester_is_told_when_nobody_decided_in_time(pools, spot_prices, bob_user, mailbox):
+    launch = spark(bob_user)
+    LaunchRequest.objects.filter(pk=launch.pk).update(created_at=clock.now() - timedelta(hours=25))
+    assert tasks.launch_expire.apply().get() == 1
+
+    tasks.launch_requester_notify.apply(args=[launch.pk])
+
+    message = mailbox.wait_for(1)[0]
+    assert message.subject.endswith(f"#{launch.pk} expired without a decision")
+    assert "no admin decided it in time" in message.text()
+
+
+def test_a_request_the_policy_approved_sends_no_decision_mail(
+    pools, spot_prices, alice_user, mailbox
+):
+    launch = spark(alice_user, count=1)
+
+    tasks.launch_requester_notify.apply(args=[launch.pk])
+
+    assert launch.state == "approved" and mailbox.messages == []
