@@ -39,7 +39,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     # The launch requests' models are the app's models (one migrations folder): the costs'
     # forecast counts approved launches from them.
-    ("inventory", ("provisioning", "provisioning.launches.models")),
+    (
+        "inventory",
+        ("provisioning", "provisioning.launches.models", "provisioning.launches.execution_models"),
+    ),
     ("costs", ("billing.costs",)),
     # Launch requests: quotes use prices and costs; their commands sit with them.
     (
@@ -53,13 +56,22 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "provisioning.management.commands.reject",
             "provisioning.management.commands.cancel",
             "provisioning.management.commands.approval-policy",
+            "provisioning.management.commands.stop",
+            # provisioning's Celery tasks run the launches' steps (issue 18), which enqueue them.
+            "provisioning.tasks",
         ),
     ),
     # Budgets read the costs and act through the launches (issue 20: the alert's stop links).
     ("budgets", ("billing.budgets",)),
     (
         "billing's jobs and pages",
-        ("billing.tasks", "billing.views", "billing.urls", "billing.forms", "billing.management"),
+        (
+            "billing.tasks",
+            "billing.views",
+            "billing.urls",
+            "billing.forms",
+            "billing.management",
+        ),
     ),
 ]
 RANK = {name: rank for rank, (name, _) in enumerate(LAYERS)}
