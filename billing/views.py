@@ -225,7 +225,6 @@ def budget_action(request: HttpRequest, action: str) -> HttpResponse:
         request.POST or None,
         initial={"reason": budget_selectors.freeze_reason_suggested(alert)},
     )
-    error = ""
     freezing = chosen.slug == budget_actions.FREEZE
     if request.method == "POST" and (form.is_valid() or not freezing):
         reason = form.cleaned_data.get("reason", "") if freezing else ""
@@ -235,8 +234,6 @@ def budget_action(request: HttpRequest, action: str) -> HttpResponse:
             )
         except budget_services.BudgetInputError as exc:
             form.add_error("reason", str(exc))
-        except budget_actions.ActionUnavailable as exc:
-            error = str(exc)
         else:
             messages.success(request, outcome.message)
             return redirect(reverse("billing:budgets"))
@@ -244,10 +241,8 @@ def budget_action(request: HttpRequest, action: str) -> HttpResponse:
         "action": chosen,
         "alert": alert,
         "form": form,
-        "error": error,
         "targets": budget_actions.action_targets(chosen.slug),
         "launches": budget_actions.action_launches(chosen.slug),
-        "available": freezing or budget_actions.stop_service() is not None,
         "freeze": budget_selectors.freeze_state(),
     }
-    return render(request, "billing/budget_action.html", context, status=409 if error else 200)
+    return render(request, "billing/budget_action.html", context)

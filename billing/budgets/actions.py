@@ -4,13 +4,11 @@ runs ``action_run``, the one function the pages and tests go through.
 
 Stopping goes through the launch stop path (issue 18's ``launch_stop``) for each launch request
 concerned, so a stopped launch is a request stopped with ``stop_reason`` ``budget``, its nodes
-removed by the same task as any other stop. In a build without that path the two stop actions
-refuse plainly (nothing is stopped behind the launches' back) and the confirmation page says so.
+removed by the same task as any other stop. Nothing is stopped behind the launches' back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +18,7 @@ from django.http import HttpRequest
 
 from billing.budgets import services
 from clusterweb.audit.services import audit_record
+from provisioning.launches.execution import launch_stop
 from provisioning.launches.models import (
     JupyterProfile,
     LaunchKind,
@@ -66,10 +65,6 @@ ACTIONS = {
 }
 
 
-class ActionUnavailable(RuntimeError):
-    """The action cannot run in this build (its service does not exist yet)."""
-
-
 @dataclass
 class ActionOutcome:
     action: str
@@ -110,16 +105,6 @@ def action_targets(slug: str) -> list[Node]:
     return []
 
 
-def stop_service() -> Callable[..., Any] | None:
-    """Issue 18's stop path for one launch (``launch_stop(id, *, by, reason, request,
-    source)``), or None while this build does not have it."""
-    try:
-        from provisioning.launches.execution import launch_stop
-    except ImportError:
-        return None
-    return launch_stop
-
-
 def action_run(
     *,
     slug: str,
@@ -129,7 +114,7 @@ def action_run(
     source: str = "",
 ) -> ActionOutcome:
     """Run one action as ``actor`` (admins only). Raises PermissionDenied, BudgetInputError
-    (a freeze without a reason), KeyError (no such action) or ActionUnavailable."""
+    (a freeze without a reason) or KeyError (no such action)."""
     action = ACTIONS[slug]
     if getattr(actor, "role", None) != "admin":
         raise PermissionDenied("Only admins may act on a budget alert.")
@@ -141,22 +126,8 @@ def action_run(
             f"New launches are frozen until {budget.frozen_until:%Y-%m-%d %H:%M} UTC: "
             f"{budget.frozen_reason}",
         )
-    stop = stop_service()
-    if stop is None:
-        audit_record(
-            action="budget.action_unavailable",
-            actor=actor,
-            target=slug,
-            detail={"why": "the launch stop path (issue 18) is not in this build"},
-            request=request,
-            source=source,
-        )
-        raise ActionUnavailable(
-            f"{action.title}: the launch stop path (issue 18) is not in this build yet, so "
-            "nothing was stopped. Stop the nodes from the Nodes page or the AWS console."
-        )
     stopped = [
-        stop(launch.pk, by=actor, reason=StopReason.BUDGET, request=request, source=source)
+        launch_stop(launch.pk, by=actor, reason=StopReason.BUDGET, request=request, source=source)
         for launch in action_launches(slug)
     ]
     ids = [str(getattr(item, "pk", item)) for item in stopped]
