@@ -122,7 +122,7 @@ def beat_schedule() -> dict[str, dict]:
         # message, a worker killed mid-step, Redis down when they were enqueued). The database
         # is the truth, the queue a hint; every minute, so a stuck launch resumes quickly.
         "launch-sweep": {
-            "task": "provisioning.tasks.launches_sweep",
+            "task": "provisioning.launches.tasks.launches_sweep",
             "schedule": float(settings.LAUNCH_SWEEP_SECONDS),
         },
         # The launch request sweeper: a request nobody decided within LAUNCH_APPROVAL_HOURS

@@ -56,6 +56,10 @@ from clusterweb.settings import *  # noqa: E402, F403
 from clusterweb.settings import DATABASES  # noqa: E402
 
 TESTING = True
+# Launch steps go to a queue of their own in tests, consumed only by the workers a launch test
+# starts with the simulator's kubeconfig: the session's shared worker (no simulated cloud) never
+# runs a step of a request another test approved. The product routes them to the default queue.
+CELERY_TASK_ROUTES = {"provisioning.launches.tasks.launch_advance": {"queue": "launches"}}
 # A worker subprocess a test starts against the simulator gets its kubeconfig here (KUBECONFIG
 # itself is dropped above, so a developer's own cluster is never reached from tests).
 KUBE_CONFIG_PATH = os.environ.get("CLUSTERWEB_TEST_KUBECONFIG", "")

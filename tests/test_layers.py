@@ -55,6 +55,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "provisioning.management.commands.approve",
             "provisioning.management.commands.reject",
             "provisioning.management.commands.cancel",
+            "provisioning.management.commands.stop",
             "provisioning.management.commands.approval-policy",
             "provisioning.management.commands.stop",
             # provisioning's Celery tasks run the launches' steps (issue 18), which enqueue them.

@@ -1,7 +1,8 @@
 """Carrying out launch requests: an approved request becomes instances, nodes and running workers,
 and a stop takes all of it away again (docs/launches.md, "Execution").
 
-The work is a chain of **short steps**, each one task run (``provisioning.tasks.launch_advance``):
+The work is a chain of **short steps**, each one task run
+(``provisioning.launches.tasks.launch_advance``):
 
 - launching: *room* (claim the pool's capacity under a row lock on the pool), *credentials* (a
   bootstrap token for this launch, expiring after the join timeout), *capacity* (RunInstances from
@@ -740,7 +741,7 @@ def launch_stop(
 
     from clusterweb.permissions import is_admin
     from clusterweb.tasking import enqueue_on_commit
-    from provisioning import tasks
+    from provisioning.launches import tasks
 
     models = _models()
     services = _services()
@@ -776,7 +777,7 @@ def launches_stop_for(user: Any, *, actor: Any = None, source: str = "") -> int:
     ``stop_reason`` ``disabled``: called when the person is disabled (their pending requests
     are cancelled by ``services.cancel_pending_for``). Returns how many began stopping."""
     from clusterweb.tasking import enqueue_on_commit
-    from provisioning import tasks
+    from provisioning.launches import tasks
 
     models = _models()
     uid = user if isinstance(user, str) else user.username
@@ -940,7 +941,7 @@ def _cost(run: Run) -> None:
 
 def _ended_notify(request_id: int) -> None:
     from clusterweb.tasking import enqueue
-    from provisioning import tasks
+    from provisioning.launches import tasks
 
     enqueue(tasks.launch_ended_notify, request_id)
 

@@ -404,7 +404,7 @@ def request_launch(
 def _execution_enqueue(request_id: int) -> None:
     """An approved request is carried out by the execution's steps (issue 18), after the
     commit; if the broker is down, the launch sweeper starts it later."""
-    from provisioning import tasks
+    from provisioning.launches import tasks
 
     enqueue_on_commit(tasks.launch_advance, request_id)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -14,12 +15,19 @@ REPO = Path(__file__).resolve().parents[2]
 
 class CeleryWorker:
     def __init__(
-        self, workdir: Path, env: dict[str, str], *, beat: bool = False, concurrency: int = 1
+        self,
+        workdir: Path,
+        env: dict[str, str],
+        *,
+        beat: bool = False,
+        concurrency: int = 1,
+        queues: str = "",
     ) -> None:
         self.dir = Path(workdir)
         self.env = env
         self.beat = beat
         self.concurrency = concurrency
+        self.queues = queues  # "a,b": consume these queues only (default: Celery's "celery")
         self.process: ManagedProcess | None = None
 
     def start(self, timeout: float = 30.0) -> CeleryWorker:
@@ -44,6 +52,8 @@ class CeleryWorker:
             if self.concurrency == 1
             else ["-P", "prefork", "-c", str(self.concurrency)]
         )
+        if self.queues:
+            argv += ["-Q", self.queues]
         if self.beat:
             argv += ["--beat", "--schedule", str(self.dir / "beat-schedule")]
         self.process = ManagedProcess(
@@ -61,8 +71,11 @@ class CeleryWorker:
             while time.monotonic() < deadline:
                 if self.process and not self.process.running():
                     raise RuntimeError("celery worker exited:\n" + self.process.log_tail())
-                if app.control.ping(timeout=0.2):
-                    return
+                # Right after a Redis restart a pooled connection raises (redis and kombu have
+                # their own types): ask again until the deadline.
+                with contextlib.suppress(Exception):
+                    if app.control.ping(timeout=0.2):
+                        return
             raise TimeoutError(
                 "celery worker not ready:\n" + (self.process.log_tail() if self.process else "")
             )

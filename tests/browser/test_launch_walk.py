@@ -66,11 +66,7 @@ def test_bobs_spark_request_through_alices_approval(
     bob,
     screenshot,
     console_errors,
-    failpoints,
 ):
-    # This walk ends at the approval: the worker must not start the launch (no simulated cloud
-    # here; tests/browser/test_launch_execution_walk.py walks a launch to running and a stop).
-    failpoints.arm("launch.before_room", "raise")
     # bob opens the Spark form from his launches.
     log_in(page, live_server.url, bob)
     page.click("header nav >> text=Launches")

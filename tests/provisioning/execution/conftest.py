@@ -29,7 +29,7 @@ from sandbox.pools import launch_template_ensure, sandbox_pool_data
 from sandbox.services.celery_worker import CeleryWorker
 from tests.billing.conftest import spot_point, spot_record
 from tests.fixtures.personas import user_for
-from tests.fixtures.services import SHARED_WORKERS, _worker_env
+from tests.fixtures.services import _worker_env
 from tests.provisioning.conftest import Cloud
 
 TIMEOUT = 20.0
@@ -136,8 +136,8 @@ def launches(cloud: Cloud, settings, alice, bob) -> Launches:
 
 
 class Workers:
-    """Workers of this test, with the simulator's kubeconfig; the session's shared worker (if a
-    test before started it) is paused meanwhile so it cannot take these tasks."""
+    """Workers of this test, with the simulator's kubeconfig, consuming the launch steps' queue
+    (tests route them there: tests/settings.py) as well as the default one."""
 
     def __init__(self, folder: Path, env: dict[str, str]) -> None:
         self.folder = folder
@@ -145,9 +145,11 @@ class Workers:
         self.started: list[CeleryWorker] = []
 
     def start(self) -> CeleryWorker:
-        worker = CeleryWorker(self.folder / f"worker-{len(self.started)}", self.env).start()
-        self.started.append(worker)
-        return worker
+        worker = CeleryWorker(
+            self.folder / f"worker-{len(self.started)}", self.env, queues="celery,launches"
+        )
+        self.started.append(worker)  # first: one that fails to answer is still stopped after
+        return worker.start()
 
     def stop(self) -> None:
         for worker in self.started:
@@ -156,9 +158,6 @@ class Workers:
 
 @pytest.fixture
 def workers(launches, redis, tmp_path) -> Iterator[Workers]:
-    paused = [w for w in SHARED_WORKERS if w.running()]
-    for worker in paused:
-        worker.stop()
     env = {
         **_worker_env(),
         "REDIS_URL": settings.REDIS_URL,
@@ -170,5 +169,3 @@ def workers(launches, redis, tmp_path) -> Iterator[Workers]:
     found = Workers(tmp_path, env)
     yield found
     found.stop()
-    for worker in paused:
-        worker.start()
