@@ -57,22 +57,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "provisioning.management.commands.cancel",
             "provisioning.management.commands.stop",
             "provisioning.management.commands.approval-policy",
-            "provisioning.management.commands.stop",
-            # provisioning's Celery tasks run the launches' steps (issue 18), which enqueue them.
-            "provisioning.tasks",
         ),
     ),
     # Budgets read the costs and act through the launches (issue 20: the alert's stop links).
     ("budgets", ("billing.budgets",)),
     (
         "billing's jobs and pages",
-        (
-            "billing.tasks",
-            "billing.views",
-            "billing.urls",
-            "billing.forms",
-            "billing.management",
-        ),
+        ("billing.tasks", "billing.views", "billing.urls", "billing.forms", "billing.management"),
     ),
 ]
 RANK = {name: rank for rank, (name, _) in enumerate(LAYERS)}
