@@ -27,3 +27,17 @@ class OverrideAddForm(forms.Form):
 
 class OverrideRemoveForm(forms.Form):
     override = forms.IntegerField(min_value=1)
+
+
+class BudgetForm(forms.Form):
+    """The budget's fields as typed; the service checks them (one set of rules for the page and
+    ``manage.py budget set``)."""
+
+    monthly = forms.CharField(max_length=32)
+    thresholds = forms.CharField(max_length=200, required=False)
+    forecast = forms.CharField(max_length=200, required=False)
+    recipients = forms.CharField(max_length=2000, required=False)
+
+
+class FreezeForm(forms.Form):
+    reason = forms.CharField(max_length=500)

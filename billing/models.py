@@ -357,3 +357,7 @@ class BilledCost(models.Model):
 
     def __str__(self) -> str:
         return f"{self.billed_day.day} {self.service} {self.amount}"
+
+
+# --- Budgets (billing/budgets/): their rows belong to this app ----------------------------------
+from billing.budgets.models import Budget, BudgetAlert, Statement  # noqa: E402, F401

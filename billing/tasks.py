@@ -11,12 +11,14 @@ from datetime import datetime
 from celery import shared_task
 from django.conf import settings
 
+from billing.budgets import services as budget_services
 from billing.costs import services as cost_services
 from billing.models import PriceGap, PriceKind
 from billing.prices import lookups, spot_sync
 from clusterweb import clock
 from clusterweb.errors import PermanentError
 from clusterweb.health.jobs import periodic_job
+from clusterweb.tasking import enqueue
 from provisioning import inventory
 from provisioning.models import PART_SPOT, Node, Pool
 from provisioning.tasks import RETRY_MAX, sync_outcome
@@ -60,7 +62,24 @@ def spot_prices_sync(self) -> dict:
 @shared_task(name="billing.tasks.cost_refresh")
 @periodic_job("cost-refresh", lambda: settings.COST_REFRESH_SECONDS)
 def cost_refresh() -> dict:
-    return cost_services.cost_rows_refresh().as_json()
+    result = cost_services.cost_rows_refresh()
+    if result.moved:
+        # The figure moved: the budget is evaluated now rather than at the next quarter hour.
+        enqueue(budget_evaluate)
+    return result.as_json()
+
+
+# The budget is evaluated this often (and after a cost refresh that moved the figure).
+BUDGET_EVALUATE_SECONDS = 900
+
+
+@shared_task(name="billing.tasks.budget_evaluate")
+@periodic_job("budget-evaluate", lambda: BUDGET_EVALUATE_SECONDS)
+def budget_evaluate() -> dict:
+    """Claim this month's crossed thresholds and last month's statements (each once), and send
+    every claimed email that is due. An email that could not be sent stays claimed and is tried
+    again with backoff by the next run; a run that sent nothing is still a success."""
+    return budget_services.budget_run().as_json()
 
 
 @shared_task(name="billing.tasks.cost_explorer_read")

@@ -4,13 +4,17 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from billing.forms import OverrideAddForm, OverrideRemoveForm, PlanForm
+from billing.budgets import actions as budget_actions
+from billing.budgets import selectors as budget_selectors
+from billing.budgets import services as budget_services
+from billing.forms import BudgetForm, FreezeForm, OverrideAddForm, OverrideRemoveForm, PlanForm
 from billing.models import STORAGE_SERVICES, PriceKind
+from billing.money import amount_str
 from billing.prices import estimates, selectors, services
 from clusterweb.permissions import admin_required
 
@@ -122,3 +126,123 @@ def override_remove(request: HttpRequest) -> HttpResponse:
         )
         region = override.region
     return redirect(_prices_url(region, "overrides"))
+
+
+# --- Budgets -------------------------------------------------------------------------------------
+def _budget_page(
+    request: HttpRequest,
+    *,
+    budget_form: BudgetForm | None = None,
+    freeze_form: FreezeForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    view = budget_selectors.budget_overview()
+    budget = view.budget
+    if budget_form is None:
+        budget_form = BudgetForm(
+            initial={
+                "monthly": "" if view.monthly is None else amount_str(view.monthly),
+                "thresholds": ",".join(str(p) for p in budget.thresholds)
+                if budget
+                else "50,80,100",
+                "forecast": ",".join(str(p) for p in budget.forecast_thresholds)
+                if budget
+                else "100",
+                "recipients": ", ".join(budget.recipients) if budget else "",
+            }
+        )
+    context = {
+        "view": view,
+        "bar": view.bar(),
+        "chart": view.chart(),
+        "estimate": view.overview.estimate,
+        "budget_form": budget_form,
+        "freeze_form": freeze_form or FreezeForm(),
+        "actions": budget_actions.ACTIONS.values(),
+    }
+    return render(request, "billing/budgets.html", context, status=status)
+
+
+@require_GET
+@admin_required
+def budgets(request: HttpRequest) -> HttpResponse:
+    """The month's spend and forecast against the budget, the alerts sent, each collaborator's
+    spend, the freeze (admins only; collaborators see the budget's state on the dashboard)."""
+    return _budget_page(request)
+
+
+@require_POST
+@admin_required
+def budget_set(request: HttpRequest) -> HttpResponse:
+    form = BudgetForm(request.POST)
+    if form.is_valid():
+        try:
+            budget_services.budget_set(actor=request.user, request=request, **form.cleaned_data)
+        except budget_services.BudgetInputError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        else:
+            messages.success(request, "Budget saved.")
+            return redirect(reverse("billing:budgets"))
+    return _budget_page(request, budget_form=form)
+
+
+@require_POST
+@admin_required
+def budget_freeze(request: HttpRequest) -> HttpResponse:
+    form = FreezeForm(request.POST)
+    if form.is_valid():
+        try:
+            budget_services.budget_freeze(
+                actor=request.user, reason=form.cleaned_data["reason"], request=request
+            )
+        except budget_services.BudgetInputError as exc:
+            form.add_error("reason", str(exc))
+        else:
+            messages.success(request, "New launches are frozen until the 1st.")
+            return redirect(reverse("billing:budgets"))
+    return _budget_page(request, freeze_form=form)
+
+
+@require_POST
+@admin_required
+def budget_unfreeze(request: HttpRequest) -> HttpResponse:
+    budget_services.budget_unfreeze(actor=request.user, request=request)
+    messages.success(request, "The freeze is lifted: new launches may be requested again.")
+    return redirect(reverse("billing:budgets"))
+
+
+@require_http_methods(["GET", "POST"])
+@admin_required
+def budget_action(request: HttpRequest, action: str) -> HttpResponse:
+    """An alert's action link: GET shows what it would do and asks to confirm (a GET never
+    acts: a mail scanner or a prefetching client opening the link changes nothing); the admin's
+    POST does it."""
+    chosen = budget_actions.ACTIONS.get(action)
+    if chosen is None:
+        raise Http404("No such budget action.")
+    alert = budget_selectors.alert_for_link(request.GET.get("alert") or request.POST.get("alert"))
+    form = FreezeForm(
+        request.POST or None,
+        initial={"reason": budget_selectors.freeze_reason_suggested(alert)},
+    )
+    freezing = chosen.slug == budget_actions.FREEZE
+    if request.method == "POST" and (form.is_valid() or not freezing):
+        reason = form.cleaned_data.get("reason", "") if freezing else ""
+        try:
+            outcome = budget_actions.action_run(
+                slug=chosen.slug, actor=request.user, reason=reason, request=request
+            )
+        except budget_services.BudgetInputError as exc:
+            form.add_error("reason", str(exc))
+        else:
+            messages.success(request, outcome.message)
+            return redirect(reverse("billing:budgets"))
+    context = {
+        "action": chosen,
+        "alert": alert,
+        "form": form,
+        "targets": budget_actions.action_targets(chosen.slug),
+        "launches": budget_actions.action_launches(chosen.slug),
+        "freeze": budget_selectors.freeze_state(),
+    }
+    return render(request, "billing/budget_action.html", context)

@@ -57,7 +57,7 @@ def escape_worker_log(logger, **kwargs) -> None:
 def beat_schedule() -> dict[str, dict]:
     from django.conf import settings
 
-    from billing.tasks import PRICE_LOOKUP_SECONDS
+    from billing.tasks import BUDGET_EVALUATE_SECONDS, PRICE_LOOKUP_SECONDS
 
     return {
         # The watchdog: proves beat and a worker are alive, and alerts admins when any periodic
@@ -108,6 +108,15 @@ def beat_schedule() -> dict[str, dict]:
         "cost-refresh": {
             "task": "billing.tasks.cost_refresh",
             "schedule": float(settings.COST_REFRESH_SECONDS),
+        },
+        # The budget: compares this month's actual spend and forecast with each threshold and
+        # mails each crossed threshold once (a database claim first), retries unsent claims with
+        # backoff, and on the first days of a month sends last month's statements. Every 15
+        # minutes (and after a cost refresh that moved the figure): AWS Budgets lags 8-24 h,
+        # Kubecost checks every 8 h; a launch costing a few dollars an hour is caught early.
+        "budget-evaluate": {
+            "task": "billing.tasks.budget_evaluate",
+            "schedule": float(BUDGET_EVALUATE_SECONDS),
         },
         # The launch sweeper: enqueues again launches and stops that no task carries (a lost
         # message, a worker killed mid-step, Redis down when they were enqueued). The database

@@ -6,6 +6,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from billing.budgets.selectors import budget_overview
 from billing.costs.selectors import dashboard_for
 from clusterweb.health.services import health_report, readiness
 
@@ -15,6 +16,9 @@ def home(request: HttpRequest) -> HttpResponse:
     """The dashboard: this month's cost (estimate, bill, forecast) and the nodes, from the
     database. Its cost section polls this view (htmx), which then answers with that section."""
     context = dashboard_for(request.user)
+    if not request.htmx:
+        # The cluster's budget state, for everyone (collaborators too): spend, forecast, freeze.
+        context["budget_view"] = budget_overview(overview=context["overview"])
     template = "billing/_dashboard.html#costs" if request.htmx else "home.html"
     return render(request, template, context)
 

@@ -30,6 +30,11 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "billing.apps",
             "billing.migrations",
             "billing.templatetags",
+            # The budget's rows are billing's models like the others (imported by
+            # billing.models), and the freeze flag on them is what the launch request
+            # service asks (its refusal hook); the budget's logic is its own layer.
+            "billing.budgets.models",
+            "billing.budgets.freeze",
         ),
     ),
     # The launch requests' models are the app's models (one migrations folder): the costs'
@@ -54,6 +59,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "provisioning.management.commands.approval-policy",
         ),
     ),
+    # Budgets read the costs and act through the launches (issue 20: the alert's stop links).
+    ("budgets", ("billing.budgets",)),
     (
         "billing's jobs and pages",
         ("billing.tasks", "billing.views", "billing.urls", "billing.forms", "billing.management"),

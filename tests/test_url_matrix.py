@@ -81,6 +81,20 @@ TABLE = [
     ("billing:override_add",    "POST", LOGIN, LOGIN, 403, 200),
     ("billing:override_remove", "GET",  LOGIN, LOGIN, 405, 405),
     ("billing:override_remove", "POST", LOGIN, LOGIN, 403, 302),
+    # Budget: admins only (collaborators see the budget's state on the dashboard). Empty POSTs
+    # to the settings and freeze forms are forms with errors (200). The action link's page
+    # (KWARGS: the freeze) asks to confirm on GET and acts only on an admin's POST; an empty
+    # POST lacks the freeze's reason (200, nothing frozen).
+    ("billing:budgets",         "GET",  LOGIN, LOGIN, 403, 200),
+    ("billing:budgets",         "POST", LOGIN, LOGIN, 405, 405),
+    ("billing:budget_set",      "GET",  LOGIN, LOGIN, 405, 405),
+    ("billing:budget_set",      "POST", LOGIN, LOGIN, 403, 200),
+    ("billing:budget_freeze",   "GET",  LOGIN, LOGIN, 405, 405),
+    ("billing:budget_freeze",   "POST", LOGIN, LOGIN, 403, 200),
+    ("billing:budget_unfreeze", "GET",  LOGIN, LOGIN, 405, 405),
+    ("billing:budget_unfreeze", "POST", LOGIN, LOGIN, 403, 302),
+    ("billing:budget_action",   "GET",  LOGIN, LOGIN, 403, 200),
+    ("billing:budget_action",   "POST", LOGIN, LOGIN, 403, 200),
     # Nodes: collaborators see theirs and the always-on ones; Pools: admins only. An empty POST
     # to the add form is a form with errors (200); KWARGS name a pool that does not exist.
     ("provisioning:nodes",     "GET",  LOGIN, LOGIN, 200, 200),
@@ -130,6 +144,7 @@ KWARGS: dict[str, dict] = {
     "accounts:user_demote": {"uid": "no-such-user"},
     "accounts:user_reset_link": {"uid": "no-such-user"},
     "provisioning:pool_edit": {"slug": "no-such-pool"},
+    "billing:budget_action": {"action": "freeze"},
     "launches:detail": {"pk": 999999},
     "launches:cancel": {"pk": 999999},
     "launches:stop": {"pk": 999999},

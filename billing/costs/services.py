@@ -135,6 +135,11 @@ class CostRefreshResult:
     at: datetime
     months: list[MonthRefresh] = field(default_factory=list)
 
+    @property
+    def moved(self) -> bool:
+        """Some cost row was written: the month's figure may have changed."""
+        return any(m.created or m.updated or m.deleted for m in self.months)
+
     def as_json(self) -> dict[str, Any]:
         return {
             "claimed": self.claimed,

@@ -16,7 +16,16 @@ from clusterweb.errors import TransientError
 logger = logging.getLogger(__name__)
 
 
-def _send(kind: str, to: Sequence[str], context: dict[str, Any]) -> None:
+def _send(
+    kind: str,
+    to: Sequence[str],
+    context: dict[str, Any],
+    *,
+    message_id: str = "",
+    attachments: Sequence[tuple[str, str, str]] = (),
+) -> None:
+    """``message_id``: a fixed Message-ID (a message that may be sent twice carries the same
+    one, so mail clients fold the copies); ``attachments``: (file name, content, MIME type)."""
     recipients = [address for address in to if address]
     if not recipients:
         logger.warning("mail %s not sent: no recipients", kind)
@@ -24,8 +33,13 @@ def _send(kind: str, to: Sequence[str], context: dict[str, Any]) -> None:
     subject = " ".join(render_to_string(f"emails/{kind}-subject.html", context).split())
     text = render_to_string(f"emails/{kind}-body-text.html", context)
     html = render_to_string(f"emails/{kind}-body-html.html", context)
-    message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, recipients)
+    headers = {"Message-ID": message_id} if message_id else None
+    message = EmailMultiAlternatives(
+        subject, text, settings.DEFAULT_FROM_EMAIL, recipients, headers=headers
+    )
     message.attach_alternative(html, "text/html")
+    for name, content, mimetype in attachments:
+        message.attach(name, content, mimetype)
     try:
         message.send()
     except OSError as exc:  # SMTP errors are OSErrors; so are refused connections and timeouts
@@ -104,6 +118,23 @@ def password_reset_send(
             "tunnel_user": settings.SIGNUP_TUNNEL_USER,
         },
     )
+
+
+def budget_alert_send(*, to: Sequence[str], message_id: str, context: dict[str, Any]) -> None:
+    """A budget threshold was crossed: figures, top cost drivers and action links (admins and
+    the budget's extra recipients)."""
+    _send("budget-alert", to, context, message_id=message_id)
+
+
+def statement_send(
+    *,
+    to: Sequence[str],
+    message_id: str,
+    context: dict[str, Any],
+    attachment: tuple[str, str, str],
+) -> None:
+    """Last month's statement with its CSV (a collaborator's own, or the whole cluster's)."""
+    _send("statement", to, context, message_id=message_id, attachments=[attachment])
 
 
 def launch_review_request_send(

@@ -19,6 +19,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest
 
+from billing.budgets.freeze import freeze_refusals
 from billing.money import amount_str
 from clusterweb import clock
 from clusterweb.audit.services import audit_record
@@ -238,9 +239,9 @@ def launch_problems(
 def _refusals(
     *, owner: Any, requested_by: Any, kind: str, pool: Pool, quote: quotes.Quote
 ) -> list[str]:
-    """Reasons beyond the request's own fields to refuse it outright (none yet). The hook for
-    budgets (issue 20): a frozen budget adds its sentence here."""
-    return []
+    """Reasons beyond the request's own fields to refuse it outright: a budget freeze refuses
+    collaborators' requests (issue 20; an admin's own is allowed and recorded as such)."""
+    return freeze_refusals(requested_by=requested_by, kind=kind)
 
 
 def approval_reason(*, policy: ApprovalPolicy, kind: str, requested_by: Any, max_cost: Any) -> str:

@@ -1,0 +1,92 @@
+"""The freeze: one flag with a reason. While frozen, collaborators' new launch requests are
+refused with the reason and nothing is written; an admin's own launch is allowed and recorded as
+such; lifted by an admin or at the start of the month."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import PermissionDenied
+
+from billing.budgets import services
+from billing.budgets.freeze import freeze_state
+from clusterweb.audit.models import AuditEvent
+from provisioning.launches import services as launches
+from provisioning.launches.models import LaunchRequest
+from tests.billing.budgets.conftest import at
+
+pytestmark = pytest.mark.django_db
+
+
+def spark(user):
+    return launches.request_launch(
+        requested_by=user,
+        owner=user,
+        kind="spark",
+        pool="spark",
+        instance_type="m5.xlarge",
+        count=2,
+        hours=4,
+        capacity_type="spot",
+    )
+
+
+def test_while_frozen_a_collaborators_request_is_refused_with_the_reason(
+    pools, spot_prices, people
+):
+    services.budget_freeze(actor=people["alice"], reason="January is spent")
+
+    with pytest.raises(launches.LaunchRefused) as refused:
+        spark(people["bob"])
+
+    assert "frozen" in str(refused.value) and "January is spent" in str(refused.value)
+    assert "by alice" in str(refused.value)
+    assert LaunchRequest.objects.count() == 0
+
+
+def test_an_admins_own_launch_is_allowed_while_frozen_and_recorded_as_such(
+    pools, spot_prices, people
+):
+    services.budget_freeze(actor=people["alice"], reason="January is spent")
+
+    launch = spark(people["alice"])
+
+    assert launch.pk and launch.requested_by == people["alice"]
+    bypass = AuditEvent.objects.get(action="budget.freeze_bypassed")
+    assert bypass.actor_username == "alice" and bypass.detail["reason"] == "January is spent"
+
+
+def test_lifting_the_freeze_lets_collaborators_request_again(pools, spot_prices, people):
+    services.budget_freeze(actor=people["alice"], reason="January is spent")
+    services.budget_unfreeze(actor=people["alice"])
+
+    assert spark(people["bob"]).state == "pending_approval"
+    assert not freeze_state().frozen
+    assert list(
+        AuditEvent.objects.filter(action__startswith="budget.")
+        .order_by("pk")
+        .values_list("action", flat=True)
+    ) == ["budget.frozen", "budget.unfrozen"]
+
+
+def test_a_freeze_ends_at_the_start_of_next_month(clock_at, people):
+    clock_at(at(1, 20, 12))
+    services.budget_freeze(actor=people["alice"], reason="  too   much  ")
+
+    frozen, reason, by, when, until = freeze_state()
+
+    assert (frozen, reason, by, until) == (True, "too much", "alice", at(2, 1))
+    assert when is not None
+    clock_at(at(2, 1, 0, 1))
+    assert freeze_state() == (False, "", "", None, None)
+
+
+def test_only_an_admin_freezes_and_a_reason_is_required(people):
+    with pytest.raises(PermissionDenied):
+        services.budget_freeze(actor=people["bob"], reason="no")
+    with pytest.raises(services.BudgetInputError) as missing:
+        services.budget_freeze(actor=people["alice"], reason="   ")
+
+    assert missing.value.field == "reason"
+    with pytest.raises(PermissionDenied):
+        services.budget_unfreeze(actor=people["bob"])
+    assert not freeze_state().frozen
