@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0005_regenerated_on_demand_prices"),
+        ("billing", "0006_cost_history_closed_days"),
     ]
 
     operations = [

@@ -43,7 +43,7 @@ def history_start(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("provisioning", "0002_volume_iops_throughput"),
+        ("provisioning", "0004_launch_execution"),
     ]
 
     operations = [
