@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any
 
@@ -170,7 +171,10 @@ def test_a_kubernetes_api_failure_in_the_ownership_check_is_a_retryable_503():
                 await hook(spawner, {"profile": "gpu", "request": "42"})
         return refused.value
 
-    refused = asyncio.run(start_with_the_api_down())
+    # In a thread of its own: in the full suite an earlier test (Playwright's sync API) may have
+    # left an event loop running on this thread, where asyncio.run refuses to start.
+    with ThreadPoolExecutor(1) as thread:
+        refused = thread.submit(asyncio.run, start_with_the_api_down()).result()
 
     assert refused.status_code == 503
     assert "Could not check launch request 42" in refused.log_message
