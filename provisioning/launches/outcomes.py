@@ -43,8 +43,14 @@ def _amount(value: Decimal | None) -> str | None:
     return None if value is None else amount_str(value)
 
 
-def outcome_of(launch: LaunchRequest) -> Outcome:
-    execution = LaunchExecution.objects.filter(request=launch).first()
+_UNREAD: Any = object()
+
+
+def outcome_of(launch: LaunchRequest, execution: LaunchExecution | None = _UNREAD) -> Outcome:
+    """``execution``: the launch's execution row when the caller read it already (a list reads
+    them all in one query); None means it has none."""
+    if execution is _UNREAD:
+        execution = LaunchExecution.objects.filter(request=launch).first()
     expected = launch.approved_expected_cost or launch.expected_cost
     label = StopReason(launch.stop_reason).label if launch.stop_reason else ""
     if execution is None:

@@ -121,10 +121,18 @@ def _urls(request: LaunchRequest) -> dict[str, str]:
     return {}
 
 
-def _outcome(request: LaunchRequest) -> dict[str, Any]:
+def _outcome(request: LaunchRequest, executions: dict[int, Any] | None) -> dict[str, Any]:
     from provisioning.launches.outcomes import outcome_of
 
-    return outcome_of(request).as_json()
+    if executions is None:
+        return outcome_of(request).as_json()
+    return outcome_of(request, executions.get(request.pk)).as_json()
+
+
+def _executions_of(ids: list[int]) -> dict[int, Any]:
+    from provisioning.launches.execution_models import LaunchExecution
+
+    return {e.request_id: e for e in LaunchExecution.objects.filter(request__in=ids)}
 
 
 def _instances_of(ids: list[int]) -> dict[str, list[str]]:
@@ -143,11 +151,20 @@ def _instances_of(ids: list[int]) -> dict[str, list[str]]:
 def requests_json(requests: list[LaunchRequest]) -> list[dict[str, Any]]:
     """``requests --json``: each request's JSON, with the instances of all read at once
     (prefetch ``steps`` on the queryset to read the step logs at once too)."""
-    instances = _instances_of([r.pk for r in requests])
-    return [request_json(r, instances=instances[str(r.pk)]) for r in requests]
+    ids = [r.pk for r in requests]
+    instances = _instances_of(ids)
+    executions = _executions_of(ids)
+    return [
+        request_json(r, instances=instances[str(r.pk)], executions=executions) for r in requests
+    ]
 
 
-def request_json(request: LaunchRequest, *, instances: list[str] | None = None) -> dict[str, Any]:
+def request_json(
+    request: LaunchRequest,
+    *,
+    instances: list[str] | None = None,
+    executions: dict[int, Any] | None = None,
+) -> dict[str, Any]:
     """A request as CONVENTIONS.md has it (``request ID --json``, every write, the pages)."""
     if instances is None:
         instances = _instances_of([request.pk])[str(request.pk)]
@@ -193,6 +210,6 @@ def request_json(request: LaunchRequest, *, instances: list[str] | None = None) 
         "stop_reason": request.stop_reason,
         "error": request.error or None,
         # Quote against actual (issue 18): the actual cost once the launch ended, and why.
-        "outcome": _outcome(request),
+        "outcome": _outcome(request, executions),
         "attempt": request.attempt,
     }

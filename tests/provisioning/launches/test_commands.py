@@ -181,7 +181,7 @@ def test_approval_policy_set_refuses_bad_input_and_collaborators(
     assert not AuditEvent.objects.filter(action="approval_policy.updated").exists()
 
 
-def test_requests_json_reads_each_requests_instances_and_steps_at_once(
+def test_requests_json_reads_each_requests_instances_steps_and_outcome_at_once(
     capsys, pools, spot_prices, alice_user, django_assert_max_num_queries
 ):
     from provisioning.launches import services
@@ -192,11 +192,20 @@ def test_requests_json_reads_each_requests_instances_and_steps_at_once(
     node_row("i-0a", pool="spark", request=str(launches[0].pk))
     node_row("i-0b", pool="spark", request=str(launches[0].pk))
     services.step_record(launches[1].pk, "room", detail="1 node")
+    from provisioning.launches.execution_models import LaunchExecution
 
-    with django_assert_max_num_queries(3):
+    LaunchExecution.objects.create(
+        request=launches[3], capacity_type="on-demand", fell_back=True, actual_cost="1.25"
+    )
+
+    # The requests, their steps, their instances, their executions: four reads for any count.
+    with django_assert_max_num_queries(4):
         code, out, _ = run(capsys, "requests", "--json")
 
     rows = {r["id"]: r for r in json.loads(out)["requests"]}
     assert code == 0 and rows[launches[0].pk]["instances"] == ["i-0a", "i-0b"]
     assert [s["name"] for s in rows[launches[1].pk]["steps"]] == ["room"]
     assert rows[launches[2].pk]["instances"] == []
+    assert rows[launches[3].pk]["outcome"]["actual_cost"] == "1.25"
+    assert rows[launches[3].pk]["outcome"]["fell_back_to_on_demand"] is True
+    assert rows[launches[4].pk]["outcome"]["actual_cost"] is None
