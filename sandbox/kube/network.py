@@ -125,12 +125,20 @@ class PodNetwork:
         raise RuntimeError(f"node {node} has no pod address left in {self.subnet(node)}")
 
     def adopt(self, node: str, key: tuple[str, str], ip: str) -> None:
-        """Remember an address a stored pod already has (after a resync)."""
+        """Remember an address a stored pod already has (after a resync): its node keeps the
+        range the address is from, when that range can still be had."""
         if not is_loopback_pod_ip(ip) or key in self._by_pod:
             return
-        block = self._block(node)
         octets = [int(p) for p in ip.split(".")]
-        if (octets[1] << 8) + octets[2] != block:
+        wanted = (octets[1] << 8) + octets[2]
+        if (
+            node not in self._blocks
+            and wanted >= _FIRST_BLOCK
+            and wanted not in self._locks  # another node's already
+            and self._reserve(wanted)
+        ):
+            self._blocks[node] = wanted
+        if self._blocks.get(node) != wanted:
             return  # not from this node's range: leave it alone
         self._used.setdefault(node, set()).add(octets[3])
         self._by_pod[key] = ip

@@ -172,8 +172,8 @@ BREAKS = {
         {"kubernetes.identity"},
         "KUBECONFIG",
     ),
-    # The hub's identity may read nodes cluster-wide (its hook pins servers to a launch's nodes:
-    # ClusterRole hub-nodes), nothing else Clusterweb needs.
+    # The hub's identity may read nodes (the shipped hub configuration checks a launch's owner on
+    # them: deploy/jupyterhub/README.md) and nothing else the product needs.
     "kube-role": (
         _kube_as_the_hub,
         KUBE_IDS - {"kubernetes.get.core.nodes", "kubernetes.list.core.nodes"},

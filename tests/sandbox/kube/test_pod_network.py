@@ -154,3 +154,21 @@ def test_two_simulators_on_one_machine_never_share_a_node_range() -> None:
     finally:
         first.clear()
         second.clear()
+
+
+def test_after_a_resync_a_node_keeps_the_range_its_pods_addresses_are_from() -> None:
+    before = PodNetwork()
+    ip = before.allocate("n1", ("ns", "a"))
+    before.clear()  # the controllers start again: only the stored pods remain
+    after = PodNetwork()
+    try:
+        after.adopt("n1", ("ns", "a"), ip)
+        again = after.allocate("n1", ("ns", "b"))
+
+        assert after.address_of(("ns", "a")) == ip
+        assert again != ip
+        assert ipaddress.ip_network(f"{again}/24", strict=False) == ipaddress.ip_network(
+            f"{ip}/24", strict=False
+        )
+    finally:
+        after.clear()
