@@ -510,7 +510,11 @@ def instances_inventory(cluster_name: str) -> list[InventoryInstance]:
     oldest launch first, as :func:`instances_describe` reads them plus the public IPv4 address,
     the state transition reason and the attached volume ids. One call per page: the inventory
     sync runs every minute."""
-    filters = [{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster_name]}]
+    return _inventory_filtered([{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster_name]}])
+
+
+def _inventory_filtered(filters: list[dict[str, Any]]) -> list[InventoryInstance]:
+    """DescribeInstances with these filters, all pages, oldest launch first."""
     paginator = client("ec2").get_paginator("describe_instances")
     found = [
         _inventory_instance(raw)
@@ -896,18 +900,12 @@ class LaunchSpec:
 def request_instances(cluster_name: str, request_id: str) -> list[InventoryInstance]:
     """The instances tagged with the cluster and ``clusterweb:request=<request_id>``, in every
     state, oldest launch first (one call per page)."""
-    filters = [
-        {"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster_name]},
-        {"Name": f"tag:{REQUEST_TAG}", "Values": [str(request_id)]},
-    ]
-    paginator = client("ec2").get_paginator("describe_instances")
-    found = [
-        _inventory_instance(raw)
-        for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": _PAGE_SIZE})
-        for reservation in page["Reservations"]
-        for raw in reservation["Instances"]
-    ]
-    return sorted(found, key=lambda i: (i.launch_time, i.instance_id))
+    return _inventory_filtered(
+        [
+            {"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster_name]},
+            {"Name": f"tag:{REQUEST_TAG}", "Values": [str(request_id)]},
+        ]
+    )
 
 
 def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:

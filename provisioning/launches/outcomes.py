@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q
-
 from billing.money import amount_str
 from provisioning.launches.execution_models import LaunchExecution
 from provisioning.launches.models import LaunchRequest, LaunchState, StopReason
@@ -73,27 +71,14 @@ def launch_ended_notify(*, request_id: int) -> bool:
     """Email the requester (and the owner) that the launch ended, once (claimed with
     ``notified_state``). Returns whether a mail went out; a failure gives the claim back."""
     from clusterweb.integrations import mail
-    from provisioning.launches.services import request_url
+    from provisioning.launches.services import request_url, requester_mail_once
 
     launch = LaunchRequest.objects.select_related("owner", "requested_by").get(pk=request_id)
     if launch.state not in ENDED:
         return False
-    claimed = (
-        LaunchRequest.objects.filter(pk=request_id, state=launch.state)
-        .filter(~Q(notified_state=launch.state))
-        .update(notified_state=launch.state)
+    return requester_mail_once(
+        launch,
+        lambda to: mail.launch_ended_send(
+            to=to, launch=launch, outcome=outcome_of(launch), request_url=request_url(launch.pk)
+        ),
     )
-    if not claimed:
-        return False
-    recipients = sorted({u.email for u in (launch.requested_by, launch.owner) if u.email})
-    try:
-        mail.launch_ended_send(
-            to=recipients,
-            launch=launch,
-            outcome=outcome_of(launch),
-            request_url=request_url(launch.pk),
-        )
-    except Exception:
-        LaunchRequest.objects.filter(pk=request_id).update(notified_state="")
-        raise
-    return True

@@ -738,16 +738,28 @@ def launch_admins_notify(*, request_id: int) -> int:
 def launch_requester_notify(*, request_id: int) -> bool:
     """Tell the requester (and the owner, when another) the decision or the expiry, once per
     state (claimed with ``notified_state``). Returns whether a mail went out."""
-    from django.db.models import Q
-
     from clusterweb.integrations import mail
 
     launch = _load(request_id)
     told = (LaunchState.APPROVED, LaunchState.REJECTED, LaunchState.EXPIRED)
     if launch.state not in told or launch.auto_approved:
         return False
+    return requester_mail_once(
+        launch,
+        lambda to: mail.launch_decision_send(
+            to=to, launch=launch, request_url=request_url(launch.pk)
+        ),
+    )
+
+
+def requester_mail_once(launch: LaunchRequest, send: Any) -> bool:
+    """Mail the requester and the owner about the launch's current state once: claim the state
+    with one conditional UPDATE of ``notified_state``, call ``send(recipients)``, give the claim
+    back when the send fails (a retry sends it). Returns whether this call sent it."""
+    from django.db.models import Q
+
     claimed = (
-        LaunchRequest.objects.filter(pk=request_id, state=launch.state)
+        LaunchRequest.objects.filter(pk=launch.pk, state=launch.state)
         .filter(~Q(notified_state=launch.state))
         .update(notified_state=launch.state)
     )
@@ -755,9 +767,9 @@ def launch_requester_notify(*, request_id: int) -> bool:
         return False
     recipients = sorted({u.email for u in (launch.requested_by, launch.owner) if u.email})
     try:
-        mail.launch_decision_send(to=recipients, launch=launch, request_url=request_url(launch.pk))
+        send(recipients)
     except Exception:
-        LaunchRequest.objects.filter(pk=request_id).update(notified_state="")
+        LaunchRequest.objects.filter(pk=launch.pk).update(notified_state="")
         raise
     return True
 
