@@ -230,7 +230,12 @@ def budget_action(request: HttpRequest, action: str) -> HttpResponse:
         reason = form.cleaned_data.get("reason", "") if freezing else ""
         try:
             outcome = budget_actions.action_run(
-                slug=chosen.slug, actor=request.user, reason=reason, request=request
+                slug=chosen.slug,
+                actor=request.user,
+                reason=reason,
+                # A stop confirms the launches the page listed, and only those.
+                confirmed=None if freezing else request.POST.getlist("launch"),
+                request=request,
             )
         except budget_services.BudgetInputError as exc:
             form.add_error("reason", str(exc))

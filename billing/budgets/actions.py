@@ -9,6 +9,7 @@ removed by the same task as any other stop. Nothing is stopped behind the launch
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,11 +111,17 @@ def action_run(
     slug: str,
     actor: Any,
     reason: str = "",
+    confirmed: Iterable[Any] | None = None,
     request: HttpRequest | None = None,
     source: str = "",
 ) -> ActionOutcome:
     """Run one action as ``actor`` (admins only). Raises PermissionDenied, BudgetInputError
-    (a freeze without a reason) or KeyError (no such action)."""
+    (a freeze without a reason) or KeyError (no such action).
+
+    ``confirmed``: the ids of the launch requests the confirmation page listed (a stop action
+    stops only those of them it would still stop; None: every one it would stop now). A
+    confirmation posted again later (a resubmitted form) so stops no launch started since,
+    which nobody was shown."""
     action = ACTIONS[slug]
     if getattr(actor, "role", None) != "admin":
         raise PermissionDenied("Only admins may act on a budget alert.")
@@ -126,9 +133,13 @@ def action_run(
             f"New launches are frozen until {budget.frozen_until:%Y-%m-%d %H:%M} UTC: "
             f"{budget.frozen_reason}",
         )
+    chosen = action_launches(slug)
+    if confirmed is not None:
+        wanted = {str(value).strip() for value in confirmed}
+        chosen = [launch for launch in chosen if str(launch.pk) in wanted]
     stopped = [
         launch_stop(launch.pk, by=actor, reason=StopReason.BUDGET, request=request, source=source)
-        for launch in action_launches(slug)
+        for launch in chosen
     ]
     ids = [str(getattr(item, "pk", item)) for item in stopped]
     audit_record(

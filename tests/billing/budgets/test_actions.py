@@ -4,6 +4,8 @@ else; the confirmation page lists them first."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from billing.budgets.actions import STOP_GPU, STOP_SPOT_SPARK, action_run
@@ -57,7 +59,10 @@ def test_stop_all_spot_spark_workers_stops_only_the_spot_spark_launches(fleet, a
     assert f"launch {fleet['on_demand'].pk}:" not in listed
     assert states(fleet)["spot"] == ("running", None)  # the GET did nothing
 
-    done = client.post("/billing/budgets/actions/stop-spot-spark/")
+    done = client.post(
+        "/billing/budgets/actions/stop-spot-spark/",
+        {"launch": re.findall(r'name="launch" value="(\d+)"', page)},  # what the page confirms
+    )
 
     assert done.status_code == 302
     assert states(fleet) == {
@@ -84,4 +89,38 @@ def test_a_collaborator_cannot_stop_anything_through_the_links(fleet, people, bo
     assert logged_in_client(bob).post("/billing/budgets/actions/stop-gpu/").status_code == 403
     with pytest.raises(PermissionDenied):
         action_run(slug=STOP_SPOT_SPARK, actor=people["bob"])
+    assert {s for s, _ in states(fleet).values()} == {"running"}
+
+
+def test_a_replayed_confirmation_stops_only_the_launches_it_listed(fleet, people, alice):
+    """The confirmation page says which launches it would stop; the admin's POST confirms those.
+    Posted again later (a resubmitted form, the browser's history), it must not stop a launch
+    started since, which nobody was shown."""
+    client = logged_in_client(alice)
+    page = client.get("/billing/budgets/actions/stop-gpu/").content.decode()
+    confirmed = {"launch": [str(fleet["gpu"].pk)]}  # what the page listed
+
+    assert client.post("/billing/budgets/actions/stop-gpu/", confirmed).status_code == 302
+    later = running(people["alice"], kind="gpu", pool="gpu", instance_type="g5.xlarge",
+                    capacity_type="on-demand")  # fmt: skip
+
+    replayed = client.post("/billing/budgets/actions/stop-gpu/", confirmed)
+
+    assert replayed.status_code == 302
+    assert states(fleet)["gpu"] == ("stopping", "budget")
+    assert LaunchRequest.objects.get(pk=later.pk).state == "running"
+    stopped = [
+        e.detail["stopped"]
+        for e in AuditEvent.objects.filter(action="budget.action").order_by("pk")
+    ]
+    assert stopped == [[str(fleet["gpu"].pk)], []]
+    # The page's form carries what it lists, so the confirmation names it.
+    assert re.findall(r'name="launch" value="(\d+)"', page) == confirmed["launch"]
+
+
+def test_a_post_that_lists_no_launch_stops_nothing(fleet, alice):
+    """A POST that confirms no launch (not sent from the confirmation page) stops nothing."""
+    done = logged_in_client(alice).post("/billing/budgets/actions/stop-spot-spark/")
+
+    assert done.status_code == 302
     assert {s for s, _ in states(fleet).values()} == {"running"}
