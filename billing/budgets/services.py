@@ -51,7 +51,7 @@ from billing.costs import costing
 from billing.money import amount_str, positive_decimal
 from clusterweb import clock
 from clusterweb.audit.services import audit_record
-from clusterweb.errors import IntegrationError
+from clusterweb.errors import IntegrationError, TransientError
 from clusterweb.failpoints import failpoint
 from clusterweb.integrations import mail
 
@@ -337,10 +337,13 @@ def budget_evaluate(*, now: datetime | None = None) -> Evaluation:
 
 def _take(model: type, pk: int, now: datetime) -> bool:
     """Take a claimed row for one send attempt: a conditional UPDATE, so one sender at a time;
-    the lease makes it due again if this sender dies."""
+    the lease makes it due again if this sender dies. The lease counts from the time the run
+    reaches the row (``now`` is when the run began: with SMTP timing out email after email, a
+    lease counted from then could be over before this sender has sent)."""
+    moment = max(now, clock.now())
     taken = model.objects.filter(
-        pk=pk, state=DeliveryState.PENDING, next_attempt_at__lte=now
-    ).update(next_attempt_at=now + SEND_LEASE, attempts=F("attempts") + 1)
+        pk=pk, state=DeliveryState.PENDING, next_attempt_at__lte=moment
+    ).update(next_attempt_at=moment + SEND_LEASE, attempts=F("attempts") + 1)
     return taken == 1
 
 
@@ -387,13 +390,24 @@ def _attempt(model: type, row: Any, now: datetime, result: Evaluation, send, wha
     failpoint("budget.before_send")
     try:
         send()
-    except IntegrationError as exc:
+    except Exception as exc:
+        # SMTP down or refusing (TransientError), or anything else this one email raised (an
+        # address the mail library refuses raises ValueError): it stays claimed with the error
+        # and is tried again after its backoff, and the run goes on with the other emails (an
+        # exception here would stop every later alert and statement at each run).
         attempts = row.attempts + 1
+        error = str(exc) if isinstance(exc, IntegrationError) else f"{type(exc).__name__}: {exc}"
         model.objects.filter(pk=row.pk).update(
-            next_attempt_at=now + backoff(attempts), last_error=str(exc)[:500]
+            next_attempt_at=max(now, clock.now()) + backoff(attempts), last_error=error[:500]
         )
-        logger.warning("budget %s not sent (attempt %d): %s", what, attempts, exc)
-        result.failed.append({"id": row.pk, "what": what, "error": str(exc)})
+        logger.warning(
+            "budget %s not sent (attempt %d): %s",
+            what,
+            attempts,
+            error,
+            exc_info=not isinstance(exc, IntegrationError),
+        )
+        result.failed.append({"id": row.pk, "what": what, "error": error})
         return
     model.objects.filter(pk=row.pk).update(
         state=DeliveryState.SENT, sent_at=clock.now(), last_error=""
@@ -416,6 +430,16 @@ def budget_alert_send(*, alert: BudgetAlert, view: BudgetOverview, now: datetime
     top cost drivers now, and the action links."""
     from billing.budgets.actions import ACTIONS
 
+    if not alert.recipients:
+        # Claimed when nobody had an address: ask again, rather than "send" it to nobody.
+        found = alert_recipients(alert.budget)
+        if not found:
+            raise TransientError(
+                "no recipient: no admin has an email address and the budget names no other",
+                system="smtp",
+            )
+        BudgetAlert.objects.filter(pk=alert.pk).update(recipients=found)
+        alert.recipients = found
     mail.budget_alert_send(
         to=alert.recipients,
         message_id=alert.message_id(_domain()),

@@ -302,3 +302,53 @@ def test_the_forecast_alert_fires_on_day_3_with_a_gpu_sized_launch_running(
     assert f"launch {gpu.request} (1 × g5.xlarge) of bob in gpu: $1.123/h" in text
     # 23 hours left of its 24 (give or take the seconds the test takes).
     assert re.search(r"(23 h|22 h 59 min) left \(ends 2027-03-04 00:00 UTC\)", text)
+
+
+def test_an_alert_with_nobody_to_mail_is_not_marked_sent_and_goes_once_somebody_has_an_address(
+    mid_month, mailbox, shared_clock
+):
+    """No admin has an email address and the budget names no other: the alerts stay claimed
+    and unsent with the reason (the page says so), rather than "sent" to nobody; once an admin
+    has an address, the next due attempt mails them, once."""
+    from clusterweb.accounts.models import User
+
+    User.objects.filter(username="alice").update(email="")
+
+    nobody = budget_evaluate()
+
+    assert nobody.claimed == CROSSED and nobody.sent == [] and len(nobody.failed) == 3
+    alert = BudgetAlert.objects.get(threshold="actual-50")
+    assert alert.state == DeliveryState.PENDING and "no recipient" in alert.last_error
+    User.objects.filter(username="alice").update(email="alice@example.org")
+    shared_clock.advance(120)
+
+    later = budget_evaluate()
+
+    assert sorted(s["what"] for s in later.sent) == [f"alert {k}" for k in CROSSED]
+    assert all(s["to"] == ["alice@example.org"] for s in later.sent)
+    mailbox.wait_for(3)
+    assert len(alert_mails(mailbox)) == 3
+
+
+def test_a_slow_run_leases_and_backs_off_from_the_time_it_reaches_each_email(
+    mid_month, mailbox, settings, shared_clock
+):
+    """A run's ``now`` is when it began; with SMTP timing out email after email it reaches a
+    later one minutes after. Its lease (and its backoff) must count from then: a lease already
+    over when it is taken lets a concurrent run (one follows every cost refresh) take and send
+    the same email at the same moment."""
+    from clusterweb import clock
+
+    settings.EMAIL_PORT = free_port()  # nothing listens: connection refused
+    budget_evaluate()  # claimed, failed once: due again a minute later
+    began = clock.now() + timedelta(minutes=2)
+    shared_clock.advance(timedelta(minutes=12).total_seconds())  # the run reached it only now
+
+    assert services._take(BudgetAlert, BudgetAlert.objects.get(threshold="actual-50").pk, began)
+    slow = services.deliveries_send(now=began)  # the two others, failing again
+
+    leased = BudgetAlert.objects.get(threshold="actual-50")
+    assert leased.next_attempt_at >= clock.now() + SEND_LEASE - timedelta(seconds=30)
+    assert len(slow.failed) == 2
+    for alert in BudgetAlert.objects.exclude(threshold="actual-50"):
+        assert alert.next_attempt_at > clock.now()  # backing off, not due again at once

@@ -100,3 +100,23 @@ def test_no_statement_before_last_month_is_computed_to_its_end_nor_late_in_the_m
     clock_at(at(3, 9))  # February's statements are due in March's first days only
     costs_at(at(3, 9))
     assert budget_run().sent == [] and not Statement.objects.exists()
+
+
+def test_an_address_the_mail_library_refuses_fails_that_email_only_and_the_others_go_out(
+    january, mailbox
+):
+    """Two addresses in one directory ``mail`` value make Django's SMTP backend raise
+    ValueError ("Invalid address"), not an SMTP error. That email stays claimed with the error
+    and its backoff; the run goes on and bob's statement still goes out."""
+    from clusterweb.accounts.models import User
+
+    User.objects.filter(username="alice").update(email="alice@example.org, ops@example.org")
+
+    run = budget_run()
+
+    assert [s["what"] for s in run.sent] == ["statement bob"]
+    assert [f["what"] for f in run.failed] == ["statement alice"]
+    alice = Statement.objects.get(username="alice")
+    assert alice.state == "pending" and "Invalid address" in alice.last_error
+    assert alice.next_attempt_at > alice.claimed_at  # backing off, not retried in a loop
+    assert [m.recipients for m in mailbox.wait_for(1)] == [["bob@example.org"]]
