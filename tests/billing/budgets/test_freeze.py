@@ -90,3 +90,30 @@ def test_only_an_admin_freezes_and_a_reason_is_required(people):
     with pytest.raises(PermissionDenied):
         services.budget_unfreeze(actor=people["bob"])
     assert not freeze_state().frozen
+
+
+def test_the_freeze_refuses_bob_on_the_spark_page_and_on_the_command_line(
+    pools, spot_prices, people, bob, directory_server, capsys
+):
+    """Every entry point that asks for a launch goes through the request service's refusal
+    hook: the Spark page shows the reason beside the form, ``launch spark`` exits 2 with it;
+    nothing is written either way. (Jupyter servers have no entry point of their own: the hub
+    lets only Clusterweb start servers, deploy/jupyterhub/jupyterhub_config.py USER_ROLE.)"""
+    from django.core.management import call_command
+
+    from tests.fixtures.personas import logged_in_client
+
+    services.budget_freeze(actor=people["alice"], reason="January is spent")
+    ask = {"workers": "2", "instance_type": "m5.xlarge", "capacity_type": "spot", "hours": "4"}
+
+    page = logged_in_client(bob).post("/launches/spark/", ask)
+
+    assert page.status_code == 200
+    assert "January is spent" in page.content.decode()
+    with pytest.raises(SystemExit) as cli:
+        call_command(
+            "launch", "spark", "--workers", "2", "--instance-type", "m5.xlarge", "--hours", "4",
+            "--user", "bob",
+        )  # fmt: skip
+    assert cli.value.code == 2 and "January is spent" in capsys.readouterr().err
+    assert LaunchRequest.objects.count() == 0

@@ -145,3 +145,20 @@ def test_without_a_budget_the_dashboard_says_so(cluster, bob):
     page = logged_in_client(bob).get("/").content.decode()
 
     assert "No monthly budget is set." in page
+
+
+def test_an_admins_post_without_the_csrf_token_changes_nothing(cluster, people, alice):
+    """A forged form (another site posting with alice's Lax cookie is not possible, but a
+    same-site page or a replayed request without the token is): refused, nothing written."""
+    services.budget_set(actor=people["alice"], monthly="250")
+    client = logged_in_client(alice)
+    client.handler.enforce_csrf_checks = True
+
+    for url, data in (
+        ("/billing/budgets/set", {"monthly": "1"}),
+        ("/billing/budgets/freeze", {"reason": "forged"}),
+        ("/billing/budgets/actions/freeze/", {"reason": "forged"}),
+        ("/billing/budgets/actions/stop-gpu/", {}),
+    ):
+        assert client.post(url, data).status_code == 403, url
+    assert str(Budget.objects.get().monthly) == "250.00" and not freeze_state().frozen
