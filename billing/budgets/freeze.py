@@ -33,11 +33,14 @@ class FreezeState(NamedTuple):
 NOT_FROZEN = FreezeState(False, "", "", None, None)
 
 
-def freeze_state(now: datetime | None = None) -> FreezeState:
+def freeze_state(now: datetime | None = None, *, lock: bool = False) -> FreezeState:
     """Whether new launches are frozen now, why, by whom and since when. A freeze ends at the
-    start of the next month (``frozen_until``) or when an admin lifts it."""
+    start of the next month (``frozen_until``) or when an admin lifts it. ``lock`` (inside a
+    transaction): take the budget row's lock, which a freeze takes too, so a freeze being
+    committed is waited for and seen."""
     now = clock.now() if now is None else now
-    budget = Budget.objects.filter(key=CLUSTER_KEY).first()
+    budgets = Budget.objects.select_for_update() if lock else Budget.objects
+    budget = budgets.filter(key=CLUSTER_KEY).first()
     if budget is None or not budget.frozen_at_time(now):
         return NOT_FROZEN
     return FreezeState(
@@ -45,11 +48,12 @@ def freeze_state(now: datetime | None = None) -> FreezeState:
     )
 
 
-def freeze_refusals(*, requested_by: Any, kind: str = "") -> list[str]:
+def freeze_refusals(*, requested_by: Any, kind: str = "", lock: bool = False) -> list[str]:
     """The launch request service's refusal hook: while frozen, a collaborator's new request is
     refused with the freeze's reason; an admin's is allowed and recorded as such (an audit
-    entry ``budget.freeze_bypassed``)."""
-    state = freeze_state()
+    entry ``budget.freeze_bypassed``). ``lock``: see :func:`freeze_state` (the service asks in
+    the transaction that writes the request)."""
+    state = freeze_state(lock=lock)
     if not state.frozen:
         return []
     if getattr(requested_by, "role", None) == "admin":

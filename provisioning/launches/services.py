@@ -241,7 +241,7 @@ def _refusals(
 ) -> list[str]:
     """Reasons beyond the request's own fields to refuse it outright: a budget freeze refuses
     collaborators' requests (issue 20; an admin's own is allowed and recorded as such)."""
-    return freeze_refusals(requested_by=requested_by, kind=kind)
+    return freeze_refusals(requested_by=requested_by, kind=kind, lock=True)
 
 
 def approval_reason(*, policy: ApprovalPolicy, kind: str, requested_by: Any, max_cost: Any) -> str:
@@ -319,10 +319,6 @@ def request_launch(
         owner=owner.username,
         now=now,
     )
-    for refusal in _refusals(
-        owner=owner, requested_by=requested_by, kind=kind, pool=pool_row, quote=quote
-    ):
-        raise LaunchRefused(refusal)
     policy = ApprovalPolicy.current()
     draft = LaunchRequest(kind=kind, jupyter_profile=fields["jupyter_profile"])
     reason = approval_reason(
@@ -332,6 +328,12 @@ def request_launch(
         max_cost=quote.max_cost,
     )
     with transaction.atomic():
+        # Asked in the transaction that writes the request, under the lock a freeze takes: a
+        # freeze committed before this request is written always refuses it.
+        for refusal in _refusals(
+            owner=owner, requested_by=requested_by, kind=kind, pool=pool_row, quote=quote
+        ):
+            raise LaunchRefused(refusal)
         # The pool row is the lock: two requests (or approvals) for its last room take turns.
         pool_row = Pool.objects.select_for_update().get(pk=pool_row.pk)
         room = selectors.pool_room(pool_row)

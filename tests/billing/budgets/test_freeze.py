@@ -4,8 +4,11 @@ such; lifted by an admin or at the start of the month."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from django.core.exceptions import PermissionDenied
+from django.db import connection, transaction
 
 from billing.budgets import services
 from billing.budgets.freeze import freeze_state
@@ -53,6 +56,52 @@ def test_an_admins_own_launch_is_allowed_while_frozen_and_recorded_as_such(
     assert launch.pk and launch.requested_by == people["alice"]
     bypass = AuditEvent.objects.get(action="budget.freeze_bypassed")
     assert bypass.actor_username == "alice" and bypass.detail["reason"] == "January is spent"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_written_while_a_freeze_commits_waits_for_it_and_is_refused(
+    pools, spot_prices, people
+):
+    """The freeze is asked in the transaction that writes the request, under the budget row's
+    lock: a request arriving while a freeze is being committed waits and then sees it (asked
+    before that transaction, bob's request went through and was written while frozen)."""
+    services.budget_set(actor=people["alice"], monthly="500")
+    frozen_not_committed = threading.Event()
+    commit = threading.Event()
+    outcome: list[str] = []
+
+    def freeze() -> None:
+        try:
+            with transaction.atomic():
+                services.budget_freeze(actor=people["alice"], reason="January is spent")
+                frozen_not_committed.set()
+                commit.wait(10)
+        finally:
+            connection.close()
+
+    def request() -> None:
+        try:
+            spark(people["bob"])
+            outcome.append("written")
+        except launches.LaunchRefused as exc:
+            outcome.append(f"refused: {exc}")
+        finally:
+            connection.close()
+
+    freezer = threading.Thread(target=freeze)
+    freezer.start()
+    assert frozen_not_committed.wait(10)
+    requester = threading.Thread(target=request)
+    requester.start()
+    requester.join(1.0)
+    waited = requester.is_alive()  # still waiting for the freeze's lock
+    commit.set()
+    freezer.join(10)
+    requester.join(10)
+
+    assert waited and len(outcome) == 1 and outcome[0].startswith("refused: ")
+    assert "January is spent" in outcome[0]
+    assert LaunchRequest.objects.count() == 0
 
 
 def test_lifting_the_freeze_lets_collaborators_request_again(pools, spot_prices, people):
