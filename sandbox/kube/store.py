@@ -1387,16 +1387,28 @@ class Store:
 
     # -- in-process observers (controllers) ---------------------------------------------------
 
-    def changes(self, cursor: int, epoch: int, timeout: float) -> tuple[int, list[Event]] | None:
+    def changes(
+        self,
+        cursor: int,
+        epoch: int,
+        timeout: float,
+        *,
+        stop: threading.Event | None = None,
+    ) -> tuple[int, list[Event]] | None:
         """Every write after ``cursor``, as stored events with the previous state, waiting up to
         ``timeout`` seconds when there is none yet. Returns (new cursor, events), or None when the
         cursor is lost: the store was reset (``epoch`` differs), its history overflowed, or it is
         closing. The controllers' informer: a caller that gets None lists everything again.
+
+        ``stop``, the caller's stop flag, is looked at under the lock before waiting: a caller
+        that sets it and then calls :meth:`wake` is never missed, even when it does so after the
+        observer last looked at the flag and before it got here (a lost wake-up would leave the
+        observer asleep for the whole ``timeout``).
         """
         with self.lock:
             if self._closed or self._epoch != epoch:
                 return None
-            if self._rv <= cursor and timeout > 0:
+            if self._rv <= cursor and timeout > 0 and not (stop is not None and stop.is_set()):
                 self.changed.wait(timeout)
                 if self._closed or self._epoch != epoch:
                     return None
