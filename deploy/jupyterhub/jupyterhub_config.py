@@ -199,15 +199,30 @@ CLUSTERWEB_ROLE = {
 # The idle culler is off: Clusterweb decides when servers stop (time limits, idle policy,
 # budget) and stops their instances with them; z2jh's culler (`cull.enabled`, on by default)
 # would stop servers behind its back and leave the instances billing. A plain hub runs no
-# culler; under z2jh this removes it (the service and its role are both named idle-culler).
-CULLER = "idle-culler"
-_services = [s for s in _configured("services") if s.get("name") != CULLER]
+# culler; under z2jh this removes it: the service running jupyterhub_idle_culler (z2jh 2.0 and
+# later name it `jupyterhub-idle-culler`, as its role; z2jh 1.x `cull-idle`), its role, and any
+# mention of it in another role (the hub refuses to start with a role naming a missing service).
+CULLER_MODULE = "jupyterhub_idle_culler"
+CULLERS = {"jupyterhub-idle-culler", "cull-idle", "idle-culler"}
+
+
+def _is_culler(service):
+    command = " ".join(str(part) for part in service.get("command") or ())
+    return service.get("name") in CULLERS or CULLER_MODULE in command.replace("-", "_")
+
+
+_culling = {s.get("name") for s in _configured("services") if _is_culler(s)} | CULLERS
+_services = [s for s in _configured("services") if s.get("name") not in _culling]
 _token = os.environ.get(CLUSTERWEB_TOKEN_ENV, "")
 if _token and not any(s.get("name") == CLUSTERWEB_SERVICE for s in _services):
     _services.append({"name": CLUSTERWEB_SERVICE, "api_token": _token})
 c.JupyterHub.services = _services
-_ours = {USER_ROLE["name"], CLUSTERWEB_SERVICE, CULLER}
-_roles = [r for r in _configured("load_roles") if r.get("name") not in _ours]
+_ours = {USER_ROLE["name"], CLUSTERWEB_SERVICE, *_culling}
+_roles = [
+    {**r, "services": [n for n in r["services"] if n not in _culling]} if r.get("services") else r
+    for r in _configured("load_roles")
+    if r.get("name") not in _ours
+]
 _roles.append(USER_ROLE)
 if any(s.get("name") == CLUSTERWEB_SERVICE for s in _services):
     # A role naming a service the hub does not have stops the hub from starting.
