@@ -23,6 +23,7 @@ single-server GET).
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -130,15 +131,43 @@ def translate_exception(exc: requests.RequestException, what: str) -> Integratio
     return TransientError(f"{what}: {exc}", system=SYSTEM, code="transport")
 
 
+def _hook_refusal(status: int, message: str, what: str) -> IntegrationError | None:
+    """The shipped hooks' refusals, with their own codes; None for anything else."""
+    if status == 403 and message.startswith(LAUNCH_REFUSED):
+        return PermanentError(f"{what}: {message}", system=SYSTEM, code="launch_not_owned")
+    if status == 400 and message.startswith(UNKNOWN_PROFILE):
+        return PermanentError(f"{what}: {message}", system=SYSTEM, code="unknown_profile")
+    return None
+
+
 def _start_refused(response: requests.Response, what: str) -> IntegrationError:
     """A start the hub refused: the shipped hooks' refusals get their own codes; a 403 without
     theirs is the token's (translate_response)."""
-    message = _message(response)
-    if response.status_code == 403 and message.startswith(LAUNCH_REFUSED):
-        return PermanentError(f"{what}: {message}", system=SYSTEM, code="launch_not_owned")
-    if response.status_code == 400 and message.startswith(UNKNOWN_PROFILE):
-        return PermanentError(f"{what}: {message}", system=SYSTEM, code="unknown_profile")
-    return translate_response(response, what)
+    refused = _hook_refusal(response.status_code, _message(response), what)
+    return refused or translate_response(response, what)
+
+
+# A spawn that failed on an HTTPError (the user_options hook's): the hub's progress stream says
+# "Spawn failed: " and str() of tornado's HTTPError, "HTTP 403: <reason> (<message>)".
+_SPAWN_HTTP_ERROR = re.compile(r"^Spawn failed: HTTP (\d{3}): [^(]*\((.*)\)\s*$", re.DOTALL)
+
+
+def _spawn_refused(reason: str, what: str) -> IntegrationError | None:
+    """A failed spawn that was the hooks' refusal (or their 503) rather than a failed pod: a hub
+    that answers starts at once (z2jh's ``slow_spawn_timeout: 0``) reports a refusal this way
+    instead of as the start request's answer. None for any other failure."""
+    match = _SPAWN_HTTP_ERROR.match(reason)
+    if match is None:
+        return None
+    status, message = int(match.group(1)), match.group(2)
+    refused = _hook_refusal(status, message, what)
+    if refused is not None:
+        return refused
+    if status >= 500:
+        return TransientError(f"{what}: {message}", system=SYSTEM, code=f"http_{status}")
+    if status == 400:  # the hub's "Invalid user options": the hook refused what was sent
+        return PermanentError(f"{what}: {message}", system=SYSTEM, code="bad_request")
+    return None
 
 
 # -- the client ----------------------------------------------------------------------------------
@@ -318,6 +347,9 @@ class JupyterHub:
         (code ``profile_mismatch``: stop it first); TransientError (code ``spawn_failed``, with
         the hub's reason) if the hub gave up on the spawn, e.g. its pod never became ready, and
         (code ``http_503``) if the hub could not check the launch (its Kubernetes API failed).
+        A hub that answers every start at once (z2jh: ``slow_spawn_timeout: 0``) reports the
+        hooks' refusals as a failed spawn; with ``wait`` they come out with the same classes and
+        codes as when the start request itself is refused.
         """
         what = f"start {_label(user, name)} with profile {profile!r}"
         options: dict[str, Any] = {"profile": profile}
@@ -403,8 +435,9 @@ class JupyterHub:
             if status.state == target:
                 return status
             if target == READY and status.state in (STOPPED, STOPPING):
-                raise TransientError(
-                    f"{what}: the spawn failed: {self._spawn_failure(user, name)}",
+                reason = self._spawn_failure(user, name)
+                raise _spawn_refused(reason, what) or TransientError(
+                    f"{what}: the spawn failed: {reason}",
                     system=SYSTEM,
                     code="spawn_failed",
                 )
