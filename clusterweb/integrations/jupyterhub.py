@@ -62,13 +62,15 @@ class ServerStatus:
     ``state`` is ``stopped`` (also: never created, or the user does not exist), ``pending``
     (starting), ``ready`` or ``stopping``. ``url`` is where the user opens it (the hub's public
     address plus the server's path), "" when stopped. ``profile`` is the ``user_options.profile``
-    it was last started with ("" if none). Times are timezone-aware UTC or None.
+    it was last started with ("" if none), ``request`` the launch request it was pinned to ("" if
+    none). Times are timezone-aware UTC or None.
     """
 
     user: str
     name: str
     state: str
     profile: str = ""
+    request: str = ""
     url: str = ""
     started: datetime | None = None
     last_activity: datetime | None = None
@@ -312,11 +314,13 @@ class JupyterHub:
                 url = self.base_url + model["url"]
         options = model.get("user_options") or {}
         profile = options.get("profile") if isinstance(options, dict) else ""
+        request = options.get("request") if isinstance(options, dict) else None
         return ServerStatus(
             user=user,
             name=name,
             state=state,
             profile=profile if isinstance(profile, str) else "",
+            request="" if request is None or isinstance(request, bool) else str(request),
             url=url,
             started=_time(model.get("started")),
             last_activity=_time(model.get("last_activity")),
@@ -334,7 +338,7 @@ class JupyterHub:
     ) -> ServerStatus:
         """Start ``user``'s default or named server with ``profile``; create the hub user if
         missing. Safe to call twice: a server already starting or running with the same profile
-        is success.
+        and launch request is success.
 
         ``request_id`` (a launch request's id) pins the server to that launch's nodes. With
         ``wait``, returns once the server is ready, or raises TransientError (code ``timeout``)
@@ -344,7 +348,8 @@ class JupyterHub:
         Raises PermanentError for an unknown profile (code ``unknown_profile``), a launch request
         that is not ``user``'s (code ``launch_not_owned``; the hub checks its nodes' owner label),
         another refusal (400, code ``bad_request``) or a server that runs with another profile
-        (code ``profile_mismatch``: stop it first); TransientError (code ``spawn_failed``, with
+        (code ``profile_mismatch``: stop it first) or for another launch request (code
+        ``launch_mismatch``: stop it first); TransientError (code ``spawn_failed``, with
         the hub's reason) if the hub gave up on the spawn, e.g. its pod never became ready, and
         (code ``http_503``) if the hub could not check the launch (its Kubernetes API failed).
         A hub that answers every start at once (z2jh: ``slow_spawn_timeout: 0``) reports the
@@ -379,6 +384,13 @@ class JupyterHub:
                 f"{what}: it already runs with profile {status.profile!r}; stop it first",
                 system=SYSTEM,
                 code="profile_mismatch",
+            )
+        if status.active and status.request != options.get("request", ""):
+            pinned = f"launch request {status.request!r}" if status.request else "no launch"
+            raise PermanentError(
+                f"{what}: it already runs for {pinned}; stop it first",
+                system=SYSTEM,
+                code="launch_mismatch",
             )
         if not wait or status.state == READY:
             return status

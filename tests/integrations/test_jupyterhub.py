@@ -149,6 +149,24 @@ def test_starting_a_server_that_runs_with_another_profile_is_refused(hub, nodes)
     assert "already runs with profile 'small'" in str(refused.value)
 
 
+def test_starting_a_server_that_runs_for_another_launch_is_refused(hub, kube, nodes):
+    # Same profile, another launch: "already running" is not success, the server sits on the
+    # first launch's node while the second launch's instance bills for nothing.
+    first = launch_node(kube, 41, "bob")
+    launch_node(kube, 42, "bob")
+    running = hub.server_start("bob", profile="large", request_id=41)
+
+    with pytest.raises(PermanentError) as refused:
+        hub.server_start("bob", profile="large", request_id=42)
+    again = hub.server_start("bob", profile="large", request_id=41)
+
+    assert running.request == "41"
+    assert refused.value.code == "launch_mismatch"
+    assert "already runs for launch request '41'" in str(refused.value)
+    assert (again.state, again.started) == ("ready", running.started)
+    assert pod(kube, "jupyter-bob").spec.node_name == first
+
+
 def test_a_slow_start_is_polled_until_ready(hub, kube):
     # No node for the profile yet: the hub answers 202 after a second, the node is Ready half a
     # second later, and the pod runs on it.
