@@ -139,6 +139,8 @@ def _hook_refusal(status: int, message: str, what: str) -> IntegrationError | No
         return PermanentError(f"{what}: {message}", system=SYSTEM, code="launch_not_owned")
     if status == 400 and message.startswith(UNKNOWN_PROFILE):
         return PermanentError(f"{what}: {message}", system=SYSTEM, code="unknown_profile")
+    if status == 400 and message.startswith(LAUNCH_REFUSED):
+        return PermanentError(f"{what}: {message}", system=SYSTEM, code="launch_profile_mismatch")
     return None
 
 
@@ -349,8 +351,10 @@ class JupyterHub:
         that is not ``user``'s (code ``launch_not_owned``; the hub checks its nodes' owner label),
         another refusal (400, code ``bad_request``) or a server that runs with another profile
         (code ``profile_mismatch``: stop it first) or for another launch request (code
-        ``launch_mismatch``: stop it first); TransientError (code ``spawn_failed``, with
-        the hub's reason) if the hub gave up on the spawn, e.g. its pod never became ready, and
+        ``launch_mismatch``: stop it first), a launch with no node the profile can use (code
+        ``launch_profile_mismatch``, e.g. ``large`` on a gpu launch); TransientError (code
+        ``spawn_failed``, with the hub's reason) if the hub gave up on the spawn, e.g. its pod
+        never became ready, and
         (code ``http_503``) if the hub could not check the launch (its Kubernetes API failed).
         A hub that answers every start at once (z2jh: ``slow_spawn_timeout: 0``) reports the
         hooks' refusals as a failed spawn; with ``wait`` they come out with the same classes and

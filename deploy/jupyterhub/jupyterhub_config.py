@@ -93,6 +93,16 @@ def _profile_slugs(spawner):
     return [p["slug"] for p in spawner.profile_list if isinstance(p, dict) and "slug" in p]
 
 
+def _profile_node_selector(spawner, slug):
+    """The node selector of the profile KubeSpawner will apply (the default one for "")."""
+    profiles = [p for p in spawner.profile_list if isinstance(p, dict)]
+    chosen = [p for p in profiles if p.get("slug") == slug] if slug else []
+    chosen = chosen or [p for p in profiles if p.get("default")] or profiles[:1]
+    if not chosen:
+        return {}
+    return dict((chosen[0].get("kubespawner_override") or {}).get("node_selector") or {})
+
+
 def _request_id(value):
     """A launch request id as a label value: 1-63 of [A-Za-z0-9._-], alphanumeric at both ends."""
     text = str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""
@@ -143,6 +153,17 @@ async def clusterweb_apply_user_options(spawner, user_options):
         )
     if owners != {user}:
         raise web.HTTPError(403, f"Launch request {request} is not {user}'s")
+    # The pod needs a node of the launch that the profile's selector also matches (a `large`
+    # server on a gpu launch would wait Pending until the start timeout): refuse now instead.
+    selector = _profile_node_selector(spawner, slug)
+    labels = [node.metadata.labels or {} for node in nodes.items]
+    if not any(all(lab.get(k) == v for k, v in selector.items()) for lab in labels):
+        pools = ", ".join(sorted({str(lab.get(POOL_LABEL)) for lab in labels}))
+        raise web.HTTPError(
+            400,
+            f"Launch request {request} has no node for profile {slug or 'default'!r}: "
+            f"its nodes are in pool {pools}",
+        )
 
 
 def clusterweb_pin_to_launch(spawner, pod):

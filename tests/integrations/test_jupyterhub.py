@@ -305,6 +305,20 @@ def test_under_z2jhs_spawn_timing_the_hooks_refusals_keep_their_error_classes(z2
     assert pod_names(kube) == []
 
 
+def test_a_launch_whose_nodes_are_of_another_pool_than_the_profile_is_refused(hub, kube, nodes):
+    # A gpu launch and a `large` server: the pod would need a jupyter-pool node of launch 42,
+    # which cannot exist, and would wait Pending until the hub's start timeout.
+    launch_node(kube, 42, "bob", pool="gpu")
+
+    with pytest.raises(PermanentError) as refused:
+        hub.server_start("bob", profile="large", request_id=42, wait_timeout=30)
+
+    assert refused.value.code == "launch_profile_mismatch"
+    assert "Launch request 42 has no node for profile 'large'" in str(refused.value)
+    assert "its nodes are in pool gpu" in str(refused.value)
+    assert pod_names(kube) == []
+
+
 def test_a_server_name_the_hub_refuses_is_a_permanent_error(hub):
     with pytest.raises(PermanentError) as refused:
         hub.server_start("bob", name="My Analysis")
