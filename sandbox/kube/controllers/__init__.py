@@ -119,7 +119,7 @@ class Controllers:
                 self._pass([])
                 continue
             wait = self.timers.delay(self.options.idle_wakeup)
-            got = self.store.changes(cursor, epoch, wait, stop=self._stopping)
+            got = self.store.changes(cursor, epoch, wait)
             if self._stopping.is_set():
                 return
             if got is None:

@@ -202,6 +202,30 @@ def test_the_controllers_stop_with_the_simulator_and_their_thread_is_joined() ->
     assert not sim.store.taint_new_nodes
 
 
+def test_a_wake_that_lands_before_the_observer_waits_is_not_lost() -> None:
+    """``Store.wake()`` (a stop, or the kubelet's runtime reporting a stand-in that became ready
+    or exited) between the controllers' last pass and their wait must end that wait at once;
+    a lost wake-up left a pod Running but not Ready until the next timer (up to 30 s)."""
+    sim = KubeSimulator().start()
+    try:
+        store = sim.store
+        cursor, epoch = store.resource_version, store.epoch
+
+        store.wake()
+        began = time.monotonic()
+        got = store.changes(cursor, epoch, 5.0)
+        took = time.monotonic() - began
+
+        assert got == (cursor, [])
+        assert took < 1.0, f"the wake-up was lost: waited {took:.1f} s"
+        # Consumed: the next wait with nothing new waits (briefly) again.
+        began = time.monotonic()
+        store.changes(cursor, epoch, 0.3)
+        assert time.monotonic() - began >= 0.25
+    finally:
+        sim.stop()
+
+
 def test_a_stop_that_lands_just_before_the_loop_waits_still_wakes_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
