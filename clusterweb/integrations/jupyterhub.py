@@ -354,8 +354,8 @@ class JupyterHub:
         ``launch_mismatch``: stop it first), a launch with no node the profile can use (code
         ``launch_profile_mismatch``, e.g. ``large`` on a gpu launch); TransientError (code
         ``spawn_failed``, with the hub's reason) if the hub gave up on the spawn, e.g. its pod
-        never became ready, and
-        (code ``http_503``) if the hub could not check the launch (its Kubernetes API failed).
+        never became ready, and (code ``http_503``) if the hub could not check the launch (its
+        Kubernetes API failed).
         A hub that answers every start at once (z2jh: ``slow_spawn_timeout: 0``) reports the
         hooks' refusals as a failed spawn; with ``wait`` they come out with the same classes and
         codes as when the start request itself is refused.
