@@ -23,6 +23,7 @@ single-server GET).
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -61,13 +62,15 @@ class ServerStatus:
     ``state`` is ``stopped`` (also: never created, or the user does not exist), ``pending``
     (starting), ``ready`` or ``stopping``. ``url`` is where the user opens it (the hub's public
     address plus the server's path), "" when stopped. ``profile`` is the ``user_options.profile``
-    it was last started with ("" if none). Times are timezone-aware UTC or None.
+    it was last started with ("" if none), ``request`` the launch request it was pinned to ("" if
+    none). Times are timezone-aware UTC or None.
     """
 
     user: str
     name: str
     state: str
     profile: str = ""
+    request: str = ""
     url: str = ""
     started: datetime | None = None
     last_activity: datetime | None = None
@@ -130,15 +133,45 @@ def translate_exception(exc: requests.RequestException, what: str) -> Integratio
     return TransientError(f"{what}: {exc}", system=SYSTEM, code="transport")
 
 
+def _hook_refusal(status: int, message: str, what: str) -> IntegrationError | None:
+    """The shipped hooks' refusals, with their own codes; None for anything else."""
+    if status == 403 and message.startswith(LAUNCH_REFUSED):
+        return PermanentError(f"{what}: {message}", system=SYSTEM, code="launch_not_owned")
+    if status == 400 and message.startswith(UNKNOWN_PROFILE):
+        return PermanentError(f"{what}: {message}", system=SYSTEM, code="unknown_profile")
+    if status == 400 and message.startswith(LAUNCH_REFUSED):
+        return PermanentError(f"{what}: {message}", system=SYSTEM, code="launch_profile_mismatch")
+    return None
+
+
 def _start_refused(response: requests.Response, what: str) -> IntegrationError:
     """A start the hub refused: the shipped hooks' refusals get their own codes; a 403 without
     theirs is the token's (translate_response)."""
-    message = _message(response)
-    if response.status_code == 403 and message.startswith(LAUNCH_REFUSED):
-        return PermanentError(f"{what}: {message}", system=SYSTEM, code="launch_not_owned")
-    if response.status_code == 400 and message.startswith(UNKNOWN_PROFILE):
-        return PermanentError(f"{what}: {message}", system=SYSTEM, code="unknown_profile")
-    return translate_response(response, what)
+    refused = _hook_refusal(response.status_code, _message(response), what)
+    return refused or translate_response(response, what)
+
+
+# A spawn that failed on an HTTPError (the user_options hook's): the hub's progress stream says
+# "Spawn failed: " and str() of tornado's HTTPError, "HTTP 403: <reason> (<message>)".
+_SPAWN_HTTP_ERROR = re.compile(r"^Spawn failed: HTTP (\d{3}): [^(]*\((.*)\)\s*$", re.DOTALL)
+
+
+def _spawn_refused(reason: str, what: str) -> IntegrationError | None:
+    """A failed spawn that was the hooks' refusal (or their 503) rather than a failed pod: a hub
+    that answers starts at once (z2jh's ``slow_spawn_timeout: 0``) reports a refusal this way
+    instead of as the start request's answer. None for any other failure."""
+    match = _SPAWN_HTTP_ERROR.match(reason)
+    if match is None:
+        return None
+    status, message = int(match.group(1)), match.group(2)
+    refused = _hook_refusal(status, message, what)
+    if refused is not None:
+        return refused
+    if status >= 500:
+        return TransientError(f"{what}: {message}", system=SYSTEM, code=f"http_{status}")
+    if status == 400:  # the hub's "Invalid user options": the hook refused what was sent
+        return PermanentError(f"{what}: {message}", system=SYSTEM, code="bad_request")
+    return None
 
 
 # -- the client ----------------------------------------------------------------------------------
@@ -283,11 +316,13 @@ class JupyterHub:
                 url = self.base_url + model["url"]
         options = model.get("user_options") or {}
         profile = options.get("profile") if isinstance(options, dict) else ""
+        request = options.get("request") if isinstance(options, dict) else None
         return ServerStatus(
             user=user,
             name=name,
             state=state,
             profile=profile if isinstance(profile, str) else "",
+            request="" if request is None or isinstance(request, bool) else str(request),
             url=url,
             started=_time(model.get("started")),
             last_activity=_time(model.get("last_activity")),
@@ -305,7 +340,7 @@ class JupyterHub:
     ) -> ServerStatus:
         """Start ``user``'s default or named server with ``profile``; create the hub user if
         missing. Safe to call twice: a server already starting or running with the same profile
-        is success.
+        and launch request is success.
 
         ``request_id`` (a launch request's id) pins the server to that launch's nodes. With
         ``wait``, returns once the server is ready, or raises TransientError (code ``timeout``)
@@ -315,9 +350,15 @@ class JupyterHub:
         Raises PermanentError for an unknown profile (code ``unknown_profile``), a launch request
         that is not ``user``'s (code ``launch_not_owned``; the hub checks its nodes' owner label),
         another refusal (400, code ``bad_request``) or a server that runs with another profile
-        (code ``profile_mismatch``: stop it first); TransientError (code ``spawn_failed``, with
-        the hub's reason) if the hub gave up on the spawn, e.g. its pod never became ready, and
-        (code ``http_503``) if the hub could not check the launch (its Kubernetes API failed).
+        (code ``profile_mismatch``: stop it first) or for another launch request (code
+        ``launch_mismatch``: stop it first), a launch with no node the profile can use (code
+        ``launch_profile_mismatch``, e.g. ``large`` on a gpu launch); TransientError (code
+        ``spawn_failed``, with the hub's reason) if the hub gave up on the spawn, e.g. its pod
+        never became ready, and (code ``http_503``) if the hub could not check the launch (its
+        Kubernetes API failed).
+        A hub that answers every start at once (z2jh: ``slow_spawn_timeout: 0``) reports the
+        hooks' refusals as a failed spawn; with ``wait`` they come out with the same classes and
+        codes as when the start request itself is refused.
         """
         what = f"start {_label(user, name)} with profile {profile!r}"
         options: dict[str, Any] = {"profile": profile}
@@ -347,6 +388,13 @@ class JupyterHub:
                 f"{what}: it already runs with profile {status.profile!r}; stop it first",
                 system=SYSTEM,
                 code="profile_mismatch",
+            )
+        if status.active and status.request != options.get("request", ""):
+            pinned = f"launch request {status.request!r}" if status.request else "no launch"
+            raise PermanentError(
+                f"{what}: it already runs for {pinned}; stop it first",
+                system=SYSTEM,
+                code="launch_mismatch",
             )
         if not wait or status.state == READY:
             return status
@@ -403,8 +451,9 @@ class JupyterHub:
             if status.state == target:
                 return status
             if target == READY and status.state in (STOPPED, STOPPING):
-                raise TransientError(
-                    f"{what}: the spawn failed: {self._spawn_failure(user, name)}",
+                reason = self._spawn_failure(user, name)
+                raise _spawn_refused(reason, what) or TransientError(
+                    f"{what}: the spawn failed: {reason}",
                     system=SYSTEM,
                     code="spawn_failed",
                 )

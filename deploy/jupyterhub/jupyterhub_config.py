@@ -93,6 +93,16 @@ def _profile_slugs(spawner):
     return [p["slug"] for p in spawner.profile_list if isinstance(p, dict) and "slug" in p]
 
 
+def _profile_node_selector(spawner, slug):
+    """The node selector of the profile KubeSpawner will apply (the default one for "")."""
+    profiles = [p for p in spawner.profile_list if isinstance(p, dict)]
+    chosen = [p for p in profiles if p.get("slug") == slug] if slug else []
+    chosen = chosen or [p for p in profiles if p.get("default")] or profiles[:1]
+    if not chosen:
+        return {}
+    return dict((chosen[0].get("kubespawner_override") or {}).get("node_selector") or {})
+
+
 def _request_id(value):
     """A launch request id as a label value: 1-63 of [A-Za-z0-9._-], alphanumeric at both ends."""
     text = str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""
@@ -143,6 +153,17 @@ async def clusterweb_apply_user_options(spawner, user_options):
         )
     if owners != {user}:
         raise web.HTTPError(403, f"Launch request {request} is not {user}'s")
+    # The pod needs a node of the launch that the profile's selector also matches (a `large`
+    # server on a gpu launch would wait Pending until the start timeout): refuse now instead.
+    selector = _profile_node_selector(spawner, slug)
+    labels = [node.metadata.labels or {} for node in nodes.items]
+    if not any(all(lab.get(k) == v for k, v in selector.items()) for lab in labels):
+        pools = ", ".join(sorted({str(lab.get(POOL_LABEL)) for lab in labels}))
+        raise web.HTTPError(
+            400,
+            f"Launch request {request} has no node for profile {slug or 'default'!r}: "
+            f"its nodes are in pool {pools}",
+        )
 
 
 def clusterweb_pin_to_launch(spawner, pod):
@@ -199,15 +220,30 @@ CLUSTERWEB_ROLE = {
 # The idle culler is off: Clusterweb decides when servers stop (time limits, idle policy,
 # budget) and stops their instances with them; z2jh's culler (`cull.enabled`, on by default)
 # would stop servers behind its back and leave the instances billing. A plain hub runs no
-# culler; under z2jh this removes it (the service and its role are both named idle-culler).
-CULLER = "idle-culler"
-_services = [s for s in _configured("services") if s.get("name") != CULLER]
+# culler; under z2jh this removes it: the service running jupyterhub_idle_culler (z2jh 2.0 and
+# later name it `jupyterhub-idle-culler`, as its role; z2jh 1.x `cull-idle`), its role, and any
+# mention of it in another role (the hub refuses to start with a role naming a missing service).
+CULLER_MODULE = "jupyterhub_idle_culler"
+CULLERS = {"jupyterhub-idle-culler", "cull-idle", "idle-culler"}
+
+
+def _is_culler(service):
+    command = " ".join(str(part) for part in service.get("command") or ())
+    return service.get("name") in CULLERS or CULLER_MODULE in command.replace("-", "_")
+
+
+_culling = {s.get("name") for s in _configured("services") if _is_culler(s)} | CULLERS
+_services = [s for s in _configured("services") if s.get("name") not in _culling]
 _token = os.environ.get(CLUSTERWEB_TOKEN_ENV, "")
 if _token and not any(s.get("name") == CLUSTERWEB_SERVICE for s in _services):
     _services.append({"name": CLUSTERWEB_SERVICE, "api_token": _token})
 c.JupyterHub.services = _services
-_ours = {USER_ROLE["name"], CLUSTERWEB_SERVICE, CULLER}
-_roles = [r for r in _configured("load_roles") if r.get("name") not in _ours]
+_ours = {USER_ROLE["name"], CLUSTERWEB_SERVICE, *_culling}
+_roles = [
+    {**r, "services": [n for n in r["services"] if n not in _culling]} if r.get("services") else r
+    for r in _configured("load_roles")
+    if r.get("name") not in _ours
+]
 _roles.append(USER_ROLE)
 if any(s.get("name") == CLUSTERWEB_SERVICE for s in _services):
     # A role naming a service the hub does not have stops the hub from starting.

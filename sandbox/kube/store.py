@@ -199,6 +199,7 @@ class Store:
         self._rv = 0
         self._epoch = 0
         self._closed = False
+        self._woken = False  # a wake() not yet seen by changes()
         self._objects: dict[str, dict[Key, Entry]] = {}
         self._keys: dict[str, list[Key]] = {}
         self._history: list[Event] = []
@@ -1392,14 +1393,20 @@ class Store:
         ``timeout`` seconds when there is none yet. Returns (new cursor, events), or None when the
         cursor is lost: the store was reset (``epoch`` differs), its history overflowed, or it is
         closing. The controllers' informer: a caller that gets None lists everything again.
+
+        A :meth:`wake` since the previous call ends the wait at once (it is remembered, not
+        only notified): one made after the observer's last pass and before it got here (its
+        stop flag set, a stand-in's process reported) is never lost, which would leave the
+        observer asleep for the whole ``timeout``.
         """
         with self.lock:
             if self._closed or self._epoch != epoch:
                 return None
-            if self._rv <= cursor and timeout > 0:
+            if self._rv <= cursor and timeout > 0 and not self._woken:
                 self.changed.wait(timeout)
                 if self._closed or self._epoch != epoch:
                     return None
+            self._woken = False
             if cursor < self._compacted:
                 return None
             return self._rv, list(self._events_after(cursor))
@@ -1411,8 +1418,10 @@ class Store:
             self.changed.notify_all()
 
     def wake(self) -> None:
-        """Wake everything waiting in :meth:`changes` (an observer that wants to stop)."""
+        """Wake the observer waiting in :meth:`changes`, or make its next wait return at once
+        (an observer that wants to stop, or has something to look at outside the store)."""
         with self.lock:
+            self._woken = True
             self.changed.notify_all()
 
     # -- watch ---------------------------------------------------------------------------------

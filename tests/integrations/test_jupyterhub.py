@@ -20,6 +20,7 @@ import pytest
 from clusterweb.errors import PermanentError, TransientError
 from clusterweb.integrations import jupyterhub as hub_adapter
 from clusterweb.integrations.jupyterhub import JupyterHub
+from sandbox.jupyterhub import JupyterHubHarness
 from sandbox.services.base import ManagedProcess, free_port, wait_for_port
 from tests.fixtures.jupyterhub import hub_login, jupyter_nodes
 
@@ -148,6 +149,24 @@ def test_starting_a_server_that_runs_with_another_profile_is_refused(hub, nodes)
     assert "already runs with profile 'small'" in str(refused.value)
 
 
+def test_starting_a_server_that_runs_for_another_launch_is_refused(hub, kube, nodes):
+    # Same profile, another launch: "already running" is not success, the server sits on the
+    # first launch's node while the second launch's instance bills for nothing.
+    first = launch_node(kube, 41, "bob")
+    launch_node(kube, 42, "bob")
+    running = hub.server_start("bob", profile="large", request_id=41)
+
+    with pytest.raises(PermanentError) as refused:
+        hub.server_start("bob", profile="large", request_id=42)
+    again = hub.server_start("bob", profile="large", request_id=41)
+
+    assert running.request == "41"
+    assert refused.value.code == "launch_mismatch"
+    assert "already runs for launch request '41'" in str(refused.value)
+    assert (again.state, again.started) == ("ready", running.started)
+    assert pod(kube, "jupyter-bob").spec.node_name == first
+
+
 def test_a_slow_start_is_polled_until_ready(hub, kube):
     # No node for the profile yet: the hub answers 202 after a second, the node is Ready half a
     # second later, and the pod runs on it.
@@ -235,6 +254,68 @@ def test_a_launch_with_no_node_is_refused(hub, kube, nodes):
 
     assert refused.value.code == "launch_not_owned"
     assert "Launch request 43 has no node in the cluster" in str(refused.value)
+    assert pod_names(kube) == []
+
+
+@pytest.fixture(scope="module")
+def z2jh_timed_hub(kube_server, tmp_path_factory) -> Iterator[JupyterHubHarness]:
+    """A second hub with z2jh's `slow_spawn_timeout: 0` (its jupyterhub_config.py sets it; a plain
+    hub waits 10 s): every start answers 202 at once, and a refusal by the shipped hooks arrives
+    later, as a failed spawn, not as the start request's answer."""
+    if kube_server.simulator is None:
+        pytest.skip("the hub's identity and pods' stand-ins exist only in the simulator")
+    kubeconfig = kube_server.simulator.write_kubeconfig(
+        tmp_path_factory.mktemp("z2jh-hub") / "kubeconfig-hub", identity="jupyterhub"
+    )
+    harness = JupyterHubHarness(
+        kubeconfig, slow_spawn_timeout=0, start_timeout=10, http_timeout=5, poll_interval=1
+    ).start()
+    yield harness
+    harness.stop()
+
+
+@pytest.fixture
+def z2jh_hub(z2jh_timed_hub, kube) -> Iterator[JupyterHub]:
+    z2jh_timed_hub.reset()
+    kube.core.create_namespace({"metadata": {"name": NAMESPACE}}, _request_timeout=TIMEOUT)
+    kube.controllers()
+    jupyter_nodes(kube)
+    client = JupyterHub(z2jh_timed_hub.url, z2jh_timed_hub.token, timeout=5)
+    yield client
+    client.close()
+    z2jh_timed_hub.reset()
+
+
+def test_under_z2jhs_spawn_timing_the_hooks_refusals_keep_their_error_classes(z2jh_hub, kube):
+    """z2jh answers every start 202 at once; the adapter must still see the shipped hooks'
+    refusals for what they are (permanent, with their codes), not as a transient failed spawn
+    that a task would retry for ever."""
+    launch_node(kube, 42, "alice")
+
+    with pytest.raises(PermanentError) as not_owned:
+        z2jh_hub.server_start("bob", profile="large", request_id=42, wait_timeout=20)
+    with pytest.raises(PermanentError) as unknown:
+        z2jh_hub.server_start("carol", profile="huge", wait_timeout=20)
+
+    assert not_owned.value.code == "launch_not_owned"
+    assert "Launch request 42 is not bob's" in str(not_owned.value)
+    assert unknown.value.code == "unknown_profile"
+    assert "Unknown profile 'huge'" in str(unknown.value)
+    assert z2jh_hub.server_status("bob").state == "stopped"
+    assert pod_names(kube) == []
+
+
+def test_a_launch_whose_nodes_are_of_another_pool_than_the_profile_is_refused(hub, kube, nodes):
+    # A gpu launch and a `large` server: the pod would need a jupyter-pool node of launch 42,
+    # which cannot exist, and would wait Pending until the hub's start timeout.
+    launch_node(kube, 42, "bob", pool="gpu")
+
+    with pytest.raises(PermanentError) as refused:
+        hub.server_start("bob", profile="large", request_id=42, wait_timeout=30)
+
+    assert refused.value.code == "launch_profile_mismatch"
+    assert "Launch request 42 has no node for profile 'large'" in str(refused.value)
+    assert "its nodes are in pool gpu" in str(refused.value)
     assert pod_names(kube) == []
 
 

@@ -65,6 +65,9 @@ def test_the_overlay_changes_only_allowed_traits(tmp_path, monkeypatch):
     assert changed <= OVERLAY_TRAITS, f"outside the allow-list: {changed - OVERLAY_TRAITS}"
     # It does set what it is for (the check is not vacuous): ports, the authenticator.
     assert {"JupyterHub.bind_url", "JupyterHub.authenticator_class"} <= changed
+    # tornado_settings is one trait holding many settings (xsrf_cookies, headers...): the
+    # overlay may set the spawn timing in it and nothing else.
+    assert set(load(OVERLAY).JupyterHub.tornado_settings) == {"slow_spawn_timeout"}
 
 
 def test_an_overlay_that_overrides_the_shipped_profiles_or_roles_is_caught(tmp_path, monkeypatch):

@@ -202,6 +202,74 @@ def test_the_controllers_stop_with_the_simulator_and_their_thread_is_joined() ->
     assert not sim.store.taint_new_nodes
 
 
+def test_a_wake_that_lands_before_the_observer_waits_is_not_lost() -> None:
+    """``Store.wake()`` (a stop, or the kubelet's runtime reporting a stand-in that became ready
+    or exited) between the controllers' last pass and their wait must end that wait at once;
+    a lost wake-up left a pod Running but not Ready until the next timer (up to 30 s)."""
+    sim = KubeSimulator().start()
+    try:
+        store = sim.store
+        cursor, epoch = store.resource_version, store.epoch
+
+        store.wake()
+        began = time.monotonic()
+        got = store.changes(cursor, epoch, 5.0)
+        took = time.monotonic() - began
+
+        assert got == (cursor, [])
+        assert took < 1.0, f"the wake-up was lost: waited {took:.1f} s"
+        # Consumed: the next wait with nothing new waits (briefly) again.
+        began = time.monotonic()
+        store.changes(cursor, epoch, 0.3)
+        assert time.monotonic() - began >= 0.25
+    finally:
+        sim.stop()
+
+
+def test_a_stop_that_lands_just_before_the_loop_waits_still_wakes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``stop()`` sets the stop flag and wakes the store; the loop looks at the flag, then waits
+    on the store. A stop landing between the two must not be lost: the thread would sleep until
+    its next timer (``idle_wakeup``, 30 s) and ``stop()`` would give up ("the controllers did not
+    stop within 10 s", seen once at teardown in a loaded full-suite run)."""
+    sim = KubeSimulator().start()
+    store = sim.store
+    real_changes = store.changes
+    waiting = threading.Event()
+    go_on = threading.Event()
+
+    def changes(*args: Any, **kwargs: Any) -> Any:
+        # A scheduling point, not a stand-in: the first wait of the loop is held here (after it
+        # looked at the stop flag) until stop() has set the flag and woken the store; then the
+        # store's real method runs.
+        if not waiting.is_set():
+            waiting.set()
+            go_on.wait(5)
+        return real_changes(*args, **kwargs)
+
+    monkeypatch.setattr(store, "changes", changes)
+    try:
+        controllers = sim.start_controllers()
+        assert waiting.wait(5)
+        stopper = threading.Thread(target=controllers.stop, kwargs={"timeout": 3.0})
+        began = time.monotonic()
+        stopper.start()
+        deadline = time.monotonic() + 5
+        while not controllers._stopping.is_set() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # stop() wakes the store right after setting the flag
+        go_on.set()
+        stopper.join(10)
+        took = time.monotonic() - began
+        assert not controllers.running
+        assert not [bug for bug in store.bugs if "did not stop" in bug]
+        assert took < 2.5, f"stop() took {took:.1f} s"
+    finally:
+        go_on.set()
+        sim.stop()
+
+
 def test_an_invalid_object_written_by_a_controller_is_a_simulator_bug(
     kube: Kube, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -72,9 +72,21 @@ def create(kube: Kube, ns: str, *pods: dict[str, Any]) -> None:
         kube.core.create_namespaced_pod(ns, body, _request_timeout=TIMEOUT)
 
 
-def events_for(kube: Kube, ns: str, name: str) -> list[Any]:
+def events_for(kube: Kube, ns: str, name: str, *, reason: str = "") -> list[Any]:
+    """The object's events; with ``reason``, once one with that reason exists (the scheduler
+    writes the pod's PodScheduled condition first and its event after, as kube-scheduler's
+    asynchronous event broadcaster does: a client that saw the condition may not see the event
+    yet)."""
+    selector = f"involvedObject.name={name}"
+    if reason:
+        wait_until(
+            kube.core.list_namespaced_event,
+            ns,
+            field_selector=selector,
+            until=lambda events: any(e.get("reason") == reason for e in events.values()),
+        )
     return kube.core.list_namespaced_event(
-        ns, field_selector=f"involvedObject.name={name}", _request_timeout=TIMEOUT
+        ns, field_selector=selector, _request_timeout=TIMEOUT
     ).items
 
 
@@ -108,7 +120,7 @@ def test_a_pending_pod_is_bound_to_a_ready_node_and_runs(kube: Kube) -> None:
     assert container["ready"] and container["started"]
     assert "running" in container["state"]
     assert container["containerID"].startswith("containerd://")
-    reasons = {e.reason: e for e in events_for(kube, ns, "p")}
+    reasons = {e.reason: e for e in events_for(kube, ns, "p", reason="Started")}
     assert reasons["Scheduled"].message == f"Successfully assigned {ns}/p to {node}"
     assert reasons["Scheduled"].source.component == "default-scheduler"
     assert "Started" in reasons
@@ -210,7 +222,8 @@ def test_a_node_selector_needs_every_label_and_a_pod_matching_no_node_stays_pend
         "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector."
     )
     assert "preemption: 0/2 nodes are available: 2 Preemption is not helpful" in message
-    (event,) = [e for e in events_for(kube, ns, "nowhere") if e.reason == "FailedScheduling"]
+    failed = events_for(kube, ns, "nowhere", reason="FailedScheduling")
+    (event,) = [e for e in failed if e.reason == "FailedScheduling"]
     assert (event.type, event.message, event.source.component) == (
         "Warning",
         message,
@@ -298,7 +311,7 @@ def test_a_no_execute_taint_evicts_running_pods_that_do_not_tolerate_it(kube: Ku
     )
     pods = wait_until(kube.core.list_namespaced_pod, ns, until=lambda p: "plain" not in p)
     assert running("tolerant")(pods)
-    reasons = [e.reason for e in events_for(kube, ns, "plain")]
+    reasons = [e.reason for e in events_for(kube, ns, "plain", reason="TaintManagerEviction")]
     assert "TaintManagerEviction" in reasons
 
 
@@ -454,7 +467,9 @@ def test_required_pod_anti_affinity_puts_one_pod_per_node_and_the_next_waits(kub
     assert message.startswith(
         "0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules."
     ), message
-    assert "FailedScheduling" in [e.reason for e in events_for(kube, ns, "w3")]
+    assert "FailedScheduling" in [
+        e.reason for e in events_for(kube, ns, "w3", reason="FailedScheduling")
+    ]
     # The rule is symmetric: a pod without terms but with the label is kept off every node by
     # the running pods' terms (ErrReasonExistingAntiAffinityRulesNotMatch).
     create(kube, ns, pod("plain", labels=labels))
