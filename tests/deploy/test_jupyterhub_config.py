@@ -120,14 +120,14 @@ def test_as_z2jh_extra_config_it_removes_the_idle_culler_and_keeps_z2jhs_own_set
     # What z2jh's own config file has set by then with its defaults (cull.enabled: true) and a
     # values.yaml declaring Clusterweb's service (hub.services.clusterweb.apiToken).
     c.JupyterHub.services = [
-        {"name": "idle-culler", "command": ["python3", "-m", "jupyterhub_idle_culler"]},
+        {"name": "jupyterhub-idle-culler", "command": ["python3", "-m", "jupyterhub_idle_culler"]},
         {"name": "clusterweb", "api_token": "from-values"},
     ]
     c.JupyterHub.load_roles = [
         {
-            "name": "idle-culler",
+            "name": "jupyterhub-idle-culler",
             "scopes": ["list:users", "admin:servers"],
-            "services": ["idle-culler"],
+            "services": ["jupyterhub-idle-culler"],
         },
         {"name": "monitoring", "scopes": ["read:metrics"], "services": []},
     ]
