@@ -464,12 +464,12 @@ def approve(
     self-approval. Two admins at once: one approval, the other gets LaunchStateError."""
     _require_admin(by, "approve launch requests")
     launch = _load(request_id)
-    if launch.state != LaunchState.PENDING_APPROVAL:
+    now = clock.now()
+    if launch.state != LaunchState.PENDING_APPROVAL or _expired_now(launch, now):
         raise _not_pending(launch, "approved")
     granted_count = _granted(count, launch.count, "count", "node")
     granted_hours = _granted(hours, launch.hours, "hours", "hour")
     note = (note or "").strip()[:2000]
-    now = clock.now()
     with transaction.atomic():
         pool = Pool.objects.select_for_update().get(pk=launch.pool_id)
         room = selectors.pool_room(pool, exclude_request=launch.pk)
@@ -531,6 +531,8 @@ def reject(
     launch = _load(request_id)
     note = (note or "").strip()[:2000]
     now = clock.now()
+    if _expired_now(launch, now):
+        raise _not_pending(launch, "rejected")
     with transaction.atomic():
         claimed = transition(
             launch.pk,
@@ -593,29 +595,44 @@ def cancel(
     return launch
 
 
+def _expire(request_id: int, now: datetime) -> bool:
+    """One pending request expires (and its requester is told after the commit); False when it
+    is no longer pending."""
+    with transaction.atomic():
+        if not transition(
+            request_id,
+            [LaunchState.PENDING_APPROVAL],
+            LaunchState.EXPIRED,
+            source="task",
+            detail={"pending_hours": settings.LAUNCH_APPROVAL_HOURS},
+            now=now,
+            ended_at=now,
+        ):
+            return False
+        enqueue_on_commit(_tasks().launch_requester_notify, request_id)
+    return True
+
+
+def _expired_now(launch: LaunchRequest, now: datetime) -> bool:
+    """Whether ``launch`` is pending past its deadline; if so it expires here (the sweep may not
+    have run yet), so that no decision lands on what the requester was told has lapsed."""
+    cutoff = now - timedelta(hours=settings.LAUNCH_APPROVAL_HOURS)
+    if launch.state != LaunchState.PENDING_APPROVAL or launch.created_at >= cutoff:
+        return False
+    _expire(launch.pk, now)
+    return True
+
+
 def expire_pending(now: datetime | None = None) -> int:
     """Expire requests undecided for longer than LAUNCH_APPROVAL_HOURS (beat entry
-    ``launch-expire``); each requester is told. Returns how many expired. Safe to run twice."""
+    ``launch-expire``; a decision on one past its deadline expires it too); each requester is
+    told. Returns how many expired. Safe to run twice."""
     now = clock.now() if now is None else now
     cutoff = now - timedelta(hours=settings.LAUNCH_APPROVAL_HOURS)
-    expired = 0
     stale = LaunchRequest.objects.filter(
         state=LaunchState.PENDING_APPROVAL, created_at__lt=cutoff
     ).values_list("pk", flat=True)
-    for pk in list(stale):
-        with transaction.atomic():
-            if transition(
-                pk,
-                [LaunchState.PENDING_APPROVAL],
-                LaunchState.EXPIRED,
-                source="task",
-                detail={"pending_hours": settings.LAUNCH_APPROVAL_HOURS},
-                now=now,
-                ended_at=now,
-            ):
-                expired += 1
-                enqueue_on_commit(_tasks().launch_requester_notify, pk)
-    return expired
+    return sum(_expire(pk, now) for pk in list(stale))
 
 
 def cancel_pending_for(user: Any, *, actor: Any = None, source: str = "") -> int:
@@ -733,6 +750,31 @@ def launch_admins_notify(*, request_id: int) -> int:
         LaunchRequest.objects.filter(pk=request_id).update(admins_notified_at=None)
         raise
     return sent
+
+
+def launch_notices_unsent(*, now: datetime | None = None) -> tuple[list[int], list[int]]:
+    """The launch emails whose task never ran (the broker was down after the commit: the enqueue
+    is only logged): (pending requests no admin was mailed about, requests decided or expired in
+    the last day whose requester was not told). The expiry sweep enqueues them again; each task
+    claims its mail, so a second enqueue sends nothing twice."""
+    from django.db.models import F, Q
+
+    since = (clock.now() if now is None else now) - timedelta(days=1)
+    admins = LaunchRequest.objects.filter(
+        state=LaunchState.PENDING_APPROVAL, admins_notified_at__isnull=True
+    )
+    requesters = (
+        LaunchRequest.objects.filter(
+            state__in=(LaunchState.APPROVED, LaunchState.REJECTED, LaunchState.EXPIRED),
+            auto_approved=False,
+        )
+        .filter(Q(decided_at__gte=since) | Q(state=LaunchState.EXPIRED, ended_at__gte=since))
+        .exclude(notified_state=F("state"))
+    )
+    return (
+        list(admins.order_by("pk").values_list("pk", flat=True)),
+        list(requesters.order_by("pk").values_list("pk", flat=True)),
+    )
 
 
 def launch_requester_notify(*, request_id: int) -> bool:

@@ -170,6 +170,28 @@ def test_a_request_pending_too_long_expires(pools, spot_prices, bob_user, settin
     assert AuditEvent.objects.filter(action="launch.expired").count() == 1
 
 
+def test_a_request_past_its_deadline_is_expired_not_decided(
+    pools, spot_prices, alice_user, bob_user, settings
+):
+    """Between the deadline and the next expiry sweep (every few minutes) an admin's click must
+    not approve what the requester was told expires: it expires there and then, once."""
+    settings.LAUNCH_APPROVAL_HOURS = 24
+    late, later = spark(bob_user, count=1), spark(bob_user, count=1)
+    LaunchRequest.objects.filter(pk__in=[late.pk, later.pk]).update(
+        created_at=clock.now() - timedelta(hours=24, seconds=1)
+    )
+
+    with pytest.raises(services.LaunchStateError, match=f"request {late.pk} is expired"):
+        services.approve(late.pk, by=alice_user)
+    with pytest.raises(services.LaunchStateError, match=f"request {later.pk} is expired"):
+        services.reject(later.pk, by=alice_user, note="too late")
+
+    assert set(LaunchRequest.objects.values_list("state", flat=True)) == {"expired"}
+    assert not AuditEvent.objects.filter(action__in=["launch.approved", "launch.rejected"])
+    assert AuditEvent.objects.filter(action="launch.expired").count() == 2
+    assert services.expire_pending() == 0  # expired once
+
+
 def test_disabling_a_person_cancels_what_they_have_not_started(
     pools, spot_prices, alice_user, bob_user
 ):

@@ -98,3 +98,32 @@ def test_a_request_the_policy_approved_sends_no_decision_mail(
     tasks.launch_requester_notify.apply(args=[launch.pk])
 
     assert launch.state == "approved" and mailbox.messages == []
+
+
+def test_a_mail_whose_task_was_lost_is_sent_by_the_expiry_sweep(
+    pools,
+    spot_prices,
+    alice_user,
+    bob_user,
+    directory_server,
+    mailbox,
+    django_capture_on_commit_callbacks,
+):
+    """The tasks are enqueued after the commit; with the broker down then, the enqueue is only
+    logged (clusterweb.tasking: "a sweeper re-enqueues what never started"). Here the test's
+    transaction never commits, so every after-commit enqueue is lost the same way."""
+    pending = spark(bob_user)
+    decided = spark(bob_user)
+    services.approve(decided.pk, by=alice_user, note="go")
+    spark(alice_user, count=1)  # approved by the policy: nobody is mailed
+
+    assert services.launch_notices_unsent() == ([pending.pk], [decided.pk])
+    with django_capture_on_commit_callbacks() as sent:
+        tasks.launch_expire.apply()
+    assert len(sent) == 2  # the sweep enqueues both again
+
+    tasks.launch_admins_notify.apply(args=[pending.pk])
+    tasks.launch_requester_notify.apply(args=[decided.pk])
+    messages = mailbox.wait_for(2)
+    assert sorted(m.recipients[0] for m in messages) == ["alice@example.org", "bob@example.org"]
+    assert services.launch_notices_unsent() == ([], [])  # told: not again
