@@ -82,6 +82,8 @@ def approval_json(request: LaunchRequest) -> dict[str, Any] | None:
     """CONVENTIONS.md's ``approval``: null until approved, else ``{by, at, note, self}`` (plus
     ``auto`` for a request the policy let through, and what was granted)."""
     if request.decided_at is None or request.state in (
+        # Pending again (issue 18's fallback): the earlier approval no longer holds.
+        LaunchState.PENDING_APPROVAL,
         LaunchState.REJECTED,
         LaunchState.CANCELLED,
         LaunchState.EXPIRED,

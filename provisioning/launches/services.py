@@ -509,6 +509,9 @@ def approve(
             approved_hourly=quote.hourly,
             approved_expected_cost=quote.expected_cost,
             approved_max_cost=quote.max_cost,
+            # A request approved once before (sent back to pending by issue 18's fallback) was
+            # mailed "approved" then: this approval is news of its own.
+            notified_state="",
         )
         if not claimed:
             raise _not_pending(launch, "approved")
@@ -613,11 +616,17 @@ def _expire(request_id: int, now: datetime) -> bool:
     return True
 
 
+def approval_deadline(launch: LaunchRequest) -> datetime:
+    """When a pending request expires: LAUNCH_APPROVAL_HOURS after it began to wait. That is its
+    ``updated_at`` (only ``transition`` and the creation set it): the request's creation, or the
+    moment issue 18's fallback sent an approved request back to ``pending_approval``."""
+    return launch.updated_at + timedelta(hours=settings.LAUNCH_APPROVAL_HOURS)
+
+
 def _expired_now(launch: LaunchRequest, now: datetime) -> bool:
     """Whether ``launch`` is pending past its deadline; if so it expires here (the sweep may not
     have run yet), so that no decision lands on what the requester was told has lapsed."""
-    cutoff = now - timedelta(hours=settings.LAUNCH_APPROVAL_HOURS)
-    if launch.state != LaunchState.PENDING_APPROVAL or launch.created_at >= cutoff:
+    if launch.state != LaunchState.PENDING_APPROVAL or approval_deadline(launch) >= now:
         return False
     _expire(launch.pk, now)
     return True
@@ -630,7 +639,7 @@ def expire_pending(now: datetime | None = None) -> int:
     now = clock.now() if now is None else now
     cutoff = now - timedelta(hours=settings.LAUNCH_APPROVAL_HOURS)
     stale = LaunchRequest.objects.filter(
-        state=LaunchState.PENDING_APPROVAL, created_at__lt=cutoff
+        state=LaunchState.PENDING_APPROVAL, updated_at__lt=cutoff  # see approval_deadline
     ).values_list("pk", flat=True)
     return sum(_expire(pk, now) for pk in list(stale))
 

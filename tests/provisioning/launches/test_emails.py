@@ -80,7 +80,8 @@ def test_the_requester_is_told_of_a_rejection(pools, spot_prices, alice_user, bo
 
 def test_the_requester_is_told_when_nobody_decided_in_time(pools, spot_prices, bob_user, mailbox):
     launch = spark(bob_user)
-    LaunchRequest.objects.filter(pk=launch.pk).update(created_at=clock.now() - timedelta(hours=25))
+    asked = clock.now() - timedelta(hours=25)
+    LaunchRequest.objects.filter(pk=launch.pk).update(created_at=asked, updated_at=asked)
     assert tasks.launch_expire.apply().get() == 1
 
     tasks.launch_requester_notify.apply(args=[launch.pk])
