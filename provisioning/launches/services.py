@@ -639,7 +639,8 @@ def expire_pending(now: datetime | None = None) -> int:
     now = clock.now() if now is None else now
     cutoff = now - timedelta(hours=settings.LAUNCH_APPROVAL_HOURS)
     stale = LaunchRequest.objects.filter(
-        state=LaunchState.PENDING_APPROVAL, updated_at__lt=cutoff  # see approval_deadline
+        state=LaunchState.PENDING_APPROVAL,
+        updated_at__lt=cutoff,  # see approval_deadline
     ).values_list("pk", flat=True)
     return sum(_expire(pk, now) for pk in list(stale))
 
