@@ -736,7 +736,8 @@ def approvals_url() -> str:
 
 def launch_admins_notify(*, request_id: int) -> int:
     """Email every admin that a request waits (once: claimed with ``admins_notified_at``).
-    Returns the number of mails sent. A TransientError gives the claim back for a retry."""
+    Returns the number of mails sent. A failure before any mail went out gives the claim back
+    for a retry; after some went out, the claim stays (no admin is mailed twice)."""
     from clusterweb.integrations import mail
 
     now = clock.now()
@@ -747,18 +748,31 @@ def launch_admins_notify(*, request_id: int) -> int:
         return 0
     launch = _load(request_id)
     sent = 0
-    try:
-        for address in admin_recipients():
+    recipients = admin_recipients()
+    for address in recipients:
+        try:
             mail.launch_review_request_send(
                 to=address,
                 launch=launch,
                 request_url=request_url(launch.pk),
                 approvals_url=approvals_url(),
             )
-            sent += 1
-    except Exception:
-        LaunchRequest.objects.filter(pk=request_id).update(admins_notified_at=None)
-        raise
+        except Exception as exc:
+            if sent == 0:  # nobody told: give the claim back for a retry (or the sweep)
+                LaunchRequest.objects.filter(pk=request_id).update(admins_notified_at=None)
+                raise
+            # Some admins have it: a retry would mail them again (and the sweep every few
+            # minutes). The rest see the request in the nav badge and on the Approvals page.
+            logger.error(
+                "launch %s: review mail sent to %d of %d admins, then failed: %s: %s",
+                request_id,
+                sent,
+                len(recipients),
+                type(exc).__name__,
+                exc,
+            )
+            break
+        sent += 1
     return sent
 
 

@@ -9,8 +9,11 @@ from datetime import timedelta
 import pytest
 
 from clusterweb import clock
+from clusterweb.accounts.models import User
 from provisioning.launches import services, tasks
 from provisioning.launches.models import LaunchRequest
+from sandbox.services.base import free_port
+from tests.provisioning.launches.conftest import person
 from tests.provisioning.launches.test_requests import spark
 
 pytestmark = pytest.mark.django_db
@@ -128,3 +131,22 @@ def test_a_mail_whose_task_was_lost_is_sent_by_the_expiry_sweep(
     messages = mailbox.wait_for(2)
     assert sorted(m.recipients[0] for m in messages) == ["alice@example.org", "bob@example.org"]
     assert services.launch_notices_unsent() == ([], [])  # told: not again
+
+
+def test_admins_already_mailed_are_not_mailed_again_when_a_later_one_fails(
+    pools, spot_prices, alice_user, erin_user, bob_user, mailbox, settings
+):
+    """One review mail per admin: when the third send fails after two went out, the claim stays
+    (the third admin still has the badge and the Approvals page), so neither the task's retries
+    nor the sweep's re-send (above) mail the first two again and again. With the directory
+    unreachable the admins are the database's."""
+    settings.LDAP_URI = f"ldap://127.0.0.1:{free_port()}"
+    person("zed", admin=True)
+    User.objects.filter(username="zed").update(email="zed\n@example.org")  # refused: newline
+    launch = spark(bob_user)
+
+    assert services.launch_admins_notify(request_id=launch.pk) == 2
+    assert services.launch_admins_notify(request_id=launch.pk) == 0
+    assert services.launch_notices_unsent() == ([], [])
+    messages = mailbox.wait_for(2)
+    assert sorted(m.recipients[0] for m in messages) == ["alice@example.org", "erin@example.org"]
