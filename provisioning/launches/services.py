@@ -736,8 +736,8 @@ def approvals_url() -> str:
 
 def launch_admins_notify(*, request_id: int) -> int:
     """Email every admin that a request waits (once: claimed with ``admins_notified_at``).
-    Returns the number of mails sent. A failure before any mail went out gives the claim back
-    for a retry; after some went out, the claim stays (no admin is mailed twice)."""
+    Returns the number of mails sent. When every send fails the claim is given back for a retry;
+    when some went out it stays (no admin is mailed twice; the failures are logged)."""
     from clusterweb.integrations import mail
 
     now = clock.now()
@@ -747,8 +747,8 @@ def launch_admins_notify(*, request_id: int) -> int:
     if not claimed:
         return 0
     launch = _load(request_id)
-    sent = 0
     recipients = admin_recipients()
+    failed: list[Exception] = []
     for address in recipients:
         try:
             mail.launch_review_request_send(
@@ -758,21 +758,21 @@ def launch_admins_notify(*, request_id: int) -> int:
                 approvals_url=approvals_url(),
             )
         except Exception as exc:
-            if sent == 0:  # nobody told: give the claim back for a retry (or the sweep)
-                LaunchRequest.objects.filter(pk=request_id).update(admins_notified_at=None)
-                raise
-            # Some admins have it: a retry would mail them again (and the sweep every few
-            # minutes). The rest see the request in the nav badge and on the Approvals page.
-            logger.error(
-                "launch %s: review mail sent to %d of %d admins, then failed: %s: %s",
-                request_id,
-                sent,
-                len(recipients),
-                type(exc).__name__,
-                exc,
-            )
-            break
-        sent += 1
+            failed.append(exc)
+    sent = len(recipients) - len(failed)
+    if failed and not sent:  # nobody told: give the claim back for a retry (or the sweep)
+        LaunchRequest.objects.filter(pk=request_id).update(admins_notified_at=None)
+        raise failed[0]
+    if failed:
+        # Some admins have it: a retry would mail them again (and the sweep every few minutes).
+        # The rest see the request in the nav badge and on the Approvals page.
+        logger.error(
+            "launch %s: review mail sent to %d of %d admins; %s",
+            request_id,
+            sent,
+            len(recipients),
+            "; ".join(f"{type(exc).__name__}: {exc}" for exc in failed),
+        )
     return sent
 
 

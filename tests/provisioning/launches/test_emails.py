@@ -10,6 +10,7 @@ import pytest
 
 from clusterweb import clock
 from clusterweb.accounts.models import User
+from clusterweb.errors import TransientError
 from provisioning.launches import services, tasks
 from provisioning.launches.models import LaunchRequest
 from sandbox.services.base import free_port
@@ -133,16 +134,17 @@ def test_a_mail_whose_task_was_lost_is_sent_by_the_expiry_sweep(
     assert services.launch_notices_unsent() == ([], [])  # told: not again
 
 
-def test_admins_already_mailed_are_not_mailed_again_when_a_later_one_fails(
-    pools, spot_prices, alice_user, erin_user, bob_user, mailbox, settings
+@pytest.mark.parametrize("refused", ["aaron\n@example.org", "zed\n@example.org"])
+def test_admins_already_mailed_are_not_mailed_again_when_another_one_fails(
+    pools, spot_prices, alice_user, erin_user, bob_user, mailbox, settings, refused
 ):
-    """One review mail per admin: when the third send fails after two went out, the claim stays
-    (the third admin still has the badge and the Approvals page), so neither the task's retries
-    nor the sweep's re-send (above) mail the first two again and again. With the directory
+    """One review mail per admin: when one send fails (first or last) and two went out, the claim
+    stays (that admin still has the badge and the Approvals page), so neither the task's retries
+    nor the sweep's re-send (above) mail the two again and again. With the directory
     unreachable the admins are the database's."""
     settings.LDAP_URI = f"ldap://127.0.0.1:{free_port()}"
     person("zed", admin=True)
-    User.objects.filter(username="zed").update(email="zed\n@example.org")  # refused: newline
+    User.objects.filter(username="zed").update(email=refused)  # Django refuses a newline
     launch = spark(bob_user)
 
     assert services.launch_admins_notify(request_id=launch.pk) == 2
@@ -150,3 +152,18 @@ def test_admins_already_mailed_are_not_mailed_again_when_a_later_one_fails(
     assert services.launch_notices_unsent() == ([], [])
     messages = mailbox.wait_for(2)
     assert sorted(m.recipients[0] for m in messages) == ["alice@example.org", "erin@example.org"]
+
+
+def test_when_no_review_mail_goes_out_the_claim_is_given_back(
+    pools, spot_prices, alice_user, bob_user, settings
+):
+    settings.LDAP_URI = f"ldap://127.0.0.1:{free_port()}"
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()  # nothing listens
+    launch = spark(bob_user)
+
+    with pytest.raises(TransientError):
+        services.launch_admins_notify(request_id=launch.pk)
+
+    assert LaunchRequest.objects.get(pk=launch.pk).admins_notified_at is None
+    assert services.launch_notices_unsent() == ([launch.pk], [])  # the sweep sends it later
