@@ -47,6 +47,8 @@ def test_every_admin_is_emailed_the_quote_the_reason_and_the_link(
     assert "Launch to approve: 4 x m5.xlarge for bob, up to $8.56" in message.subject
     text = message.text()
     assert "Expected:     $3.20" in text and "Maximum:      $8.56" in text
+    assert "Hourly:       $0.08 per instance (" in text  # as published, not 0.080000
+    assert "$0.08 per instance (" in message.html()
     assert "collaborators' spark requests always need an admin's approval" in text
     assert f"http://127.0.0.1:8000/launches/{launch.pk}/" in text
     assert f'href="http://127.0.0.1:8000/launches/{launch.pk}/"' in message.html()
