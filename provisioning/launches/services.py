@@ -504,6 +504,7 @@ def approve(
             decided_at=now,
             decision_note=note,
             self_approved=own,
+            auto_approved=False,  # an admin decides (even if the policy approved it once before)
             approved_count=granted_count,
             approved_hours=granted_hours,
             approved_hourly=quote.hourly,
@@ -787,18 +788,21 @@ def launch_notices_unsent(*, now: datetime | None = None) -> tuple[list[int], li
     admins = LaunchRequest.objects.filter(
         state=LaunchState.PENDING_APPROVAL, admins_notified_at__isnull=True
     )
-    requesters = (
-        LaunchRequest.objects.filter(
-            state__in=(LaunchState.APPROVED, LaunchState.REJECTED, LaunchState.EXPIRED),
-            auto_approved=False,
-        )
+    approvals = LaunchRequest.objects.filter(
+        state__in=APPROVAL_NEWS_STATES, auto_approved=False, decided_at__gte=since
+    ).exclude(notified_state=LaunchState.APPROVED)
+    others = (
+        LaunchRequest.objects.filter(state__in=(LaunchState.REJECTED, LaunchState.EXPIRED))
         .filter(Q(decided_at__gte=since) | Q(state=LaunchState.EXPIRED, ended_at__gte=since))
         .exclude(notified_state=F("state"))
     )
-    return (
-        list(admins.order_by("pk").values_list("pk", flat=True)),
-        list(requesters.order_by("pk").values_list("pk", flat=True)),
-    )
+    requesters = {*approvals.values_list("pk", flat=True), *others.values_list("pk", flat=True)}
+    return list(admins.order_by("pk").values_list("pk", flat=True)), sorted(requesters)
+
+
+# An approval is still news to its requester once the execution has moved the request on (the
+# mail's task and the execution's first step are enqueued together; either may run first).
+APPROVAL_NEWS_STATES = (LaunchState.APPROVED, LaunchState.LAUNCHING, LaunchState.RUNNING)
 
 
 def launch_requester_notify(*, request_id: int) -> bool:
@@ -807,15 +811,40 @@ def launch_requester_notify(*, request_id: int) -> bool:
     from clusterweb.integrations import mail
 
     launch = _load(request_id)
-    told = (LaunchState.APPROVED, LaunchState.REJECTED, LaunchState.EXPIRED)
-    if launch.state not in told or launch.auto_approved:
+    if launch.auto_approved:
         return False
-    return requester_mail_once(
-        launch,
-        lambda to: mail.launch_decision_send(
-            to=to, launch=launch, request_url=request_url(launch.pk)
-        ),
+
+    def send(to: list[str]) -> None:
+        mail.launch_decision_send(to=to, launch=launch, request_url=request_url(launch.pk))
+
+    if launch.state in APPROVAL_NEWS_STATES and launch.decided_at is not None:
+        return _approval_mail_once(launch, send)
+    if launch.state not in (LaunchState.REJECTED, LaunchState.EXPIRED):
+        return False
+    return requester_mail_once(launch, send)
+
+
+def _approval_mail_once(launch: LaunchRequest, send: Any) -> bool:
+    """``requester_mail_once`` for an approval, whether or not the launch has begun since: the
+    claim is ``notified_state`` = ``approved`` (``approve`` clears it), and the mail says
+    approved."""
+    claimed = (
+        LaunchRequest.objects.filter(pk=launch.pk, state__in=APPROVAL_NEWS_STATES)
+        .exclude(notified_state=LaunchState.APPROVED)
+        .update(notified_state=LaunchState.APPROVED)
     )
+    if not claimed:
+        return False
+    launch.state = LaunchState.APPROVED  # what the decision mail tells (the page shows the rest)
+    recipients = sorted({u.email for u in (launch.requested_by, launch.owner) if u.email})
+    try:
+        send(recipients)
+    except Exception:
+        LaunchRequest.objects.filter(pk=launch.pk, notified_state=LaunchState.APPROVED).update(
+            notified_state=""
+        )
+        raise
+    return True
 
 
 def requester_mail_once(launch: LaunchRequest, send: Any) -> bool:

@@ -231,6 +231,24 @@ def test_a_request_sent_back_to_pending_is_a_fresh_wait_for_an_admin(
     assert services.expire_pending(now=clock.now() + timedelta(hours=25)) == 0
 
 
+def test_a_request_the_policy_approved_then_sent_back_to_pending_is_approved_by_a_person(
+    pools, spot_prices, alice_user, erin_user
+):
+    launch = spark(alice_user, count=1)  # within the threshold: approved by the policy
+    assert launch.auto_approved
+    services.transition(launch.pk, ["approved"], "launching")
+    services.transition(  # issue 18's fallback, as in the test above
+        launch.pk, ["launching"], "pending_approval", capacity_type="on-demand",
+        approved_count=None, approved_hours=None, approved_max_cost=None, admins_notified_at=None,
+    )  # fmt: skip
+
+    launch = services.approve(launch.pk, by=erin_user, note="on-demand then")
+
+    assert not launch.auto_approved and launch.decided_by_username == "erin"
+    approval = selectors.request_json(launch)["approval"]
+    assert approval["auto"] is False and approval["by"] == "erin"
+
+
 def test_disabling_a_person_cancels_what_they_have_not_started(
     pools, spot_prices, alice_user, bob_user
 ):

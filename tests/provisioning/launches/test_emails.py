@@ -169,3 +169,23 @@ def test_when_no_review_mail_goes_out_the_claim_is_given_back(
 
     assert LaunchRequest.objects.get(pk=launch.pk).admins_notified_at is None
     assert services.launch_notices_unsent() == ([launch.pk], [])  # the sweep sends it later
+
+
+def test_the_approval_is_mailed_even_when_the_launch_has_already_begun(
+    pools, spot_prices, alice_user, bob_user, mailbox
+):
+    """The approval enqueues the decision mail and the execution together: a worker may move the
+    request to ``launching`` before the mail's task loads it. The approval is still the news."""
+    launch = spark(bob_user)
+    services.approve(launch.pk, by=alice_user, count=2, note="two first")
+    services.transition(launch.pk, ["approved"], "launching")  # the execution's first step
+
+    assert services.launch_notices_unsent() == ([], [launch.pk])
+    tasks.launch_requester_notify.apply(args=[launch.pk])
+    tasks.launch_requester_notify.apply(args=[launch.pk])  # told once
+
+    messages = mailbox.wait_for(1)
+    assert len(messages) == 1 and messages[0].subject.endswith(f"#{launch.pk} approved smaller")
+    assert "Note from alice: two first" in messages[0].text()
+    assert services.launch_notices_unsent() == ([], [])
+    assert LaunchRequest.objects.get(pk=launch.pk).state == "launching"
