@@ -185,6 +185,21 @@ def test_a_request_decided_first_by_another_admin_changes_nothing(
     assert AuditEvent.objects.filter(action__startswith="launch.").count() == 2  # asked, approved
 
 
+def test_approving_a_request_past_its_deadline_says_it_expired_and_approves_nothing(
+    pools, spot_prices, as_alice, bob_user
+):
+    launch = spark(bob_user)
+    long_ago = clock.now() - timedelta(hours=25)  # the sweep has not run yet
+    LaunchRequest.objects.filter(pk=launch.pk).update(created_at=long_ago, updated_at=long_ago)
+
+    fragment = as_alice.post(approve_url(launch), {}, headers=HTMX).content.decode()
+
+    assert f"request {launch.pk} is expired: only a pending request can be approved" in fragment
+    assert f'id="outcome-{launch.pk}"' in fragment and "Now expired." in fragment
+    assert LaunchRequest.objects.get().state == "expired"
+    assert not AuditEvent.objects.filter(action="launch.approved").exists()
+
+
 def test_an_admins_own_request_over_the_threshold_is_a_self_approval(
     pools, spot_prices, as_alice, alice_user
 ):
