@@ -68,6 +68,22 @@ def test_the_nav_shows_admins_the_pending_count(pools, spot_prices, as_alice, as
     assert reverse("launches:mine") in home and reverse("launches:spark") in home
 
 
+def test_a_request_past_its_deadline_no_longer_waits_on_the_page_or_the_badge(
+    pools, spot_prices, as_alice, bob_user
+):
+    """Until the sweep expires it (every few minutes), a request past its deadline cannot be
+    approved (it expires on the click): neither the Approvals page nor the badge offer it."""
+    late, waiting = spark(bob_user), spark(bob_user, count=2)
+    long_ago = clock.now() - timedelta(hours=25)
+    LaunchRequest.objects.filter(pk=late.pk).update(created_at=long_ago, updated_at=long_ago)
+
+    page = as_alice.get(APPROVALS).content.decode()
+
+    assert f'id="launch-{waiting.pk}"' in page and f'id="launch-{late.pk}"' not in page
+    assert 'id="badge-approvals" title="1 waiting">1</span>' in page
+    assert LaunchRequest.objects.get(pk=late.pk).state == "pending_approval"  # a GET writes nothing
+
+
 def test_an_admin_approves_with_htmx_and_gets_the_outcome(
     pools, spot_prices, as_alice, alice_user, bob_user
 ):
