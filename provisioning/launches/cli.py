@@ -47,6 +47,14 @@ def bad_input(field: str | None, message: str) -> CommandFailed:
     return CommandFailed(EXIT_BAD_INPUT, f"{flag}: {message}" if flag else message, field)
 
 
+def uid_check(uid: str, *, flag: str) -> None:
+    """A uid PostgreSQL can compare: a NUL character is bad input (exit 2), not a DataError."""
+    if "\x00" in uid:
+        raise CommandFailed(
+            EXIT_BAD_INPUT, f"{flag}: a user name has no NUL character", flag.lstrip("-")
+        )
+
+
 def user_for(uid: str, *, flag: str = "--by") -> Any:
     """The user ``uid`` names, with groups as the directory has them now (created from LDAP if
     they never logged in)."""
@@ -54,6 +62,7 @@ def user_for(uid: str, *, flag: str = "--by") -> Any:
 
     if not uid:
         raise CommandFailed(EXIT_BAD_INPUT, f"{flag} UID is required", flag.lstrip("-"))
+    uid_check(uid, flag=flag)
     try:
         return user_from_directory(uid=uid)
     except PermissionDenied as exc:

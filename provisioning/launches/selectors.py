@@ -3,11 +3,14 @@ CONVENTIONS.md, and the pending count of the nav badge."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from billing.money import amount_str, rate_str
+from clusterweb import clock
 from clusterweb.permissions import is_admin
 from provisioning.launches.models import (
     RESERVING_STATES,
@@ -51,18 +54,21 @@ def request_for(user: Any, request_id: int) -> LaunchRequest | None:
     return requests_visible_to(user).filter(pk=request_id).first()
 
 
+def _waiting() -> QuerySet[LaunchRequest]:
+    """Pending requests still within their deadline (``services.approval_deadline``): one past it
+    expires at the next sweep, or on an admin's click, so it no longer waits for anyone."""
+    cutoff = clock.now() - timedelta(hours=settings.LAUNCH_APPROVAL_HOURS)
+    return LaunchRequest.objects.filter(state=LaunchState.PENDING_APPROVAL, updated_at__gte=cutoff)
+
+
 def requests_pending() -> QuerySet[LaunchRequest]:
     """What waits for an admin, oldest first (the Approvals page)."""
-    return (
-        LaunchRequest.objects.filter(state=LaunchState.PENDING_APPROVAL)
-        .select_related("pool", "owner", "requested_by")
-        .order_by("created_at", "pk")
-    )
+    return _waiting().select_related("pool", "owner", "requested_by").order_by("created_at", "pk")
 
 
 def pending_count() -> int:
     """The nav badge admins see."""
-    return LaunchRequest.objects.filter(state=LaunchState.PENDING_APPROVAL).count()
+    return _waiting().count()
 
 
 # --- JSON ----------------------------------------------------------------------------------------
@@ -82,6 +88,8 @@ def approval_json(request: LaunchRequest) -> dict[str, Any] | None:
     """CONVENTIONS.md's ``approval``: null until approved, else ``{by, at, note, self}`` (plus
     ``auto`` for a request the policy let through, and what was granted)."""
     if request.decided_at is None or request.state in (
+        # Pending again (issue 18's fallback): the earlier approval no longer holds.
+        LaunchState.PENDING_APPROVAL,
         LaunchState.REJECTED,
         LaunchState.CANCELLED,
         LaunchState.EXPIRED,

@@ -466,12 +466,12 @@ def approve(
     self-approval. Two admins at once: one approval, the other gets LaunchStateError."""
     _require_admin(by, "approve launch requests")
     launch = _load(request_id)
-    if launch.state != LaunchState.PENDING_APPROVAL:
+    now = clock.now()
+    if launch.state != LaunchState.PENDING_APPROVAL or _expired_now(launch, now):
         raise _not_pending(launch, "approved")
     granted_count = _granted(count, launch.count, "count", "node")
     granted_hours = _granted(hours, launch.hours, "hours", "hour")
     note = (note or "").strip()[:2000]
-    now = clock.now()
     with transaction.atomic():
         pool = Pool.objects.select_for_update().get(pk=launch.pool_id)
         room = selectors.pool_room(pool, exclude_request=launch.pk)
@@ -506,11 +506,15 @@ def approve(
             decided_at=now,
             decision_note=note,
             self_approved=own,
+            auto_approved=False,  # an admin decides (even if the policy approved it once before)
             approved_count=granted_count,
             approved_hours=granted_hours,
             approved_hourly=quote.hourly,
             approved_expected_cost=quote.expected_cost,
             approved_max_cost=quote.max_cost,
+            # A request approved once before (sent back to pending by issue 18's fallback) was
+            # mailed "approved" then: this approval is news of its own.
+            notified_state="",
         )
         if not claimed:
             raise _not_pending(launch, "approved")
@@ -533,6 +537,8 @@ def reject(
     launch = _load(request_id)
     note = (note or "").strip()[:2000]
     now = clock.now()
+    if _expired_now(launch, now):
+        raise _not_pending(launch, "rejected")
     with transaction.atomic():
         claimed = transition(
             launch.pk,
@@ -595,29 +601,51 @@ def cancel(
     return launch
 
 
+def _expire(request_id: int, now: datetime) -> bool:
+    """One pending request expires (and its requester is told after the commit); False when it
+    is no longer pending."""
+    with transaction.atomic():
+        if not transition(
+            request_id,
+            [LaunchState.PENDING_APPROVAL],
+            LaunchState.EXPIRED,
+            source="task",
+            detail={"pending_hours": settings.LAUNCH_APPROVAL_HOURS},
+            now=now,
+            ended_at=now,
+        ):
+            return False
+        enqueue_on_commit(_tasks().launch_requester_notify, request_id)
+    return True
+
+
+def approval_deadline(launch: LaunchRequest) -> datetime:
+    """When a pending request expires: LAUNCH_APPROVAL_HOURS after it began to wait. That is its
+    ``updated_at`` (only ``transition`` and the creation set it): the request's creation, or the
+    moment issue 18's fallback sent an approved request back to ``pending_approval``."""
+    return launch.updated_at + timedelta(hours=settings.LAUNCH_APPROVAL_HOURS)
+
+
+def _expired_now(launch: LaunchRequest, now: datetime) -> bool:
+    """Whether ``launch`` is pending past its deadline; if so it expires here (the sweep may not
+    have run yet), so that no decision lands on what the requester was told has lapsed."""
+    if launch.state != LaunchState.PENDING_APPROVAL or approval_deadline(launch) >= now:
+        return False
+    _expire(launch.pk, now)
+    return True
+
+
 def expire_pending(now: datetime | None = None) -> int:
     """Expire requests undecided for longer than LAUNCH_APPROVAL_HOURS (beat entry
-    ``launch-expire``); each requester is told. Returns how many expired. Safe to run twice."""
+    ``launch-expire``; a decision on one past its deadline expires it too); each requester is
+    told. Returns how many expired. Safe to run twice."""
     now = clock.now() if now is None else now
     cutoff = now - timedelta(hours=settings.LAUNCH_APPROVAL_HOURS)
-    expired = 0
     stale = LaunchRequest.objects.filter(
-        state=LaunchState.PENDING_APPROVAL, created_at__lt=cutoff
+        state=LaunchState.PENDING_APPROVAL,
+        updated_at__lt=cutoff,  # see approval_deadline
     ).values_list("pk", flat=True)
-    for pk in list(stale):
-        with transaction.atomic():
-            if transition(
-                pk,
-                [LaunchState.PENDING_APPROVAL],
-                LaunchState.EXPIRED,
-                source="task",
-                detail={"pending_hours": settings.LAUNCH_APPROVAL_HOURS},
-                now=now,
-                ended_at=now,
-            ):
-                expired += 1
-                enqueue_on_commit(_tasks().launch_requester_notify, pk)
-    return expired
+    return sum(_expire(pk, now) for pk in list(stale))
 
 
 def cancel_pending_for(user: Any, *, actor: Any = None, source: str = "") -> int:
@@ -711,7 +739,8 @@ def approvals_url() -> str:
 
 def launch_admins_notify(*, request_id: int) -> int:
     """Email every admin that a request waits (once: claimed with ``admins_notified_at``).
-    Returns the number of mails sent. A TransientError gives the claim back for a retry."""
+    Returns the number of mails sent. When every send fails the claim is given back for a retry;
+    when some went out it stays (no admin is mailed twice; the failures are logged)."""
     from clusterweb.integrations import mail
 
     now = clock.now()
@@ -721,20 +750,61 @@ def launch_admins_notify(*, request_id: int) -> int:
     if not claimed:
         return 0
     launch = _load(request_id)
-    sent = 0
-    try:
-        for address in admin_recipients():
+    recipients = admin_recipients()
+    failed: list[Exception] = []
+    for address in recipients:
+        try:
             mail.launch_review_request_send(
                 to=address,
                 launch=launch,
                 request_url=request_url(launch.pk),
                 approvals_url=approvals_url(),
             )
-            sent += 1
-    except Exception:
+        except Exception as exc:
+            failed.append(exc)
+    sent = len(recipients) - len(failed)
+    if failed and not sent:  # nobody told: give the claim back for a retry (or the sweep)
         LaunchRequest.objects.filter(pk=request_id).update(admins_notified_at=None)
-        raise
+        raise failed[0]
+    if failed:
+        # Some admins have it: a retry would mail them again (and the sweep every few minutes).
+        # The rest see the request in the nav badge and on the Approvals page.
+        logger.error(
+            "launch %s: review mail sent to %d of %d admins; %s",
+            request_id,
+            sent,
+            len(recipients),
+            "; ".join(f"{type(exc).__name__}: {exc}" for exc in failed),
+        )
     return sent
+
+
+def launch_notices_unsent(*, now: datetime | None = None) -> tuple[list[int], list[int]]:
+    """The launch emails whose task never ran (the broker was down after the commit: the enqueue
+    is only logged): (pending requests no admin was mailed about, requests decided or expired in
+    the last day whose requester was not told). The expiry sweep enqueues them again; each task
+    claims its mail, so a second enqueue sends nothing twice."""
+    from django.db.models import F, Q
+
+    since = (clock.now() if now is None else now) - timedelta(days=1)
+    admins = LaunchRequest.objects.filter(
+        state=LaunchState.PENDING_APPROVAL, admins_notified_at__isnull=True
+    )
+    approvals = LaunchRequest.objects.filter(
+        state__in=APPROVAL_NEWS_STATES, auto_approved=False, decided_at__gte=since
+    ).exclude(notified_state=LaunchState.APPROVED)
+    others = (
+        LaunchRequest.objects.filter(state__in=(LaunchState.REJECTED, LaunchState.EXPIRED))
+        .filter(Q(decided_at__gte=since) | Q(state=LaunchState.EXPIRED, ended_at__gte=since))
+        .exclude(notified_state=F("state"))
+    )
+    requesters = {*approvals.values_list("pk", flat=True), *others.values_list("pk", flat=True)}
+    return list(admins.order_by("pk").values_list("pk", flat=True)), sorted(requesters)
+
+
+# An approval is still news to its requester once the execution has moved the request on (the
+# mail's task and the execution's first step are enqueued together; either may run first).
+APPROVAL_NEWS_STATES = (LaunchState.APPROVED, LaunchState.LAUNCHING, LaunchState.RUNNING)
 
 
 def launch_requester_notify(*, request_id: int) -> bool:
@@ -743,15 +813,40 @@ def launch_requester_notify(*, request_id: int) -> bool:
     from clusterweb.integrations import mail
 
     launch = _load(request_id)
-    told = (LaunchState.APPROVED, LaunchState.REJECTED, LaunchState.EXPIRED)
-    if launch.state not in told or launch.auto_approved:
+    if launch.auto_approved:
         return False
-    return requester_mail_once(
-        launch,
-        lambda to: mail.launch_decision_send(
-            to=to, launch=launch, request_url=request_url(launch.pk)
-        ),
+
+    def send(to: list[str]) -> None:
+        mail.launch_decision_send(to=to, launch=launch, request_url=request_url(launch.pk))
+
+    if launch.state in APPROVAL_NEWS_STATES and launch.decided_at is not None:
+        return _approval_mail_once(launch, send)
+    if launch.state not in (LaunchState.REJECTED, LaunchState.EXPIRED):
+        return False
+    return requester_mail_once(launch, send)
+
+
+def _approval_mail_once(launch: LaunchRequest, send: Any) -> bool:
+    """``requester_mail_once`` for an approval, whether or not the launch has begun since: the
+    claim is ``notified_state`` = ``approved`` (``approve`` clears it), and the mail says
+    approved."""
+    claimed = (
+        LaunchRequest.objects.filter(pk=launch.pk, state__in=APPROVAL_NEWS_STATES)
+        .exclude(notified_state=LaunchState.APPROVED)
+        .update(notified_state=LaunchState.APPROVED)
     )
+    if not claimed:
+        return False
+    launch.state = LaunchState.APPROVED  # what the decision mail tells (the page shows the rest)
+    recipients = sorted({u.email for u in (launch.requested_by, launch.owner) if u.email})
+    try:
+        send(recipients)
+    except Exception:
+        LaunchRequest.objects.filter(pk=launch.pk, notified_state=LaunchState.APPROVED).update(
+            notified_state=""
+        )
+        raise
+    return True
 
 
 def requester_mail_once(launch: LaunchRequest, send: Any) -> bool:

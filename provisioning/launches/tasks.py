@@ -8,7 +8,7 @@ from django.conf import settings
 
 from clusterweb.errors import TransientError
 from clusterweb.health.jobs import periodic_job
-from clusterweb.tasking import enqueue, enqueue_in
+from clusterweb.tasking import enqueue, enqueue_in, enqueue_on_commit
 from provisioning.launches import execution, outcomes, services
 
 # Mail hiccups: a few tries a minute apart (far below Redis's visibility timeout).
@@ -36,7 +36,13 @@ def launch_requester_notify(self, request_id: int) -> None:
 @shared_task(name="provisioning.launches.tasks.launch_expire")
 @periodic_job("launch-expire", lambda: settings.LAUNCH_EXPIRE_SWEEP_SECONDS)
 def launch_expire() -> int:
-    """Requests undecided for LAUNCH_APPROVAL_HOURS become ``expired``."""
+    """Requests undecided for LAUNCH_APPROVAL_HOURS become ``expired``; the review and decision
+    emails whose task was lost (broker down after the commit) are enqueued again."""
+    admins, requesters = services.launch_notices_unsent()
+    for request_id in admins:
+        enqueue_on_commit(launch_admins_notify, request_id)
+    for request_id in requesters:
+        enqueue_on_commit(launch_requester_notify, request_id)
     return services.expire_pending()
 
 

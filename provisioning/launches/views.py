@@ -5,10 +5,8 @@ fragment (htmx) or a redirect. The services own every write; the forms are share
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Q
@@ -137,7 +135,7 @@ def _request_context(request: HttpRequest, launch: LaunchRequest) -> dict[str, A
         and (own or is_admin(request.user)),
         # An admin's decision part quotes again: on the full page only, never on each poll.
         "decision": _decision(launch) if is_admin(request.user) and not request.htmx else None,
-        "approval_deadline": launch.created_at + timedelta(hours=settings.LAUNCH_APPROVAL_HOURS),
+        "approval_deadline": services.approval_deadline(launch),
         # Issue 18: instances, Stop, cost so far, quote against actual, how to use the workers.
         **execution_context(request, launch),
     }

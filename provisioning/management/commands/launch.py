@@ -37,6 +37,7 @@ class Command(BaseCommand):
     def _spark(self, options):
         from clusterweb.accounts.login.services import user_from_directory
 
+        cli.uid_check(options["user"], flag="--user")
         by = cli.user_for(options["by"] or options["user"])
         pool = Pool.objects.filter(slug=options["pool"]).first()
         if pool is None:

@@ -23,6 +23,7 @@ class Command(BaseCommand):
             if not all:
                 requests = requests.exclude(state__in=FINAL_STATES)
             if user:
+                cli.uid_check(user, flag="--user")
                 requests = requests.filter(owner__username__iexact=user)
             requests = list(requests.prefetch_related("steps").order_by("-created_at", "-pk"))
             rows = selectors.requests_json(requests)

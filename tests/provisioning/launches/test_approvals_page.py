@@ -68,6 +68,22 @@ def test_the_nav_shows_admins_the_pending_count(pools, spot_prices, as_alice, as
     assert reverse("launches:mine") in home and reverse("launches:spark") in home
 
 
+def test_a_request_past_its_deadline_no_longer_waits_on_the_page_or_the_badge(
+    pools, spot_prices, as_alice, bob_user
+):
+    """Until the sweep expires it (every few minutes), a request past its deadline cannot be
+    approved (it expires on the click): neither the Approvals page nor the badge offer it."""
+    late, waiting = spark(bob_user), spark(bob_user, count=2)
+    long_ago = clock.now() - timedelta(hours=25)
+    LaunchRequest.objects.filter(pk=late.pk).update(created_at=long_ago, updated_at=long_ago)
+
+    page = as_alice.get(APPROVALS).content.decode()
+
+    assert f'id="launch-{waiting.pk}"' in page and f'id="launch-{late.pk}"' not in page
+    assert 'id="badge-approvals" title="1 waiting">1</span>' in page
+    assert LaunchRequest.objects.get(pk=late.pk).state == "pending_approval"  # a GET writes nothing
+
+
 def test_an_admin_approves_with_htmx_and_gets_the_outcome(
     pools, spot_prices, as_alice, alice_user, bob_user
 ):
@@ -183,6 +199,21 @@ def test_a_request_decided_first_by_another_admin_changes_nothing(
     launch.refresh_from_db()
     assert launch.state == "approved" and launch.decision_note == "erin first"
     assert AuditEvent.objects.filter(action__startswith="launch.").count() == 2  # asked, approved
+
+
+def test_approving_a_request_past_its_deadline_says_it_expired_and_approves_nothing(
+    pools, spot_prices, as_alice, bob_user
+):
+    launch = spark(bob_user)
+    long_ago = clock.now() - timedelta(hours=25)  # the sweep has not run yet
+    LaunchRequest.objects.filter(pk=launch.pk).update(created_at=long_ago, updated_at=long_ago)
+
+    fragment = as_alice.post(approve_url(launch), {}, headers=HTMX).content.decode()
+
+    assert f"request {launch.pk} is expired: only a pending request can be approved" in fragment
+    assert f'id="outcome-{launch.pk}"' in fragment and "Now expired." in fragment
+    assert LaunchRequest.objects.get().state == "expired"
+    assert not AuditEvent.objects.filter(action="launch.approved").exists()
 
 
 def test_an_admins_own_request_over_the_threshold_is_a_self_approval(

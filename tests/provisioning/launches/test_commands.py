@@ -143,6 +143,25 @@ def test_an_unknown_by_exits_3(capsys, pools, directory_server):
     assert code == 3 and "not a user in the cluster's directory" in err
 
 
+def test_a_nul_character_in_a_uid_exits_2_not_a_traceback(
+    capsys, pools, spot_prices, directory_server
+):
+    run(capsys, *SPARK, "--user", "alice", "--workers", "10")  # over the threshold: pending
+    launch = LaunchRequest.objects.get()
+
+    for args in (
+        (*SPARK, "--user", "b\x00ob"),
+        (*SPARK, "--user", "bob", "--by", "b\x00ob"),
+        ("cancel", str(launch.pk), "--by", "al\x00ice"),
+        ("approve", str(launch.pk), "--by", "al\x00ice"),
+        ("requests", "--user", "b\x00ob"),
+    ):
+        code, _, err = run(capsys, *args)
+        assert code == 2 and "NUL" in err, (args, err)
+
+    assert LaunchRequest.objects.get().state == "pending_approval"
+
+
 def test_approval_policy_show_and_set(capsys, pools, directory_server):
     code, out, _ = run(capsys, "approval-policy", "show", "--json")
     assert code == 0 and json.loads(out)["policy"]["threshold"] == "10.00"

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.db import connection
+from django.db.models import F
 
 from clusterweb import clock
 from clusterweb.audit.models import AuditEvent
@@ -157,9 +158,8 @@ def test_a_request_pending_too_long_expires(pools, spot_prices, bob_user, settin
     settings.LAUNCH_APPROVAL_HOURS = 24
     old = spark(bob_user, count=1)
     fresh = spark(bob_user, count=1)
-    LaunchRequest.objects.filter(pk=old.pk).update(
-        created_at=clock.now() - timedelta(hours=24, seconds=1)
-    )
+    long_ago = clock.now() - timedelta(hours=24, seconds=1)
+    LaunchRequest.objects.filter(pk=old.pk).update(created_at=long_ago, updated_at=long_ago)
 
     assert services.expire_pending() == 1
     assert services.expire_pending() == 0  # safe to run twice
@@ -168,6 +168,85 @@ def test_a_request_pending_too_long_expires(pools, spot_prices, bob_user, settin
     fresh.refresh_from_db()
     assert old.state == "expired" and fresh.state == "pending_approval"
     assert AuditEvent.objects.filter(action="launch.expired").count() == 1
+
+
+def test_a_request_past_its_deadline_is_expired_not_decided(
+    pools, spot_prices, alice_user, bob_user, settings
+):
+    """Between the deadline and the next expiry sweep (every few minutes) an admin's click must
+    not approve what the requester was told expires: it expires there and then, once."""
+    settings.LAUNCH_APPROVAL_HOURS = 24
+    late, later = spark(bob_user, count=1), spark(bob_user, count=1)
+    long_ago = clock.now() - timedelta(hours=24, seconds=1)
+    LaunchRequest.objects.filter(pk__in=[late.pk, later.pk]).update(
+        created_at=long_ago, updated_at=long_ago
+    )
+
+    with pytest.raises(services.LaunchStateError, match=f"request {late.pk} is expired"):
+        services.approve(late.pk, by=alice_user)
+    with pytest.raises(services.LaunchStateError, match=f"request {later.pk} is expired"):
+        services.reject(later.pk, by=alice_user, note="too late")
+
+    assert set(LaunchRequest.objects.values_list("state", flat=True)) == {"expired"}
+    assert not AuditEvent.objects.filter(action__in=["launch.approved", "launch.rejected"])
+    assert AuditEvent.objects.filter(action="launch.expired").count() == 2
+    assert services.expire_pending() == 0  # expired once
+
+
+def test_a_request_sent_back_to_pending_is_a_fresh_wait_for_an_admin(
+    pools, spot_prices, alice_user, bob_user, mailbox, settings
+):
+    """Issue 18's spot fallback over the threshold sends an approved request back to
+    ``pending_approval`` (execution.py, the same fields as below). That wait is new: its deadline
+    counts from then, not from the first request; it carries no approval until one is given; and
+    the second approval is mailed like the first."""
+    settings.LAUNCH_APPROVAL_HOURS = 24
+    launch = spark(bob_user)
+    asked = clock.now() - timedelta(hours=23)
+    LaunchRequest.objects.filter(pk=launch.pk).update(created_at=asked, updated_at=asked)
+    services.approve(launch.pk, by=alice_user)
+    assert services.launch_requester_notify(request_id=launch.pk) is True
+    services.transition(launch.pk, ["approved"], "launching")
+    services.transition(
+        launch.pk,
+        ["launching"],
+        "pending_approval",
+        capacity_type="on-demand",
+        attempt=F("attempt") + 1,
+        approval_reason="no spot capacity; on-demand is over the threshold",
+        approved_count=None,
+        approved_hours=None,
+        approved_max_cost=None,
+        admins_notified_at=None,
+    )
+
+    assert services.expire_pending(now=clock.now() + timedelta(hours=2)) == 0
+    launch.refresh_from_db()
+    assert launch.state == "pending_approval"
+    assert selectors.request_json(launch)["approval"] is None
+
+    services.approve(launch.pk, by=alice_user, note="on-demand is fine")
+    assert services.launch_requester_notify(request_id=launch.pk) is True
+    assert len(mailbox.wait_for(2)) == 2
+    assert services.expire_pending(now=clock.now() + timedelta(hours=25)) == 0
+
+
+def test_a_request_the_policy_approved_then_sent_back_to_pending_is_approved_by_a_person(
+    pools, spot_prices, alice_user, erin_user
+):
+    launch = spark(alice_user, count=1)  # within the threshold: approved by the policy
+    assert launch.auto_approved
+    services.transition(launch.pk, ["approved"], "launching")
+    services.transition(  # issue 18's fallback, as in the test above
+        launch.pk, ["launching"], "pending_approval", capacity_type="on-demand",
+        approved_count=None, approved_hours=None, approved_max_cost=None, admins_notified_at=None,
+    )  # fmt: skip
+
+    launch = services.approve(launch.pk, by=erin_user, note="on-demand then")
+
+    assert not launch.auto_approved and launch.decided_by_username == "erin"
+    approval = selectors.request_json(launch)["approval"]
+    assert approval["auto"] is False and approval["by"] == "erin"
 
 
 def test_disabling_a_person_cancels_what_they_have_not_started(
