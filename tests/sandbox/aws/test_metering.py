@@ -2,7 +2,8 @@
 calls, and prices it with its own table by AWS's rules (sandbox/aws/metering.py, bill.py):
 instances while running, per second with a 60-second minimum, spot at the spot price in force,
 a spot instance EC2 interrupts in its first hour free; volumes by size over time; public IPv4
-address-hours, idle Elastic IPs included; S3 and EFS by each day's size."""
+address-hours, idle Elastic IPs included; S3 by each day's size; EFS by the size in force at
+each moment (GB-hours)."""
 
 from __future__ import annotations
 
