@@ -138,6 +138,8 @@ def test_an_efs_day_read_before_it_was_over_is_read_once_more_after_it(cloud):
     cloud.aws.efs_size_set(fs_id, 50 * GIB, at=today + timedelta(minutes=1))
     synced(today + timedelta(hours=2, minutes=1))
     assert point(yesterday) == 15  # read after its day ended: final
+    # Today's samples from 00:01 on carry the size set then (set in the past: republished).
+    assert point(today) == (30 + 50 * 9) / 10
 
 
 def test_a_restart_is_dated_at_the_new_launch_time_not_when_the_sync_saw_it(cloud):
