@@ -408,7 +408,7 @@ class Controls:
         home = moto_state.efs_region(file_system_id)
         account_id, region = home or (moto_state.account_for("", {}), self.region)
         at = at or clock.now().replace(second=0, microsecond=0)
-        at = at.astimezone(UTC)
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
         moto_state.efs_size_store(file_system_id, size_bytes)
         # The samples before ``at`` keep the size in force then (a size set in the past
         # republishes them), those after it wait for the next publication.
