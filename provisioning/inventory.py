@@ -728,8 +728,10 @@ def _storage_sync(now: datetime) -> dict[str, Any]:
 def _sizes_record(row: StoredData, now: datetime) -> None:
     """The daily size points of one file system or bucket since the last one recorded (the
     first time: since the day before it was first seen), up to ``now``. A point already
-    recorded is revised only if it is today's (EFS's day is not over): an earlier day keeps
-    the size it was priced with."""
+    recorded is revised only if it was read before its day was over (EFS's daily Average of a
+    day still running is the day so far): today's, and once more at the first read after its
+    day ended, which gives the whole day (the day is still open, DAY_SETTLE in
+    billing.costs.services). A point read after its day ended keeps its size."""
     if row.sizes_read_at is not None and row.sizes_read_at <= now < row.sizes_read_at + (
         SIZE_READ_INTERVAL
     ):
@@ -754,7 +756,7 @@ def _sizes_record(row: StoredData, now: datetime) -> None:
         if stored is None:
             if last is None or at > last.at:
                 StoredSize.objects.create(stored=row, at=at, size_bytes=size, recorded_at=now)
-        elif stored.size_bytes != size and at >= today:
+        elif stored.size_bytes != size and stored.recorded_at < at + timedelta(days=1):
             stored.size_bytes, stored.recorded_at = size, now
             stored.save(update_fields=["size_bytes", "recorded_at"])
     StoredData.objects.filter(pk=row.pk).update(sizes_read_at=now)

@@ -16,7 +16,8 @@ AWS's rules, as the layer applies them (each can be checked against the cited pa
   disagree with the estimate on purpose.
 - **Storage** (EBS, EFS, S3) is billed in GB-months, prorated by the second over the seconds of
   the month the usage falls in (*Amazon EBS pricing*: "prorated ... for the number of seconds";
-  S3's and EFS's "GB-Month" the same way). S3 and EFS have one size a day (``metering.py``).
+  S3's and EFS's "GB-Month" the same way). S3 has one size a day; EFS the size in force at each
+  moment, as EFS meters it in GB-hours (``metering.py``).
 - **Public IPv4 addresses** per address-hour, prorated by the second.
 - **Cost Explorer** charges $0.01 per ``GetCostAndUsage`` request.
 
@@ -233,10 +234,17 @@ class Bill:
                 if price is None:
                     self.unpriced.add(Unpriced("storage", service, piece.key))
                     continue
-                for a, b in _cut(*self._window(piece.start, piece.end)):
-                    # One size a day: the last one published that day (metering.py).
-                    day_end = midnight(a.date() + timedelta(days=1)) - timedelta(microseconds=1)
-                    gb = Decimal(meter.size_at(service, piece.key, day_end)) / GIB
+                if service == "s3":
+                    marks: list[datetime] = []
+                else:  # EFS: GB-hours, the size in force at each moment (metering.py)
+                    marks = [moment for moment, _ in meter.sizes.get((service, piece.key), [])]
+                for a, b in _cut(*self._window(piece.start, piece.end), marks):
+                    if service == "s3":
+                        # One size a day: the last one published that day (metering.py).
+                        at = midnight(a.date() + timedelta(days=1)) - timedelta(microseconds=1)
+                    else:
+                        at = a
+                    gb = Decimal(meter.size_at(service, piece.key, at)) / GIB
                     self._add(a.date(), name, gb * _seconds(b - a) / _month_seconds(a) * price)
 
     def _requests(self, meter: Snapshot) -> None:

@@ -170,6 +170,11 @@ class Controls:
         self.bill_rules = BillRules()
         self._lock = threading.Lock()
         self._replay_lock = threading.Lock()
+        # EFS StorageBytes as EFS emits it (every 15 minutes): per file system, where its series
+        # lives (account, region) and the last sample published (efs_samples_publish).
+        self._efs_lock = threading.Lock()
+        self._efs_series: dict[str, tuple[str, str]] = {}
+        self._efs_published: dict[str, datetime] = {}
         self._faults: list[Fault] = []
         # Actions the layer answered itself (faults, replayed tokens, refusals), by access key:
         # moto's recorder never saw them, but the caller did call them.
@@ -189,6 +194,9 @@ class Controls:
         self.spot_prices.clear()
         self.price_list.clear()
         self.meter.clear()
+        with self._efs_lock:
+            self._efs_series.clear()
+            self._efs_published.clear()
         self.bill_prices.clear()
         self.bill_rules = BillRules()
 
@@ -391,16 +399,26 @@ class Controls:
     def efs_size_set(
         self, file_system_id: str, size_bytes: int, *, at: datetime | None = None
     ) -> None:
-        """``AWS/EFS StorageBytes`` (StorageClass=Total) is ``size_bytes`` at ``at`` (default:
-        now, to the minute, as EFS publishes every few minutes); ``DescribeFileSystems``
-        reports it too when the file system exists in moto."""
+        """The file system holds ``size_bytes`` from ``at`` (default: now, to the minute):
+        ``AWS/EFS StorageBytes`` (StorageClass=Total) has that value at ``at``, and from then on
+        at every quarter hour, as EFS emits it every 15 minutes (:meth:`efs_samples_publish`);
+        ``DescribeFileSystems`` reports it too when the file system exists in moto."""
         if size_bytes < 0:
             raise ValueError("a size cannot be negative")
         home = moto_state.efs_region(file_system_id)
         account_id, region = home or (moto_state.account_for("", {}), self.region)
         at = at or clock.now().replace(second=0, microsecond=0)
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
         moto_state.efs_size_store(file_system_id, size_bytes)
+        # The samples before ``at`` keep the size in force then (a size set in the past
+        # republishes them), those after it wait for the next publication.
+        self.efs_samples_publish(until=at - timedelta(microseconds=1))
         self.meter.size_set("efs", file_system_id, size_bytes, at)
+        with self._efs_lock:
+            self._efs_series[file_system_id] = (account_id, region)
+            published = self._efs_published.get(file_system_id)
+            if published is not None and published >= at:
+                self._efs_published[file_system_id] = at
         moto_state.metric_set(
             account_id,
             region,
@@ -410,6 +428,49 @@ class Controls:
             size_bytes,
             at,
         )
+
+    def efs_samples_publish(self, until: datetime | None = None) -> None:
+        """Publish each file system's ``StorageBytes`` sample at every quarter hour (UTC) since
+        the last one published, up to ``until`` (default now), with the size in force then:
+        Amazon EFS emits the metric to CloudWatch every 15 minutes (*Amazon CloudWatch metrics
+        for Amazon EFS*, StorageBytes), so a day's Average is the size held through the day,
+        as EFS bills it (GB-hours, *Amazon EFS pricing*). Run before each CloudWatch request
+        (middleware) and when a size is set. Until the file system is deleted."""
+        until = (until or clock.now()).astimezone(UTC)
+        snapshot = self.meter.snapshot()
+        # Where the file system's metering ended (deleted); an open piece: it still exists.
+        ends: dict[str, datetime] = {}
+        open_keys = set()
+        for piece in snapshot.pieces("efs"):
+            if piece.end is None:
+                open_keys.add(piece.key)
+            else:
+                ends[piece.key] = max(piece.end, ends.get(piece.key, piece.end))
+        with self._efs_lock:
+            for file_system_id, (account_id, region) in self._efs_series.items():
+                history = snapshot.sizes.get(("efs", file_system_id)) or []
+                if not history:
+                    continue
+                last = self._efs_published.get(file_system_id, history[0][0])
+                end = until
+                if file_system_id not in open_keys and file_system_id in ends:
+                    end = min(until, ends[file_system_id])
+                mark = _quarter_after(last)
+                points = []
+                while mark <= end:
+                    points.append((mark, snapshot.size_at("efs", file_system_id, mark)))
+                    mark += EFS_SAMPLE
+                if not points:
+                    continue
+                moto_state.metric_series_put(
+                    account_id,
+                    region,
+                    "AWS/EFS",
+                    "StorageBytes",
+                    {"FileSystemId": file_system_id, "StorageClass": "Total"},
+                    points,
+                )
+                self._efs_published[file_system_id] = points[-1][0]
 
     def s3_size_set(self, bucket: str, size_bytes: int, *, at: datetime | None = None) -> None:
         """``AWS/S3 BucketSizeBytes`` (StorageType=StandardStorage) is ``size_bytes`` on the
@@ -501,6 +562,16 @@ class Controls:
                 if access_key is None or key == access_key
             }
         )
+
+
+EFS_SAMPLE = timedelta(minutes=15)
+
+
+def _quarter_after(moment: datetime) -> datetime:
+    """The first quarter hour (UTC) strictly after ``moment``."""
+    moment = moment.astimezone(UTC)
+    floor = moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
+    return floor + EFS_SAMPLE
 
 
 def _aware(moment: datetime) -> datetime:

@@ -15,10 +15,14 @@ clock from the layer's own view of moto (never from Clusterweb's database or est
   and each instance's auto-assigned public address from launch until it stops or terminates
   (*Amazon VPC pricing*, "Public IPv4 Addresses": in use and idle addresses are charged alike).
 - **S3 and EFS**: each bucket and file system from its creation to its deletion, with the stored
-  bytes the layer published (``s3_size_set``, ``efs_size_set``), **one size a day**: the last one
-  published that day, else the day before's. S3 measures a bucket once a day (its one daily
-  ``BucketSizeBytes`` datapoint); for EFS, whose ``StorageBytes`` AWS samples through the day, the
-  day's last size stands for the day (the sandbox changes it rarely).
+  bytes the layer published (``s3_size_set``, ``efs_size_set``). S3: **one size a day**, the last
+  one published that day, else the day before's: S3 measures a bucket once a day (its one daily
+  ``BucketSizeBytes`` datapoint; the usage report's ``TimedStorage-ByteHrs`` is daily). EFS: the
+  size **in force at each moment**, from the moment it was set: "The storage amount billed in a
+  month is based on the average storage space used throughout the month ... in GB-Hours"
+  (*Amazon EFS pricing*, <https://aws.amazon.com/efs/pricing/>); a size set at 18:00 does not
+  stand for the hours before it. (Its ``StorageBytes`` is sampled every 15 minutes, so a day's
+  CloudWatch Average is the same figure: ``Controls.efs_samples_publish``.)
 - **Cost Explorer requests**: each ``GetCostAndUsage`` call (every page is a request).
 
 Things that change only through an AWS call (volumes, addresses, buckets, file systems) are looked

@@ -86,6 +86,9 @@ class LayerMiddleware:
             return _send(start_response, priced)
         if request.iam_service == "ce" and request.action == "GetCostAndUsage":
             return self._cost_and_usage(environ, start_response, request)
+        if request.iam_service == "cloudwatch":
+            # EFS's StorageBytes samples due by now are there before CloudWatch answers.
+            self.controls.efs_samples_publish()
         if request.iam_service not in METERED_SERVICES:
             return self.app(environ, start_response)
         status, headers, body = _call(self.app, environ)

@@ -243,6 +243,49 @@ def metric_set(
     )
 
 
+def metric_series_put(
+    account_id: str,
+    region: str,
+    namespace: str,
+    metric: str,
+    dimensions: Mapping[str, str],
+    points: list[tuple[datetime, float]],
+    unit: str = "Bytes",
+) -> None:
+    """Publish many datapoints of one series at once (one pass over moto's data), each replacing
+    a datapoint of the series at the same timestamp, as :func:`metric_set` does for one."""
+    if not points:
+        return
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    backend = cloudwatch_backends[account_id][region]
+    stamps = {_utc_naive(at) for at, _ in points}
+    wanted = {(name, str(val)) for name, val in dimensions.items()}
+    backend.metric_data = [
+        datum
+        for datum in backend.metric_data
+        if not (
+            datum.timestamp in stamps
+            and datum.namespace == namespace
+            and datum.name == metric
+            and {(d.name, d.value) for d in datum.dimensions} == wanted
+        )
+    ]
+    backend.put_metric_data(
+        namespace,
+        [
+            {
+                "MetricName": metric,
+                "Value": float(value),
+                "Unit": unit,
+                "Timestamp": _utc_naive(at),
+                "Dimensions": [{"Name": k, "Value": str(v)} for k, v in dimensions.items()],
+            }
+            for at, value in points
+        ],
+    )
+
+
 class S3SizeOverride:
     """Keeps moto's computed ``AWS/S3 BucketSizeBytes`` (today's midnight, the sum of the keys
     it holds) away from buckets whose size the layer set; otherwise a read averages the two."""

@@ -113,6 +113,35 @@ def test_storage_sizes_are_kept_day_by_day_and_asked_for_at_most_hourly(cloud, s
     assert points() == [(today - timedelta(days=1), 5 * GIB), (today, 9 * GIB)]
 
 
+def test_an_efs_day_read_before_it_was_over_is_read_once_more_after_it(cloud):
+    """EFS's daily point is the day's Average of samples every 15 minutes: read during the day
+    it is the day so far. The first read after the day ended takes the whole day's figure
+    (the day is still open: DAY_SETTLE); from then on it is final."""
+    tag = {"Key": "clusterweb:cluster", "Value": "sandbox"}
+    fs = adapter.client("efs").create_file_system(CreationToken="home", Tags=[tag])
+    fs_id = fs["FileSystemId"]
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    yesterday = today - timedelta(days=1)
+    cloud.aws.efs_size_set(fs_id, 10 * GIB, at=yesterday - timedelta(days=1))
+    cloud.aws.efs_size_set(fs_id, 30 * GIB, at=yesterday + timedelta(hours=18))
+
+    def point(day: datetime) -> float:
+        return StoredSize.objects.get(stored__resource=fs_id, at=day).size_bytes / GIB
+
+    synced(yesterday + timedelta(hours=12))
+    assert point(yesterday) == 10  # the day so far
+
+    synced(today + timedelta(hours=1))
+    assert point(yesterday) == (10 * 18 + 30 * 6) / 24  # the whole day, as EFS bills it
+    assert point(today) == 30
+
+    cloud.aws.efs_size_set(fs_id, 50 * GIB, at=today + timedelta(minutes=1))
+    synced(today + timedelta(hours=2, minutes=1))
+    assert point(yesterday) == 15  # read after its day ended: final
+    # Today's samples from 00:01 on carry the size set then (set in the past: republished).
+    assert point(today) == (30 + 50 * 9) / 10
+
+
 def test_a_restart_is_dated_at_the_new_launch_time_not_when_the_sync_saw_it(cloud):
     [instance_id] = cloud.launch(instance_type="t2.small", zone="eu-west-1a")
     synced()

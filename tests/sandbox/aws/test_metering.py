@@ -2,7 +2,8 @@
 calls, and prices it with its own table by AWS's rules (sandbox/aws/metering.py, bill.py):
 instances while running, per second with a 60-second minimum, spot at the spot price in force,
 a spot instance EC2 interrupts in its first hour free; volumes by size over time; public IPv4
-address-hours, idle Elastic IPs included; S3 and EFS by each day's size."""
+address-hours, idle Elastic IPs included; S3 by each day's size; EFS by the size in force at
+each moment (GB-hours)."""
 
 from __future__ import annotations
 
@@ -251,9 +252,51 @@ def test_s3_and_efs_are_billed_by_each_day_s_size(layer):
     # S3 measures once a day: day 3 has the size measured that day (nothing stored).
     assert S3 not in bill[date(2027, 1, 3)]
     assert close(bill[date(2027, 1, 2)][EFS], 10 * day * Decimal("0.33"))
-    # EFS too: the day's last size (30 GiB from 18:00) stands for the day.
-    assert close(bill[date(2027, 1, 3)][EFS], 30 * day * Decimal("0.33"))
+    # EFS is billed by the hour (GB-hours: Amazon EFS pricing, "Your storage usage is measured
+    # in GB-Hours"): day 3 holds 10 GiB for 18 hours and 30 GiB for 6, never 30 for the day.
+    assert close(bill[date(2027, 1, 3)][EFS], (10 * 18 + 30 * 6) / Decimal(24) * day
+                 * Decimal("0.33"))  # fmt: skip
     assert close(bill[date(2027, 1, 4)][EFS], 30 * day * Decimal("0.33"))
+
+
+def test_efs_storage_bytes_is_sampled_every_15_minutes_so_a_day_s_average_is_what_it_held(
+    layer, boto
+):
+    """AWS/EFS StorageBytes is emitted every 15 minutes (Amazon EFS user guide, "Amazon
+    CloudWatch metrics for Amazon EFS"), so the daily Average the inventory reads is the size the
+    file system held through the day, the figure AWS bills by the hour."""
+    [created] = layer.replay([{"at": at(1), "service": "efs", "action": "CreateFileSystem",
+                               "params": {"CreationToken": "home"}}])  # fmt: skip
+    fs = created["FileSystemId"]
+    layer.replay(
+        [
+            {"at": at(1), "control": "efs_size_set", "args": {"file_system_id": fs,
+                                                               "bytes": 10 * GIB}},
+            {"at": at(3, 18), "control": "efs_size_set", "args": {"file_system_id": fs,
+                                                                   "bytes": 30 * GIB}},
+        ]
+    )  # fmt: skip
+
+    daily = boto("cloudwatch").get_metric_statistics(
+        Namespace="AWS/EFS",
+        MetricName="StorageBytes",
+        Dimensions=[
+            {"Name": "FileSystemId", "Value": fs},
+            {"Name": "StorageClass", "Value": "Total"},
+        ],
+        StartTime=at(1),
+        EndTime=at(5),
+        Period=86400,
+        Statistics=["Average"],
+    )["Datapoints"]
+
+    averages = {p["Timestamp"].date(): p["Average"] / GIB for p in daily}
+    assert averages == {
+        date(2027, 1, 1): 10,
+        date(2027, 1, 2): 10,
+        date(2027, 1, 3): (10 * 18 + 30 * 6) / 24,
+        date(2027, 1, 4): 30,
+    }
 
 
 def test_a_price_changed_in_the_layer_changes_its_bill(layer):
