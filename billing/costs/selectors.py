@@ -295,6 +295,8 @@ class BilledSummary:
     # The days the comparison covers: present in full. The others, with why they are left out.
     compared_days: list[date] = field(default_factory=list)
     not_compared: list[tuple[date, str]] = field(default_factory=list)
+    # AWS no longer marks the month as estimated (until then its figures may still change).
+    final: bool = False
 
     @property
     def as_of(self) -> datetime | None:
@@ -384,11 +386,12 @@ def month_billed(start: datetime) -> BilledSummary:
         for r in costs.values("billed_day__day").annotate(total=Sum("amount")).order_by()
     }
     reads = CostExplorerRead.objects.filter(period_start__lt=end.date(), period_end__gt=month)
+    final = CostExplorerRead.objects.filter(month=month, final=True).exists()
     compared, left_out = complete_days(
         days,
         set(daily),
         latest_with_data=BilledCost.objects.aggregate(m=Max("billed_day__day"))["m"],
-        final=CostExplorerRead.objects.filter(month=month, final=True).exists(),
+        final=final,
     )
     by_ce = [
         (r["service"], amount(r["total"] or Decimal(0)), CE_SERVICES.get(r["service"]))
@@ -427,6 +430,7 @@ def month_billed(start: datetime) -> BilledSummary:
         daily=daily,
         compared_days=compared,
         not_compared=left_out,
+        final=final,
     )
 
 

@@ -365,6 +365,13 @@ def test_a_day_cost_explorer_has_no_data_for_yet_is_not_compared_as_zero_billed(
     assert "Compared over the days AWS has reported in full: Jan 1–Jan 12 (12 days)" in said
     assert "Jan 14 (no data from AWS yet)" in said and "Jan 13 (AWS" in said
     assert "same services over the 12 days reported in full: $3.63" in page
+    # The card's range is what AWS reported, not "full days"; the bill is AWS's estimate still;
+    # the table's total sets the compared days' bill beside their estimate.
+    card = page[page.index('id="card-billed"') : page.index('id="compared-days"')]
+    assert "Jan 1–Jan 14 as AWS reported them (12 days in full, the rest not yet)" in card
+    assert "full days)" not in card
+    assert "estimate until the month is final" in card
+    assert 'id="billed-total">$3.63<' in page
 
 
 @pytest.mark.parametrize("failed_first", [True, False], ids=["failed-first", "ok-first"])
