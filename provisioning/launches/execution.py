@@ -534,7 +534,21 @@ def _capacity(run: Run) -> float:
             "done",
             f"launched {len(ids)} {capacity_type} {request.instance_type}: " + ", ".join(ids),
         )
+    else:
+        _launched_after_stop(run, ids)
     return 0
+
+
+def _launched_after_stop(run: Run, ids: list[str]) -> None:
+    """The request left ``launching`` while RunInstances ran (a stop, a failure; with a lease
+    that lapsed during a slow call, perhaps already ended): the stop steps may have looked for
+    its instances before these existed, or before EC2's eventually consistent DescribeInstances
+    showed them. The step that launched them takes them down, so nothing runs untracked."""
+    LaunchExecution.objects.filter(pk=run.execution.pk).update(instance_ids=ids)
+    aws.instances_terminate(ids)
+    logger.warning(
+        "launch %s stopped while RunInstances ran: terminated %s", run.request.pk, ", ".join(ids)
+    )
 
 
 def _fallback(run: Run, capacity_type: str, exc: IntegrationError) -> float:

@@ -107,3 +107,40 @@ def test_the_same_step_delivered_twice_at_once_launches_one_set(launches, failpo
     instances = launches.instances(launch.pk)
     assert len(instances) == 2, instances
     assert LaunchRequest.objects.get(pk=launch.pk).state == "launching"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stop_that_ends_while_run_instances_is_slow_leaves_no_instance(launches, failpoints):
+    # Review of issue 18: a RunInstances slower than the lease (AWS_READ_TIMEOUT x
+    # AWS_MAX_ATTEMPTS can exceed LAUNCH_LEASE_SECONDS) lets the stop steps run meanwhile; they
+    # find nothing by tag, the request ends `stopped`, then the call returns instances that no
+    # step would ever look at again. The step that launched them must take them down itself.
+    launch = launches.request(count=1)
+    launch = launches.drive(launch.pk, phase_is(execution.CAPACITY))
+    failpoints.arm("launch.before_run_instances", "sleep:8")
+
+    def deliver() -> None:
+        from django.db import connection
+
+        try:
+            execution.launch_advance(request_id=launch.pk)
+        finally:
+            connection.close()
+
+    slow = threading.Thread(target=deliver)
+    slow.start()
+    time.sleep(0.5)
+    execution.launch_stop(launch.pk, by=launches.bob)
+    # Another worker takes the lapsed lease (3 s in tests) and carries the stop to its end.
+    stopped = launches.drive(launch.pk, state_is("stopped", "failed"))
+    assert stopped.state == "stopped"
+    assert slow.is_alive(), "the slow RunInstances should still be pending"
+    slow.join(30)
+    failpoints.clear()
+    instances = launches.instances(launch.pk)
+    assert instances, "RunInstances did launch"
+    assert {i.state for i in instances} <= {"shutting_down", "terminated"}, [
+        (i.instance_id, i.state) for i in instances
+    ]
+    row = LaunchExecution.objects.get(request=launch)
+    assert set(row.instance_ids) == {i.instance_id for i in instances}
