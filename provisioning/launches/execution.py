@@ -920,12 +920,16 @@ def cost_reasons(request: Any, execution: LaunchExecution, actual: Decimal) -> l
     return reasons
 
 
-def _cost(run: Run) -> None:
+def _cost(run: Run) -> float | None:
     from billing.costs.services import cost_rows_refresh
 
     models = _models()
     _step_begin(run)
-    cost_rows_refresh()
+    if not cost_rows_refresh().claimed:
+        # Another run (the periodic cost-refresh) holds the refresh: its rows may predate the
+        # termination. Look again rather than record a stale sum as the final cost.
+        _step_note(run, "the cost rows are being refreshed by another run; looking again")
+        return settings.LAUNCH_POLL_SECONDS
     actual = actual_cost(run.request.pk)
     request = models.LaunchRequest.objects.get(pk=run.request.pk)
     execution = LaunchExecution.objects.get(pk=run.execution.pk)

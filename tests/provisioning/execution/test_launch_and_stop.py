@@ -141,3 +141,27 @@ def test_a_launch_s_cost_appears_in_the_month_s_figures(launches, shared_clock, 
     assert Decimal(month["by_pool"]["spark"]) >= actual
     reasons = request_json(launch)["outcome"]["reasons"]
     assert any("ran 1.0 h of the 2 h quoted" in r for r in reasons), reasons
+
+
+def test_the_final_cost_waits_for_a_cost_refresh_that_another_run_holds(launches, shared_clock):
+    # Review of issue 18: the Final cost step refreshes the cost rows, but the refresh does
+    # nothing while another run (the periodic `cost-refresh`) holds its claim; the step then
+    # recorded the stale rows' sum for good (the last hours, or all of it, missing).
+    from billing.costs.services import COST_CLAIM
+    from provisioning.inventory import sync_claim, sync_release
+
+    launch = launches.request(count=1, hours=2)
+    launch = launches.drive(launch.pk, state_is("running"))
+    shared_clock.advance(3600)  # an hour of running
+    execution.launch_stop(launch.pk, by=launches.bob)
+    launch = launches.drive(launch.pk, phase_is(execution.COST))
+    held = sync_claim(COST_CLAIM, seconds=600)
+    assert held
+    for _ in range(3):
+        execution.launch_advance(request_id=launch.pk)
+    launch.refresh_from_db()
+    assert launch.state == "stopping", "recorded a final cost from rows nobody refreshed"
+    sync_release(COST_CLAIM, held)
+    launch = launches.drive(launch.pk, state_is("stopped"))
+    actual = LaunchExecution.objects.get(request=launch).actual_cost
+    assert Decimal("0.07") <= actual <= Decimal("0.09"), actual
