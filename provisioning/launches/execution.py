@@ -203,6 +203,48 @@ def launches_time_limit(*, now: datetime | None = None) -> list[int]:
     return ids
 
 
+def launches_cost_cap(*, now: datetime | None = None) -> list[int]:
+    """Running launches whose cost so far (the cost rows, as their page shows it) reached their
+    granted maximum (issue 17: "the approved maximum is what the request may cost") begin
+    stopping with ``stop_reason`` ``cap``. Returns their ids; the caller enqueues their stop
+    steps."""
+    from billing.models import CostRow
+
+    now = now or clock.now()
+    models = _models()
+    running = {
+        str(pk): limit
+        for pk, approved, quoted in models.LaunchRequest.objects.filter(
+            state=models.LaunchState.RUNNING
+        ).values_list("pk", "approved_max_cost", "max_cost")
+        if (limit := approved if approved is not None else quoted) is not None
+    }
+    if not running:
+        return []
+    spent = (
+        CostRow.objects.filter(request__in=list(running))
+        .values("request")
+        .annotate(total=Sum("cost"))
+        .values_list("request", "total")
+    )
+    ids = []
+    for request, total in spent:
+        limit = running[request]
+        if total is None or Decimal(total) < limit:
+            continue
+        if _services().transition(
+            int(request),
+            [models.LaunchState.RUNNING],
+            models.LaunchState.STOPPING,
+            source="task",
+            detail={"stop_reason": "cap", "cost": str(Decimal(total).quantize(Decimal("0.01")))},
+            now=now,
+            stop_reason=models.StopReason.CAP,
+        ):
+            ids.append(int(request))
+    return ids
+
+
 def launches_unnotified(*, now: datetime | None = None) -> list[int]:
     """Launches that ended (stopped or failed) in the last day whose requester was not told yet
     (the email's task was lost with the broker): the sweeper enqueues the email again."""

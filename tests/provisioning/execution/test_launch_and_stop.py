@@ -165,3 +165,29 @@ def test_the_final_cost_waits_for_a_cost_refresh_that_another_run_holds(launches
     launch = launches.drive(launch.pk, state_is("stopped"))
     actual = LaunchExecution.objects.get(request=launch).actual_cost
     assert Decimal("0.07") <= actual <= Decimal("0.09"), actual
+
+
+def test_a_running_launch_that_reaches_its_granted_maximum_cost_stops(launches, shared_clock):
+    # Review of issue 18: "the approved maximum is what the request may cost" (issue 17), yet a
+    # running launch was stopped only by its hours; one whose cost so far reaches its granted
+    # maximum (a spot price at on-demand, a fallback, the time before `running`) kept running.
+    from billing.costs.services import cost_rows_refresh
+    from provisioning.launches import tasks
+    from provisioning.launches.models import LaunchRequest
+
+    launch = launches.request(count=1, hours=2)
+    launch = launches.drive(launch.pk, state_is("running"))
+    # The granted maximum, as an approver's re-quote at a smaller size would have set it.
+    LaunchRequest.objects.filter(pk=launch.pk).update(approved_max_cost=Decimal("0.05"))
+    cost_rows_refresh()
+    tasks.launches_sweep()
+    launch.refresh_from_db()
+    assert launch.state == "running"  # nothing billed yet
+    shared_clock.advance(3600)  # an hour at $0.08
+    cost_rows_refresh()
+    tasks.launches_sweep()
+    launch.refresh_from_db()
+    assert (launch.state, launch.stop_reason) == ("stopping", "cap")
+    launch = launches.drive(launch.pk, state_is("stopped", "failed"))
+    assert (launch.state, launch.stop_reason) == ("stopped", "cap")
+    assert {i.state for i in launches.instances(launch.pk)} == {"terminated"}
