@@ -967,3 +967,24 @@ def instances_tag(instance_ids: Sequence[str], tags: Mapping[str, str]) -> None:
     ids = list(dict.fromkeys(instance_ids))
     if ids and tags:
         client("ec2").create_tags(Resources=ids, Tags=_tag_list(tags))
+
+
+def request_volumes(cluster_name: str, request_id: str) -> list[Volume]:
+    """The cluster's EBS volumes tagged ``clusterweb:request=<request_id>`` (a launch tags its
+    volumes in the same RunInstances call), in every state, by id."""
+    return [v for v in volumes_describe(cluster_name) if v.tags.get(REQUEST_TAG) == str(request_id)]
+
+
+def volumes_delete(volume_ids: Sequence[str]) -> None:
+    """Delete ``volume_ids`` (one DeleteVolume each; a volume already gone is success). A
+    volume still attached raises (``VolumeInUse``): delete it once its instance is gone."""
+    ec2 = client("ec2")
+    for volume_id in dict.fromkeys(volume_ids):
+        try:
+            ec2.delete_volume(VolumeId=volume_id)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidVolume.NotFound":
+                continue
+            raise error_from(exc) from exc
+        except (BotoCoreError, ResponseParserError) as exc:
+            raise error_from(exc) from exc

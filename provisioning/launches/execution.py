@@ -909,13 +909,34 @@ def _terminated(run: Run) -> float:
         aws.instances_terminate(again)
         _step_note(run, f"{len(left)} instance(s) not terminated yet")
         return settings.LAUNCH_POLL_SECONDS
+    # Volumes its instances leave behind (a launch template's DeleteOnTermination false) carry
+    # the request's tag and bill until deleted; the ones EC2 deletes go `deleting`.
+    volumes = [
+        v
+        for v in aws.request_volumes(settings.CLUSTER_NAME, str(run.request.pk))
+        if v.state not in ("deleting", "deleted")
+    ]
+    if volumes:
+        aws.volumes_delete([v.volume_id for v in volumes if v.state == "available"])
+        if not _past(run.execution.deadline):
+            _step_note(run, f"deleting {len(volumes)} volume(s) left behind")
+            return settings.LAUNCH_POLL_SECONDS
+        logger.error(
+            "launch %s: volume(s) %s not deleted in time",
+            run.request.pk,
+            ", ".join(f"{v.volume_id} ({v.state})" for v in volumes),
+        )
     if nodes and not _past(run.execution.deadline):
         # The cloud controller deletes a terminated instance's Node shortly after: wait for it,
         # so the launch leaves no Node behind (past the deadline, the inventory records the rest).
         _step_note(run, f"{len(nodes)} node(s) still registered")
         return settings.LAUNCH_POLL_SECONDS
     if run.goto(STOP_CREDENTIALS, deadline=None):
-        _step_end(run, "done", f"{len(instances)} instance(s) terminated, their nodes gone")
+        _step_end(
+            run,
+            "done",
+            f"{len(instances)} instance(s) terminated, no volume left, their nodes gone",
+        )
     return 0
 
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from clusterweb.integrations import aws as adapter
 from clusterweb.integrations import k8s
 from provisioning.launches import execution
 from provisioning.launches.execution_models import LaunchExecution
@@ -191,3 +192,40 @@ def test_a_running_launch_that_reaches_its_granted_maximum_cost_stops(launches, 
     launch = launches.drive(launch.pk, state_is("stopped", "failed"))
     assert (launch.state, launch.stop_reason) == ("stopped", "cap")
     assert {i.state for i in launches.instances(launch.pk)} == {"terminated"}
+
+
+def test_a_stop_deletes_the_volumes_its_instances_leave_behind(launches):
+    # Review of issue 18: a pool's launch template may add a data volume that EC2 keeps after
+    # termination (DeleteOnTermination false): it carries the request's tag (the launch tags its
+    # volumes) and bills until deleted, yet the stop removed only the instances.
+    from provisioning.models import Pool
+    from tests.provisioning.execution.conftest import IMAGE_ID
+
+    ec2 = adapter.client("ec2")
+    template = ec2.create_launch_template(
+        LaunchTemplateName="spark-with-scratch",
+        LaunchTemplateData={
+            "ImageId": IMAGE_ID,
+            "InstanceType": "m5.xlarge",
+            "BlockDeviceMappings": [
+                {"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 50, "DeleteOnTermination": False}}
+            ],
+        },
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    Pool.objects.filter(slug="spark").update(launch_template_id=template)
+    launch = launches.request(count=1)
+    launch = launches.drive(launch.pk, state_is("running"))
+
+    def volumes() -> dict[str, str]:
+        found = ec2.describe_volumes(
+            Filters=[{"Name": "tag:clusterweb:request", "Values": [str(launch.pk)]}]
+        )["Volumes"]
+        return {v["VolumeId"]: v["State"] for v in found}
+
+    assert len(volumes()) == 2  # the root volume and the scratch one
+    execution.launch_stop(launch.pk, by=launches.bob)
+    launch = launches.drive(launch.pk, state_is("stopped", "failed"))
+    assert launch.state == "stopped"
+    assert set(volumes().values()) <= {"deleting", "deleted"}, volumes()
+    terminated = [s for s in launch.steps.all() if s.name == "Stop: instances terminated"]
+    assert "volume" in terminated[-1].detail
