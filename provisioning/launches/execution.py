@@ -182,8 +182,9 @@ def launches_sweep(*, now: datetime | None = None) -> list[int]:
 
 def launches_time_limit(*, now: datetime | None = None) -> list[int]:
     """Running launches past their time limit (``expires_at``) begin stopping with
-    ``stop_reason`` ``time_limit`` (CONVENTIONS: they end ``stopped``, not ``expired``).
-    Returns their ids; the caller enqueues their stop steps."""
+    ``stop_reason`` ``time_limit`` (CONVENTIONS: they end ``stopped``, not ``expired``); launches
+    still launching past start + join timeout + hours fail. Returns their ids; the caller
+    enqueues their stop steps."""
     now = now or clock.now()
     models = _models()
     ids = []
@@ -200,6 +201,20 @@ def launches_time_limit(*, now: datetime | None = None) -> list[int]:
             stop_reason=models.StopReason.TIME_LIMIT,
         ):
             ids.append(pk)
+    # A launch still `launching` past start + join timeout + its hours (its instances' own
+    # expires-at tag) is stuck (a step failing in a way the engine does not sort): it fails,
+    # and the stop steps remove what it launched, rather than run on untended.
+    for launch in models.LaunchRequest.objects.filter(
+        state=models.LaunchState.LAUNCHING, execution__started_at__isnull=False
+    ).select_related("execution"):
+        if expires_at(launch.execution.started_at, int(launch.granted_hours)) > now:
+            continue
+        if launch_fail(
+            request_id=launch.pk,
+            error="the launch did not reach running within its time limit (stuck at its "
+            f"{STEP_NAMES.get(launch.execution.phase, 'first')} step)",
+        ):
+            ids.append(launch.pk)
     return ids
 
 

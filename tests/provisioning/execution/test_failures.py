@@ -144,3 +144,36 @@ def test_a_stop_that_ends_while_run_instances_is_slow_leaves_no_instance(launche
     ]
     row = LaunchExecution.objects.get(request=launch)
     assert set(row.instance_ids) == {i.instance_id for i in instances}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_launch_stuck_in_launching_past_its_time_limit_is_failed_and_cleaned_up(
+    launches, failpoints, shared_clock
+):
+    # Review of issue 18: only `running` launches met their time limit. A step that keeps
+    # raising something the engine does not sort (a bug, a library error) left the request in
+    # `launching` with its instances running: the sweeper re-enqueued it forever, and nothing
+    # ever stopped it. Past start + join timeout + hours (the instances' own expires-at tag),
+    # it fails and the stop steps remove what it launched.
+    from provisioning.launches import tasks
+
+    launch = launches.request(count=1, hours=1)
+    launch = launches.drive(launch.pk, phase_is(execution.JOIN))
+    failpoints.arm("launch.after_join", "raise")
+    launch = launches.drive(
+        launch.pk, lambda r: launches.instances(r.pk)[0].state == "running", timeout=20
+    )
+    with pytest.raises(RuntimeError):
+        for _ in range(50):
+            execution.launch_advance(request_id=launch.pk)
+            time.sleep(0.1)
+    tasks.launches_sweep()
+    assert LaunchRequest.objects.get(pk=launch.pk).state == "launching"  # not due yet
+    shared_clock.advance(2 * 3600)
+    tasks.launches_sweep()
+    launch = LaunchRequest.objects.get(pk=launch.pk)
+    assert (launch.state, launch.stop_reason) == ("stopping", "failed")
+    assert "time limit" in launch.error
+    failpoints.clear()
+    launch = launches.drive(launch.pk, state_is("failed"))
+    assert {i.state for i in launches.instances(launch.pk)} == {"terminated"}
