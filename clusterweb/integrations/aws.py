@@ -897,15 +897,25 @@ class LaunchSpec:
 
 
 @translated()
-def request_instances(cluster_name: str, request_id: str) -> list[InventoryInstance]:
+def request_instances(
+    cluster_name: str, request_id: str, *, instance_ids: Sequence[str] = ()
+) -> list[InventoryInstance]:
     """The instances tagged with the cluster and ``clusterweb:request=<request_id>``, in every
-    state, oldest launch first (one call per page)."""
-    return _inventory_filtered(
+    state, oldest launch first (one call per page); with ``instance_ids`` (what RunInstances
+    answered), those too, each once: a tag filter may not show an instance launched a moment
+    ago (DescribeInstances is eventually consistent), and a filter on ids answers nothing for an
+    id EC2 no longer knows (``InstanceIds`` would fail the whole call)."""
+    found = _inventory_filtered(
         [
             {"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster_name]},
             {"Name": f"tag:{REQUEST_TAG}", "Values": [str(request_id)]},
         ]
     )
+    seen = {i.instance_id for i in found}
+    extra = [i for i in dict.fromkeys(instance_ids) if i not in seen]
+    for filters in _chunked("instance-id", extra):
+        found += [i for i in _inventory_filtered(filters) if i.instance_id not in seen]
+    return sorted(found, key=lambda i: (i.launch_time, i.instance_id))
 
 
 def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:

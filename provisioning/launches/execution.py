@@ -45,7 +45,7 @@ from clusterweb.integrations import aws, k8s
 from provisioning import inventory
 from provisioning.launches import spark
 from provisioning.launches.execution_models import LaunchExecution
-from provisioning.models import NodeState, Pool
+from provisioning.models import Node, NodeState, Pool
 from provisioning.node_join import JoinSpec, join_script
 
 logger = logging.getLogger(__name__)
@@ -896,9 +896,32 @@ def _stop_workload(run: Run) -> float:
     return 0
 
 
+def _request_instances(run: Run) -> list[aws.InventoryInstance]:
+    """The request's instances by tag, and those RunInstances answered (a tag filter may not
+    show an instance launched a moment ago: DescribeInstances is eventually consistent)."""
+    return aws.request_instances(
+        settings.CLUSTER_NAME, str(run.request.pk), instance_ids=run.execution.instance_ids or ()
+    )
+
+
+def _unseen(run: Run, instances: list[aws.InventoryInstance]) -> list[str]:
+    """Launched ids that EC2 shows under neither filter and that the inventory does not know
+    as terminated (EC2 forgets a terminated instance after about an hour)."""
+    seen = {i.instance_id for i in instances}
+    missing = [i for i in run.execution.instance_ids or () if i not in seen]
+    if not missing:
+        return []
+    gone = set(
+        Node.objects.filter(instance_id__in=missing, state=NodeState.TERMINATED).values_list(
+            "instance_id", flat=True
+        )
+    )
+    return [i for i in missing if i not in gone]
+
+
 def _terminate(run: Run) -> float:
     _step_begin(run)
-    alive = _alive(aws.request_instances(settings.CLUSTER_NAME, str(run.request.pk)))
+    alive = _alive(_request_instances(run))
     aws.instances_terminate([i.instance_id for i in alive])
     if run.goto(TERMINATED, deadline=clock.now() + _join_timeout()):
         _step_end(
@@ -911,7 +934,7 @@ def _terminate(run: Run) -> float:
 
 def _terminated(run: Run) -> float:
     _step_begin(run)
-    instances = aws.request_instances(settings.CLUSTER_NAME, str(run.request.pk))
+    instances = _request_instances(run)
     nodes = _kube().nodes_list(f"clusterweb.io/request={run.request.pk}")
     _record_inventory(instances, nodes)
     if any(i.spot_interrupted for i in instances):
@@ -923,6 +946,11 @@ def _terminated(run: Run) -> float:
         again = [i.instance_id for i in left if i.state != NodeState.SHUTTING_DOWN]
         aws.instances_terminate(again)
         _step_note(run, f"{len(left)} instance(s) not terminated yet")
+        return settings.LAUNCH_POLL_SECONDS
+    unseen = _unseen(run, instances)
+    if unseen and not _past(run.execution.deadline):
+        # RunInstances answered them, but EC2 does not show them yet: look again.
+        _step_note(run, f"{len(unseen)} launched instance(s) not visible yet: {', '.join(unseen)}")
         return settings.LAUNCH_POLL_SECONDS
     # Volumes its instances leave behind (a launch template's DeleteOnTermination false) carry
     # the request's tag and bill until deleted; the ones EC2 deletes go `deleting`.

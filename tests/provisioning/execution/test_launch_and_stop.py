@@ -229,3 +229,21 @@ def test_a_stop_deletes_the_volumes_its_instances_leave_behind(launches):
     assert set(volumes().values()) <= {"deleting", "deleted"}, volumes()
     terminated = [s for s in launch.steps.all() if s.name == "Stop: instances terminated"]
     assert "volume" in terminated[-1].detail
+
+
+def test_a_stop_terminates_what_run_instances_answered_even_if_the_tag_filter_misses_it(launches):
+    # Review of issue 18: the stop found instances only through the tag filter, but
+    # DescribeInstances is eventually consistent ("Eventual consistency in the Amazon EC2 API":
+    # a resource just created may not appear yet), so a stop right after the Capacity step could
+    # find nothing and end `stopped` over running instances. The ids RunInstances answered are
+    # recorded: the stop looks at them too. Here the tag is removed to stand for a filter that
+    # does not show the instance (the AWS layer is consistent at once).
+    launch = launches.request(count=1)
+    launch = launches.drive(launch.pk, phase_is(execution.JOIN))
+    (instance_id,) = LaunchExecution.objects.get(request=launch).instance_ids
+    adapter.client("ec2").delete_tags(Resources=[instance_id], Tags=[{"Key": "clusterweb:request"}])
+    assert launches.instances(launch.pk) == []
+    execution.launch_stop(launch.pk, by=launches.bob)
+    launch = launches.drive(launch.pk, state_is("stopped", "failed"))
+    (instance,) = adapter.request_instances("sandbox", str(launch.pk), instance_ids=[instance_id])
+    assert instance.state == "terminated", instance.state
