@@ -1003,7 +1003,6 @@ def actual_cost(request_id: int) -> Decimal:
 def cost_reasons(request: Any, execution: LaunchExecution, actual: Decimal) -> list[str]:
     """Why the actual cost differs from the quote, in the requester's words."""
     reasons = []
-    expected = Decimal(request.expected_cost)
     if execution.fell_back:
         reasons.append(f"launched on-demand instead of spot: {execution.fallback_reason}")
     if execution.interrupted:
@@ -1019,11 +1018,34 @@ def cost_reasons(request: Any, execution: LaunchExecution, actual: Decimal) -> l
             reasons.append(f"ran {ran:.1f} h, longer than the {planned:g} h quoted")
     else:
         reasons.append("never reached running: only the launch attempt was billed")
-    if not execution.fell_back and running_at is not None and actual and expected:
-        hourly = Decimal(getattr(request, "quote_hourly", 0) or 0)
-        if hourly and abs(actual - expected) > Decimal("0.01") and not reasons[1:]:
-            reasons.append("the spot price moved from the quoted one")
+    moved = _price_moved(request, execution)
+    if moved:
+        reasons.append(moved)
     return reasons
+
+
+def _price_moved(request: Any, execution: LaunchExecution) -> str:
+    """ "the spot price moved" when the instances' cost rows average another hourly price than
+    the quoted one (by more than 5 %): the hours they ran, at the quoted price, against what
+    they cost. Empty when they agree, or when no price was quoted."""
+    from billing.models import CostRow, ResourceKind
+
+    quoted = getattr(request, "approved_hourly", None) or getattr(request, "hourly", None)
+    if execution.fell_back or not quoted:
+        return ""
+    rows = CostRow.objects.filter(
+        request=str(request.pk), resource_kind=ResourceKind.NODE, price__isnull=False
+    ).aggregate(hours=Sum("usage"), cost=Sum("cost"))
+    hours, cost = rows["hours"], rows["cost"]
+    if not hours or cost is None:
+        return ""
+    paid = (Decimal(cost) / Decimal(hours)).quantize(Decimal("0.0001"))
+    if abs(paid - Decimal(quoted)) <= Decimal(quoted) * Decimal("0.05"):
+        return ""
+    return (
+        f"the spot price moved: quoted ${Decimal(quoted).normalize():f}/h, "
+        f"${paid.normalize():f}/h on average"
+    )
 
 
 def _cost(run: Run) -> float | None:

@@ -247,3 +247,42 @@ def test_a_stop_terminates_what_run_instances_answered_even_if_the_tag_filter_mi
     launch = launches.drive(launch.pk, state_is("stopped", "failed"))
     (instance,) = adapter.request_instances("sandbox", str(launch.pk), instance_ids=[instance_id])
     assert instance.state == "terminated", instance.state
+
+
+def test_the_outcome_says_the_spot_price_moved_when_it_did(launches, shared_clock):
+    # Review of issue 18: the "spot price moved" reason read `request.quote_hourly`, a field
+    # that does not exist, so it was never given; the quote's own hourly price is `hourly`.
+    from clusterweb import clock
+    from tests.billing.conftest import spot_point, spot_record
+
+    launch = launches.request(count=1, hours=1)
+    launch = launches.drive(launch.pk, state_is("running"))
+    assert launch.hourly == Decimal("0.08")
+    spot_record(*(spot_point("m5.xlarge", "0.16", clock.now(), f"eu-west-1{z}") for z in "abc"))
+    shared_clock.advance(3600)  # the hour quoted, at twice the quoted price
+    execution.launch_stop(launch.pk, by=launches.bob)
+    launch = launches.drive(launch.pk, state_is("stopped"))
+    reasons = request_json(launch)["outcome"]["reasons"]
+    assert any("spot price moved" in r for r in reasons), reasons
+    assert not any(r.startswith("ran ") for r in reasons), reasons  # it ran its hour
+
+
+def test_a_launch_without_a_known_price_still_stops_and_ends(launches):
+    # Review of issue 18: an admin may approve a request whose quote has no price (an instance
+    # type the catalog does not price: expected and maximum cost None); its Final cost step
+    # raised TypeError (Decimal(None)) on every run, so the stop never ended and no mail went.
+    from provisioning.launches.models import LaunchRequest
+
+    launch = launches.request(count=1)
+    launch = launches.drive(launch.pk, state_is("running"))
+    LaunchRequest.objects.filter(pk=launch.pk).update(
+        hourly=None,
+        expected_cost=None,
+        max_cost=None,
+        approved_expected_cost=None,
+        approved_max_cost=None,
+    )
+    execution.launch_stop(launch.pk, by=launches.bob)
+    launch = launches.drive(launch.pk, state_is("stopped", "failed"))
+    assert launch.state == "stopped"
+    assert request_json(launch)["outcome"]["actual_cost"] is not None
