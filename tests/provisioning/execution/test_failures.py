@@ -177,3 +177,41 @@ def test_a_launch_stuck_in_launching_past_its_time_limit_is_failed_and_cleaned_u
     failpoints.clear()
     launch = launches.drive(launch.pk, state_is("failed"))
     assert {i.state for i in launches.instances(launch.pk)} == {"terminated"}
+
+
+@pytest.mark.django_db
+def test_a_fallback_over_the_approved_maximum_goes_back_to_approval_then_launches_on_demand(
+    launches,
+):
+    from decimal import Decimal
+
+    from provisioning.launches import services
+    from provisioning.launches.models import ApprovalPolicy
+
+    launches.cloud.aws.fault_inject(
+        "RunInstances",
+        "InsufficientInstanceCapacity",
+        times=None,
+        when={"InstanceMarketOptions.MarketType": "spot"},
+    )
+    launch = launches.request(count=1, allow_on_demand_fallback=True)
+    # The approved maximum is under what on-demand may cost, and so is the policy's threshold.
+    LaunchRequest.objects.filter(pk=launch.pk).update(approved_max_cost=Decimal("0.01"))
+    policy = ApprovalPolicy.current()
+    policy.threshold = Decimal("0.01")
+    policy.save()
+    first_token = execution.bootstrap_token(launch).split(".")[0]
+    launch = launches.drive(launch.pk, state_is("pending_approval"))
+    assert (launch.capacity_type, launch.attempt) == ("on-demand", 1)
+    assert launch.approved_max_cost is None and "approve again" in launch.approval_reason
+    assert launches.instances(launch.pk) == []
+    secrets = {
+        s.metadata.name
+        for s in launches.cloud.kube.core.list_namespaced_secret("kube-system").items
+    }
+    assert f"bootstrap-token-{first_token}" not in secrets
+    launch = services.approve(launch.pk, by=launches.alice)
+    launch = launches.drive(launch.pk, state_is("running"))
+    instances = launches.instances(launch.pk)
+    assert [i.lifecycle for i in instances] == ["on-demand"]
+    assert LaunchExecution.objects.get(request=launch).fell_back
