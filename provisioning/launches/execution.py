@@ -600,7 +600,13 @@ def _launched_after_stop(run: Run, ids: list[str]) -> None:
     """The request left ``launching`` while RunInstances ran (a stop, a failure; with a lease
     that lapsed during a slow call, perhaps already ended): the stop steps may have looked for
     its instances before these existed, or before EC2's eventually consistent DescribeInstances
-    showed them. The step that launched them takes them down, so nothing runs untracked."""
+    showed them. The step that launched them takes them down, so nothing runs untracked.
+    Not when it is ``running``: a second delivery carried it there with these same instances
+    (the same ClientToken answers the same reservation)."""
+    models = _models()
+    state = models.LaunchRequest.objects.filter(pk=run.request.pk).values_list("state", flat=True)
+    if state.first() in (models.LaunchState.LAUNCHING, models.LaunchState.RUNNING):
+        return
     LaunchExecution.objects.filter(pk=run.execution.pk).update(instance_ids=ids)
     aws.instances_terminate(ids)
     logger.warning(

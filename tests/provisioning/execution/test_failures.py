@@ -215,3 +215,34 @@ def test_a_fallback_over_the_approved_maximum_goes_back_to_approval_then_launche
     instances = launches.instances(launch.pk)
     assert [i.lifecycle for i in instances] == ["on-demand"]
     assert LaunchExecution.objects.get(request=launch).fell_back
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_late_duplicate_capacity_step_leaves_a_launch_that_reached_running_alone(
+    launches, failpoints
+):
+    # The other side of the slow-RunInstances clean-up: when a second delivery carried the
+    # request to `running` meanwhile, the late call's ClientToken answers the same instances,
+    # which must keep running.
+    launch = launches.request(count=1)
+    launch = launches.drive(launch.pk, phase_is(execution.CAPACITY))
+    failpoints.arm("launch.before_run_instances", "sleep:8")
+
+    def deliver() -> None:
+        from django.db import connection
+
+        try:
+            execution.launch_advance(request_id=launch.pk)
+        finally:
+            connection.close()
+
+    slow = threading.Thread(target=deliver)
+    slow.start()
+    time.sleep(0.5)
+    failpoints.clear()  # the paused delivery sleeps on; the next one does not pause
+    running = launches.drive(launch.pk, state_is("running"))
+    assert slow.is_alive(), "the slow delivery should still be pending"
+    slow.join(30)
+    instances = launches.instances(launch.pk)
+    assert [i.state for i in instances] == ["running"]
+    assert LaunchRequest.objects.get(pk=running.pk).state == "running"
