@@ -897,15 +897,25 @@ class LaunchSpec:
 
 
 @translated()
-def request_instances(cluster_name: str, request_id: str) -> list[InventoryInstance]:
+def request_instances(
+    cluster_name: str, request_id: str, *, instance_ids: Sequence[str] = ()
+) -> list[InventoryInstance]:
     """The instances tagged with the cluster and ``clusterweb:request=<request_id>``, in every
-    state, oldest launch first (one call per page)."""
-    return _inventory_filtered(
+    state, oldest launch first (one call per page); with ``instance_ids`` (what RunInstances
+    answered), those too, each once: a tag filter may not show an instance launched a moment
+    ago (DescribeInstances is eventually consistent), and a filter on ids answers nothing for an
+    id EC2 no longer knows (``InstanceIds`` would fail the whole call)."""
+    found = _inventory_filtered(
         [
             {"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster_name]},
             {"Name": f"tag:{REQUEST_TAG}", "Values": [str(request_id)]},
         ]
     )
+    seen = {i.instance_id for i in found}
+    extra = [i for i in dict.fromkeys(instance_ids) if i not in seen]
+    for filters in _chunked("instance-id", extra):
+        found += [i for i in _inventory_filtered(filters) if i.instance_id not in seen]
+    return sorted(found, key=lambda i: (i.launch_time, i.instance_id))
 
 
 def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
@@ -967,3 +977,24 @@ def instances_tag(instance_ids: Sequence[str], tags: Mapping[str, str]) -> None:
     ids = list(dict.fromkeys(instance_ids))
     if ids and tags:
         client("ec2").create_tags(Resources=ids, Tags=_tag_list(tags))
+
+
+def request_volumes(cluster_name: str, request_id: str) -> list[Volume]:
+    """The cluster's EBS volumes tagged ``clusterweb:request=<request_id>`` (a launch tags its
+    volumes in the same RunInstances call), in every state, by id."""
+    return [v for v in volumes_describe(cluster_name) if v.tags.get(REQUEST_TAG) == str(request_id)]
+
+
+def volumes_delete(volume_ids: Sequence[str]) -> None:
+    """Delete ``volume_ids`` (one DeleteVolume each; a volume already gone is success). A
+    volume still attached raises (``VolumeInUse``): delete it once its instance is gone."""
+    ec2 = client("ec2")
+    for volume_id in dict.fromkeys(volume_ids):
+        try:
+            ec2.delete_volume(VolumeId=volume_id)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidVolume.NotFound":
+                continue
+            raise error_from(exc) from exc
+        except (BotoCoreError, ResponseParserError) as exc:
+            raise error_from(exc) from exc

@@ -45,7 +45,7 @@ from clusterweb.integrations import aws, k8s
 from provisioning import inventory
 from provisioning.launches import spark
 from provisioning.launches.execution_models import LaunchExecution
-from provisioning.models import NodeState, Pool
+from provisioning.models import Node, NodeState, Pool
 from provisioning.node_join import JoinSpec, join_script
 
 logger = logging.getLogger(__name__)
@@ -182,8 +182,9 @@ def launches_sweep(*, now: datetime | None = None) -> list[int]:
 
 def launches_time_limit(*, now: datetime | None = None) -> list[int]:
     """Running launches past their time limit (``expires_at``) begin stopping with
-    ``stop_reason`` ``time_limit`` (CONVENTIONS: they end ``stopped``, not ``expired``).
-    Returns their ids; the caller enqueues their stop steps."""
+    ``stop_reason`` ``time_limit`` (CONVENTIONS: they end ``stopped``, not ``expired``); launches
+    still launching past start + join timeout + hours fail. Returns their ids; the caller
+    enqueues their stop steps."""
     now = now or clock.now()
     models = _models()
     ids = []
@@ -200,6 +201,62 @@ def launches_time_limit(*, now: datetime | None = None) -> list[int]:
             stop_reason=models.StopReason.TIME_LIMIT,
         ):
             ids.append(pk)
+    # A launch still `launching` past start + join timeout + its hours (its instances' own
+    # expires-at tag) is stuck (a step failing in a way the engine does not sort): it fails,
+    # and the stop steps remove what it launched, rather than run on untended.
+    for launch in models.LaunchRequest.objects.filter(
+        state=models.LaunchState.LAUNCHING, execution__started_at__isnull=False
+    ).select_related("execution"):
+        if expires_at(launch.execution.started_at, int(launch.granted_hours)) > now:
+            continue
+        if launch_fail(
+            request_id=launch.pk,
+            error="the launch did not reach running within its time limit (stuck at its "
+            f"{STEP_NAMES.get(launch.execution.phase, 'first')} step)",
+        ):
+            ids.append(launch.pk)
+    return ids
+
+
+def launches_cost_cap(*, now: datetime | None = None) -> list[int]:
+    """Running launches whose cost so far (the cost rows, as their page shows it) reached their
+    granted maximum (issue 17: "the approved maximum is what the request may cost") begin
+    stopping with ``stop_reason`` ``cap``. Returns their ids; the caller enqueues their stop
+    steps."""
+    from billing.models import CostRow
+
+    now = now or clock.now()
+    models = _models()
+    running = {
+        str(pk): limit
+        for pk, approved, quoted in models.LaunchRequest.objects.filter(
+            state=models.LaunchState.RUNNING
+        ).values_list("pk", "approved_max_cost", "max_cost")
+        if (limit := approved if approved is not None else quoted) is not None
+    }
+    if not running:
+        return []
+    spent = (
+        CostRow.objects.filter(request__in=list(running))
+        .values("request")
+        .annotate(total=Sum("cost"))
+        .values_list("request", "total")
+    )
+    ids = []
+    for request, total in spent:
+        limit = running[request]
+        if total is None or Decimal(total) < limit:
+            continue
+        if _services().transition(
+            int(request),
+            [models.LaunchState.RUNNING],
+            models.LaunchState.STOPPING,
+            source="task",
+            detail={"stop_reason": "cap", "cost": str(Decimal(total).quantize(Decimal("0.01")))},
+            now=now,
+            stop_reason=models.StopReason.CAP,
+        ):
+            ids.append(int(request))
     return ids
 
 
@@ -534,7 +591,27 @@ def _capacity(run: Run) -> float:
             "done",
             f"launched {len(ids)} {capacity_type} {request.instance_type}: " + ", ".join(ids),
         )
+    else:
+        _launched_after_stop(run, ids)
     return 0
+
+
+def _launched_after_stop(run: Run, ids: list[str]) -> None:
+    """The request left ``launching`` while RunInstances ran (a stop, a failure; with a lease
+    that lapsed during a slow call, perhaps already ended): the stop steps may have looked for
+    its instances before these existed, or before EC2's eventually consistent DescribeInstances
+    showed them. The step that launched them takes them down, so nothing runs untracked.
+    Not when it is ``running``: a second delivery carried it there with these same instances
+    (the same ClientToken answers the same reservation)."""
+    models = _models()
+    state = models.LaunchRequest.objects.filter(pk=run.request.pk).values_list("state", flat=True)
+    if state.first() in (models.LaunchState.LAUNCHING, models.LaunchState.RUNNING):
+        return
+    LaunchExecution.objects.filter(pk=run.execution.pk).update(instance_ids=ids)
+    aws.instances_terminate(ids)
+    logger.warning(
+        "launch %s stopped while RunInstances ran: terminated %s", run.request.pk, ", ".join(ids)
+    )
 
 
 def _fallback(run: Run, capacity_type: str, exc: IntegrationError) -> float:
@@ -825,9 +902,32 @@ def _stop_workload(run: Run) -> float:
     return 0
 
 
+def _request_instances(run: Run) -> list[aws.InventoryInstance]:
+    """The request's instances by tag, and those RunInstances answered (a tag filter may not
+    show an instance launched a moment ago: DescribeInstances is eventually consistent)."""
+    return aws.request_instances(
+        settings.CLUSTER_NAME, str(run.request.pk), instance_ids=run.execution.instance_ids or ()
+    )
+
+
+def _unseen(run: Run, instances: list[aws.InventoryInstance]) -> list[str]:
+    """Launched ids that EC2 shows under neither filter and that the inventory does not know
+    as terminated (EC2 forgets a terminated instance after about an hour)."""
+    seen = {i.instance_id for i in instances}
+    missing = [i for i in run.execution.instance_ids or () if i not in seen]
+    if not missing:
+        return []
+    gone = set(
+        Node.objects.filter(instance_id__in=missing, state=NodeState.TERMINATED).values_list(
+            "instance_id", flat=True
+        )
+    )
+    return [i for i in missing if i not in gone]
+
+
 def _terminate(run: Run) -> float:
     _step_begin(run)
-    alive = _alive(aws.request_instances(settings.CLUSTER_NAME, str(run.request.pk)))
+    alive = _alive(_request_instances(run))
     aws.instances_terminate([i.instance_id for i in alive])
     if run.goto(TERMINATED, deadline=clock.now() + _join_timeout()):
         _step_end(
@@ -840,7 +940,7 @@ def _terminate(run: Run) -> float:
 
 def _terminated(run: Run) -> float:
     _step_begin(run)
-    instances = aws.request_instances(settings.CLUSTER_NAME, str(run.request.pk))
+    instances = _request_instances(run)
     nodes = _kube().nodes_list(f"clusterweb.io/request={run.request.pk}")
     _record_inventory(instances, nodes)
     if any(i.spot_interrupted for i in instances):
@@ -853,13 +953,39 @@ def _terminated(run: Run) -> float:
         aws.instances_terminate(again)
         _step_note(run, f"{len(left)} instance(s) not terminated yet")
         return settings.LAUNCH_POLL_SECONDS
+    unseen = _unseen(run, instances)
+    if unseen and not _past(run.execution.deadline):
+        # RunInstances answered them, but EC2 does not show them yet: look again.
+        _step_note(run, f"{len(unseen)} launched instance(s) not visible yet: {', '.join(unseen)}")
+        return settings.LAUNCH_POLL_SECONDS
+    # Volumes its instances leave behind (a launch template's DeleteOnTermination false) carry
+    # the request's tag and bill until deleted; the ones EC2 deletes go `deleting`.
+    volumes = [
+        v
+        for v in aws.request_volumes(settings.CLUSTER_NAME, str(run.request.pk))
+        if v.state not in ("deleting", "deleted")
+    ]
+    if volumes:
+        aws.volumes_delete([v.volume_id for v in volumes if v.state == "available"])
+        if not _past(run.execution.deadline):
+            _step_note(run, f"deleting {len(volumes)} volume(s) left behind")
+            return settings.LAUNCH_POLL_SECONDS
+        logger.error(
+            "launch %s: volume(s) %s not deleted in time",
+            run.request.pk,
+            ", ".join(f"{v.volume_id} ({v.state})" for v in volumes),
+        )
     if nodes and not _past(run.execution.deadline):
         # The cloud controller deletes a terminated instance's Node shortly after: wait for it,
         # so the launch leaves no Node behind (past the deadline, the inventory records the rest).
         _step_note(run, f"{len(nodes)} node(s) still registered")
         return settings.LAUNCH_POLL_SECONDS
     if run.goto(STOP_CREDENTIALS, deadline=None):
-        _step_end(run, "done", f"{len(instances)} instance(s) terminated, their nodes gone")
+        _step_end(
+            run,
+            "done",
+            f"{len(instances)} instance(s) terminated, no volume left, their nodes gone",
+        )
     return 0
 
 
@@ -883,7 +1009,6 @@ def actual_cost(request_id: int) -> Decimal:
 def cost_reasons(request: Any, execution: LaunchExecution, actual: Decimal) -> list[str]:
     """Why the actual cost differs from the quote, in the requester's words."""
     reasons = []
-    expected = Decimal(request.expected_cost)
     if execution.fell_back:
         reasons.append(f"launched on-demand instead of spot: {execution.fallback_reason}")
     if execution.interrupted:
@@ -899,19 +1024,46 @@ def cost_reasons(request: Any, execution: LaunchExecution, actual: Decimal) -> l
             reasons.append(f"ran {ran:.1f} h, longer than the {planned:g} h quoted")
     else:
         reasons.append("never reached running: only the launch attempt was billed")
-    if not execution.fell_back and running_at is not None and actual and expected:
-        hourly = Decimal(getattr(request, "quote_hourly", 0) or 0)
-        if hourly and abs(actual - expected) > Decimal("0.01") and not reasons[1:]:
-            reasons.append("the spot price moved from the quoted one")
+    moved = _price_moved(request, execution)
+    if moved:
+        reasons.append(moved)
     return reasons
 
 
-def _cost(run: Run) -> None:
+def _price_moved(request: Any, execution: LaunchExecution) -> str:
+    """ "the spot price moved" when the instances' cost rows average another hourly price than
+    the quoted one (by more than 5 %): the hours they ran, at the quoted price, against what
+    they cost. Empty when they agree, or when no price was quoted."""
+    from billing.models import CostRow, ResourceKind
+
+    quoted = getattr(request, "approved_hourly", None) or getattr(request, "hourly", None)
+    if execution.fell_back or not quoted:
+        return ""
+    rows = CostRow.objects.filter(
+        request=str(request.pk), resource_kind=ResourceKind.NODE, price__isnull=False
+    ).aggregate(hours=Sum("usage"), cost=Sum("cost"))
+    hours, cost = rows["hours"], rows["cost"]
+    if not hours or cost is None:
+        return ""
+    paid = (Decimal(cost) / Decimal(hours)).quantize(Decimal("0.0001"))
+    if abs(paid - Decimal(quoted)) <= Decimal(quoted) * Decimal("0.05"):
+        return ""
+    return (
+        f"the spot price moved: quoted ${Decimal(quoted).normalize():f}/h, "
+        f"${paid.normalize():f}/h on average"
+    )
+
+
+def _cost(run: Run) -> float | None:
     from billing.costs.services import cost_rows_refresh
 
     models = _models()
     _step_begin(run)
-    cost_rows_refresh()
+    if not cost_rows_refresh().claimed:
+        # Another run (the periodic cost-refresh) holds the refresh: its rows may predate the
+        # termination. Look again rather than record a stale sum as the final cost.
+        _step_note(run, "the cost rows are being refreshed by another run; looking again")
+        return settings.LAUNCH_POLL_SECONDS
     actual = actual_cost(run.request.pk)
     request = models.LaunchRequest.objects.get(pk=run.request.pk)
     execution = LaunchExecution.objects.get(pk=run.execution.pk)

@@ -60,14 +60,17 @@ def launch_advance(request_id: int) -> None:
 @shared_task(name="provisioning.launches.tasks.launches_sweep")
 @periodic_job("launch-sweep", lambda: settings.LAUNCH_SWEEP_SECONDS)
 def launches_sweep() -> dict:
-    # Time limits first: a launch past its hours begins stopping, and the sweep below finds it.
+    # Time limits and cost caps first: a launch past its hours or its granted maximum cost
+    # begins stopping, and the sweep below finds it.
     ended = execution.launches_time_limit()
+    capped = execution.launches_cost_cap()
     ids = execution.launches_sweep()
     sent = sum(enqueue(launch_advance, request_id) for request_id in ids)
     untold = execution.launches_unnotified()
     mails = sum(enqueue(launch_ended_notify, request_id) for request_id in untold)
     return {
         "time_limit": len(ended),
+        "cost_cap": len(capped),
         "overdue": len(ids),
         "enqueued": sent,
         "emails_enqueued": mails,

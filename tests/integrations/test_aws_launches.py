@@ -116,3 +116,28 @@ def test_terminate_and_tag_rewrite(aws):
 def test_a_client_token_over_64_characters_is_refused_before_any_call(aws):
     with pytest.raises(ValueError):
         adapter.instances_launch(spec("lt-x", client_token="x" * 65))
+
+
+def test_a_request_s_volumes_by_tag_and_their_deletion(aws):
+    ec2 = adapter.client("ec2")
+    tags = [
+        {"Key": "clusterweb:cluster", "Value": "sandbox"},
+        {"Key": "clusterweb:request", "Value": "7"},
+    ]
+    mine = ec2.create_volume(
+        AvailabilityZone="eu-west-1b",
+        Size=10,
+        TagSpecifications=[{"ResourceType": "volume", "Tags": tags}],
+    )["VolumeId"]
+    other = ec2.create_volume(
+        AvailabilityZone="eu-west-1b",
+        Size=10,
+        TagSpecifications=[
+            {"ResourceType": "volume", "Tags": [tags[0], {**tags[1], "Value": "8"}]}
+        ],
+    )["VolumeId"]
+    assert [v.volume_id for v in adapter.request_volumes("sandbox", "7")] == [mine]
+    adapter.volumes_delete([mine, mine])
+    adapter.volumes_delete([mine])  # already gone: success
+    assert adapter.request_volumes("sandbox", "7") == []
+    assert [v.volume_id for v in adapter.request_volumes("sandbox", "8")] == [other]

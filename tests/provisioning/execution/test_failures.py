@@ -107,3 +107,142 @@ def test_the_same_step_delivered_twice_at_once_launches_one_set(launches, failpo
     instances = launches.instances(launch.pk)
     assert len(instances) == 2, instances
     assert LaunchRequest.objects.get(pk=launch.pk).state == "launching"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stop_that_ends_while_run_instances_is_slow_leaves_no_instance(launches, failpoints):
+    # Review of issue 18: a RunInstances slower than the lease (AWS_READ_TIMEOUT x
+    # AWS_MAX_ATTEMPTS can exceed LAUNCH_LEASE_SECONDS) lets the stop steps run meanwhile; they
+    # find nothing by tag, the request ends `stopped`, then the call returns instances that no
+    # step would ever look at again. The step that launched them must take them down itself.
+    launch = launches.request(count=1)
+    launch = launches.drive(launch.pk, phase_is(execution.CAPACITY))
+    failpoints.arm("launch.before_run_instances", "sleep:8")
+
+    def deliver() -> None:
+        from django.db import connection
+
+        try:
+            execution.launch_advance(request_id=launch.pk)
+        finally:
+            connection.close()
+
+    slow = threading.Thread(target=deliver)
+    slow.start()
+    time.sleep(0.5)
+    execution.launch_stop(launch.pk, by=launches.bob)
+    # Another worker takes the lapsed lease (3 s in tests) and carries the stop to its end.
+    stopped = launches.drive(launch.pk, state_is("stopped", "failed"))
+    assert stopped.state == "stopped"
+    assert slow.is_alive(), "the slow RunInstances should still be pending"
+    slow.join(30)
+    failpoints.clear()
+    instances = launches.instances(launch.pk)
+    assert instances, "RunInstances did launch"
+    assert {i.state for i in instances} <= {"shutting_down", "terminated"}, [
+        (i.instance_id, i.state) for i in instances
+    ]
+    row = LaunchExecution.objects.get(request=launch)
+    assert set(row.instance_ids) == {i.instance_id for i in instances}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_launch_stuck_in_launching_past_its_time_limit_is_failed_and_cleaned_up(
+    launches, failpoints, shared_clock
+):
+    # Review of issue 18: only `running` launches met their time limit. A step that keeps
+    # raising something the engine does not sort (a bug, a library error) left the request in
+    # `launching` with its instances running: the sweeper re-enqueued it forever, and nothing
+    # ever stopped it. Past start + join timeout + hours (the instances' own expires-at tag),
+    # it fails and the stop steps remove what it launched.
+    from provisioning.launches import tasks
+
+    launch = launches.request(count=1, hours=1)
+    launch = launches.drive(launch.pk, phase_is(execution.JOIN))
+    failpoints.arm("launch.after_join", "raise")
+    launch = launches.drive(
+        launch.pk, lambda r: launches.instances(r.pk)[0].state == "running", timeout=20
+    )
+    with pytest.raises(RuntimeError):
+        for _ in range(50):
+            execution.launch_advance(request_id=launch.pk)
+            time.sleep(0.1)
+    tasks.launches_sweep()
+    assert LaunchRequest.objects.get(pk=launch.pk).state == "launching"  # not due yet
+    shared_clock.advance(2 * 3600)
+    tasks.launches_sweep()
+    launch = LaunchRequest.objects.get(pk=launch.pk)
+    assert (launch.state, launch.stop_reason) == ("stopping", "failed")
+    assert "time limit" in launch.error
+    failpoints.clear()
+    launch = launches.drive(launch.pk, state_is("failed"))
+    assert {i.state for i in launches.instances(launch.pk)} == {"terminated"}
+
+
+@pytest.mark.django_db
+def test_a_fallback_over_the_approved_maximum_goes_back_to_approval_then_launches_on_demand(
+    launches,
+):
+    from decimal import Decimal
+
+    from provisioning.launches import services
+    from provisioning.launches.models import ApprovalPolicy
+
+    launches.cloud.aws.fault_inject(
+        "RunInstances",
+        "InsufficientInstanceCapacity",
+        times=None,
+        when={"InstanceMarketOptions.MarketType": "spot"},
+    )
+    launch = launches.request(count=1, allow_on_demand_fallback=True)
+    # The approved maximum is under what on-demand may cost, and so is the policy's threshold.
+    LaunchRequest.objects.filter(pk=launch.pk).update(approved_max_cost=Decimal("0.01"))
+    policy = ApprovalPolicy.current()
+    policy.threshold = Decimal("0.01")
+    policy.save()
+    first_token = execution.bootstrap_token(launch).split(".")[0]
+    launch = launches.drive(launch.pk, state_is("pending_approval"))
+    assert (launch.capacity_type, launch.attempt) == ("on-demand", 1)
+    assert launch.approved_max_cost is None and "approve again" in launch.approval_reason
+    assert launches.instances(launch.pk) == []
+    secrets = {
+        s.metadata.name
+        for s in launches.cloud.kube.core.list_namespaced_secret("kube-system").items
+    }
+    assert f"bootstrap-token-{first_token}" not in secrets
+    launch = services.approve(launch.pk, by=launches.alice)
+    launch = launches.drive(launch.pk, state_is("running"))
+    instances = launches.instances(launch.pk)
+    assert [i.lifecycle for i in instances] == ["on-demand"]
+    assert LaunchExecution.objects.get(request=launch).fell_back
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_late_duplicate_capacity_step_leaves_a_launch_that_reached_running_alone(
+    launches, failpoints
+):
+    # The other side of the slow-RunInstances clean-up: when a second delivery carried the
+    # request to `running` meanwhile, the late call's ClientToken answers the same instances,
+    # which must keep running.
+    launch = launches.request(count=1)
+    launch = launches.drive(launch.pk, phase_is(execution.CAPACITY))
+    failpoints.arm("launch.before_run_instances", "sleep:8")
+
+    def deliver() -> None:
+        from django.db import connection
+
+        try:
+            execution.launch_advance(request_id=launch.pk)
+        finally:
+            connection.close()
+
+    slow = threading.Thread(target=deliver)
+    slow.start()
+    time.sleep(0.5)
+    failpoints.clear()  # the paused delivery sleeps on; the next one does not pause
+    running = launches.drive(launch.pk, state_is("running"))
+    assert slow.is_alive(), "the slow delivery should still be pending"
+    slow.join(30)
+    instances = launches.instances(launch.pk)
+    assert [i.state for i in instances] == ["running"]
+    assert LaunchRequest.objects.get(pk=running.pk).state == "running"

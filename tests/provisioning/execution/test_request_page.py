@@ -23,6 +23,7 @@ def test_bob_watches_his_launch_run_and_stops_it_from_the_page(launches, bob):
     assert "http://127.0.0.1:8003/" in html
     assert launches.instances(launch.pk)[0].instance_id in html
     assert 'id="cost-so-far"' in html
+    assert "the launch stops when its cost reaches that" in html  # the sweeper's cost cap
     assert "Workers registered" in html
 
     polled = page.get(f"/launches/{launch.pk}/", headers={"HX-Request": "true"})
