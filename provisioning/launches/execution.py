@@ -679,9 +679,22 @@ def _fallback_needs_approval(run: Run, reason: str) -> bool:
             hourly_source=quote.hourly_source[:500],
             expected_cost=quote.expected_cost,
             max_cost=quote.max_cost,
+            quoted_at=clock.now(),
+            # What is asked now is what was granted (an approver may have cut it), on-demand;
+            # the first decision is over: a person decides again.
+            count=run.count,
+            hours=run.hours,
             approved_count=None,
             approved_hours=None,
+            approved_hourly=None,
+            approved_expected_cost=None,
             approved_max_cost=None,
+            decided_by=None,
+            decided_by_username="",
+            decided_at=None,
+            decision_note="",
+            self_approved=False,
+            auto_approved=False,
             admins_notified_at=None,
         )
         if moved:

@@ -194,9 +194,12 @@ def test_a_fallback_over_the_approved_maximum_goes_back_to_approval_then_launche
         times=None,
         when={"InstanceMarketOptions.MarketType": "spot"},
     )
-    launch = launches.request(count=1, allow_on_demand_fallback=True)
-    # The approved maximum is under what on-demand may cost, and so is the policy's threshold.
-    LaunchRequest.objects.filter(pk=launch.pk).update(approved_max_cost=Decimal("0.01"))
+    launch = launches.request(count=2, allow_on_demand_fallback=True)
+    # Approved smaller (1 of 2), with a maximum under what on-demand may cost, and so is the
+    # policy's threshold.
+    LaunchRequest.objects.filter(pk=launch.pk).update(
+        approved_count=1, approved_max_cost=Decimal("0.01"), decision_note="one is enough"
+    )
     policy = ApprovalPolicy.current()
     policy.threshold = Decimal("0.01")
     policy.save()
@@ -204,6 +207,10 @@ def test_a_fallback_over_the_approved_maximum_goes_back_to_approval_then_launche
     launch = launches.drive(launch.pk, state_is("pending_approval"))
     assert (launch.capacity_type, launch.attempt) == ("on-demand", 1)
     assert launch.approved_max_cost is None and "approve again" in launch.approval_reason
+    # The new ask is what was granted, and nothing of the first decision is left to show.
+    assert (launch.count, launch.granted_count) == (1, 1)
+    assert (launch.decided_by_id, launch.decided_at, launch.decision_note) == (None, None, "")
+    assert not launch.auto_approved and launch.approved_expected_cost is None
     assert launches.instances(launch.pk) == []
     secrets = {
         s.metadata.name
