@@ -214,33 +214,7 @@ def metric_set(
 ) -> None:
     """Publish one datapoint through moto's ``put_metric_data``, replacing a datapoint of the
     same series at the same timestamp: setting a size twice must not average two values."""
-    from moto.cloudwatch.models import cloudwatch_backends
-
-    backend = cloudwatch_backends[account_id][region]
-    at = _utc_naive(at)
-    wanted = {(name, str(val)) for name, val in dimensions.items()}
-    backend.metric_data = [
-        datum
-        for datum in backend.metric_data
-        if not (
-            datum.namespace == namespace
-            and datum.name == metric
-            and datum.timestamp == at
-            and {(d.name, d.value) for d in datum.dimensions} == wanted
-        )
-    ]
-    backend.put_metric_data(
-        namespace,
-        [
-            {
-                "MetricName": metric,
-                "Value": float(value),
-                "Unit": unit,
-                "Timestamp": at,
-                "Dimensions": [{"Name": k, "Value": str(v)} for k, v in dimensions.items()],
-            }
-        ],
-    )
+    metric_series_put(account_id, region, namespace, metric, dimensions, [(at, value)], unit)
 
 
 def metric_series_put(
