@@ -28,6 +28,16 @@ def _nothing_left(launches, launch) -> None:
     assert f"bootstrap-token-{token_id}" not in secrets
 
 
+def _deliver(request_id: int) -> None:
+    """One delivery of the request's next step, as a worker thread with its own connection."""
+    from django.db import connection
+
+    try:
+        execution.launch_advance(request_id=request_id)
+    finally:
+        connection.close()
+
+
 @pytest.mark.django_db
 def test_spot_refused_every_time_falls_back_to_on_demand_when_allowed(launches):
     launches.cloud.aws.fault_inject(
@@ -85,20 +95,12 @@ def test_the_same_step_delivered_twice_at_once_launches_one_set(launches, failpo
     # arrives while the first is paused, once the lease has lapsed, and runs the same step.
     failpoints.arm("launch.before_run_instances", "sleep:4")
 
-    def deliver() -> None:
-        from django.db import connection
-
-        try:
-            execution.launch_advance(request_id=launch.pk)
-        finally:
-            connection.close()
-
-    first = threading.Thread(target=deliver)
+    first = threading.Thread(target=_deliver, args=(launch.pk,))
     first.start()
     time.sleep(0.5)
     assert execution.launch_advance(request_id=launch.pk) is None  # leased: nothing done
     time.sleep(3)  # the lease (3 s in tests) lapses; the first is still paused
-    second = threading.Thread(target=deliver)
+    second = threading.Thread(target=_deliver, args=(launch.pk,))
     second.start()
     first.join(30)
     second.join(30)
@@ -119,15 +121,7 @@ def test_a_stop_that_ends_while_run_instances_is_slow_leaves_no_instance(launche
     launch = launches.drive(launch.pk, phase_is(execution.CAPACITY))
     failpoints.arm("launch.before_run_instances", "sleep:8")
 
-    def deliver() -> None:
-        from django.db import connection
-
-        try:
-            execution.launch_advance(request_id=launch.pk)
-        finally:
-            connection.close()
-
-    slow = threading.Thread(target=deliver)
+    slow = threading.Thread(target=_deliver, args=(launch.pk,))
     slow.start()
     time.sleep(0.5)
     execution.launch_stop(launch.pk, by=launches.bob)
@@ -235,15 +229,7 @@ def test_a_late_duplicate_capacity_step_leaves_a_launch_that_reached_running_alo
     launch = launches.drive(launch.pk, phase_is(execution.CAPACITY))
     failpoints.arm("launch.before_run_instances", "sleep:8")
 
-    def deliver() -> None:
-        from django.db import connection
-
-        try:
-            execution.launch_advance(request_id=launch.pk)
-        finally:
-            connection.close()
-
-    slow = threading.Thread(target=deliver)
+    slow = threading.Thread(target=_deliver, args=(launch.pk,))
     slow.start()
     time.sleep(0.5)
     failpoints.clear()  # the paused delivery sleeps on; the next one does not pause
