@@ -38,6 +38,7 @@ from urllib3.util.retry import Retry
 
 from clusterweb.errors import IntegrationError, PermanentError, TransientError
 
+NO_REASON = "the hub gave no reason"
 SYSTEM = "jupyterhub"
 DEFAULT_TIMEOUT = 10.0  # seconds; one request, not a whole spawn
 # A spawn waits for a node when the profile needs its own instance: minutes, as KubeSpawner's
@@ -468,7 +469,18 @@ class JupyterHub:
             interval = min(interval * 2, 2.0)
 
     def _spawn_failure(self, user: str, name: str) -> str:
-        """The hub's reason for a failed spawn, from its progress stream; best effort."""
+        """The hub's reason for a failed spawn, from its progress stream; best effort. The
+        server shows stopped a moment before its spawn's outcome is recorded (JupyterHub's
+        ``User.spawn`` stops the server, then raises): until then the stream answers 400 "not
+        starting", so a missing reason is asked for again for up to about two seconds."""
+        for pause in (0.1, 0.2, 0.4, 0.6, 0.8, 0.0):
+            reason = self._spawn_failure_read(user, name)
+            if reason != NO_REASON or not pause:
+                return reason
+            time.sleep(pause)
+        return NO_REASON
+
+    def _spawn_failure_read(self, user: str, name: str) -> str:
         path = _server_path(user, name) + "/progress"
         try:
             with self.session.get(
@@ -478,7 +490,7 @@ class JupyterHub:
                 stream=True,
             ) as response:
                 if response.status_code != 200:
-                    return "the hub gave no reason"
+                    return NO_REASON
                 for line in response.iter_lines(decode_unicode=True):
                     if line and line.startswith("data:"):
                         event = json.loads(line[5:])
@@ -488,7 +500,7 @@ class JupyterHub:
                             return "it is ready after all"
         except (requests.RequestException, ValueError):
             pass
-        return "the hub gave no reason"
+        return NO_REASON
 
 
 # -- helpers -------------------------------------------------------------------------------------
