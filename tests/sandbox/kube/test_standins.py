@@ -73,9 +73,13 @@ def pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    # A zombie (exited, not yet reaped) is gone for our purposes.
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split(")")[-1].split()[0] != "Z"
+    # A zombie (exited, not yet reaped) is gone for our purposes; so is one reaped between the
+    # signal and the read (opening or reading /proc/PID/stat then fails).
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 def events_of(kube: Kube, ns: str, name: str) -> list[tuple[str, str]]:
