@@ -36,12 +36,12 @@ def spark(user):
 def test_while_frozen_a_collaborators_request_is_refused_with_the_reason(
     pools, spot_prices, people
 ):
-    services.budget_freeze(actor=people["alice"], reason="January is spent")
+    services.budget_freeze(actor=people["alice"], reason="Jänner is spent — Ωmega 💸")
 
     with pytest.raises(launches.LaunchRefused) as refused:
         spark(people["bob"])
 
-    assert "frozen" in str(refused.value) and "January is spent" in str(refused.value)
+    assert "frozen" in str(refused.value) and "Jänner is spent — Ωmega 💸" in str(refused.value)
     assert "by alice" in str(refused.value)
     assert LaunchRequest.objects.count() == 0
 

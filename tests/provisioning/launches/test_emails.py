@@ -74,14 +74,15 @@ def test_the_requester_is_told_of_a_smaller_approval_and_why(
 
 def test_the_requester_is_told_of_a_rejection(pools, spot_prices, alice_user, bob_user, mailbox):
     launch = spark(bob_user)
-    services.reject(launch.pk, by=alice_user, note="the budget is spent")
+    services.reject(launch.pk, by=alice_user, note="the budget is spent — Jänner 😬")
 
     tasks.launch_requester_notify.apply(args=[launch.pk])
 
     message = mailbox.wait_for(1)[0]
     assert message.subject.endswith(f"#{launch.pk} rejected")
     assert "was rejected by alice" in message.text()
-    assert "the budget is spent" in message.html()
+    assert "the budget is spent — Jänner 😬" in message.html()
+    assert "the budget is spent — Jänner 😬" in message.text()
 
 
 def test_the_requester_is_told_when_nobody_decided_in_time(pools, spot_prices, bob_user, mailbox):
